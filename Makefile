@@ -1,0 +1,37 @@
+# Two entry points (see README): `make demo` runs the main job, `make test` runs the test suite.
+# Both create or reuse .venv and install torch *before* the project, so pip does not pull a
+# multi-GB CUDA build on a CPU machine. On a GPU machine: make setup TORCH=torch (PyPI's Linux
+# wheel is a CUDA build) or any torch build you prefer, before the first run.
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+TORCH ?= torch==2.13.0
+EXTRAS ?= dev
+export NO_ALBUMENTATIONS_UPDATE := 1
+export MPLBACKEND := Agg
+
+.PHONY: setup demo test test-fast checks clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(VENV)/bin/lightmark search --protocol quick --space configs/quick-space.toml \
+		--budget-mb 15 --n-trials 10 --timeout 720 --out runs/demo
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+checks: setup
+	../shared/checks/run-all
+
+clean:
+	rm -rf $(VENV) runs

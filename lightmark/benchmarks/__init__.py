@@ -1,0 +1,1 @@
+"""benchmarks stage of lightmark (see DESIGN.md)."""

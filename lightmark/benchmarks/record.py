@@ -1,0 +1,67 @@
+"""`Record`: one candidate's measured numbers, a flat JSON-serialisable row of every table.
+
+A candidate is (ModelSpec, Protocol); `candidate_key` hashes both canonically and names it
+everywhere: dedup in the search, the cache directory, file names and table joins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from lightmark.landmarks.protocol import Protocol
+from lightmark.models.spec import ModelSpec
+
+STATUSES = ("complete", "pruned", "infeasible", "failed")
+
+
+def candidate_key(spec: ModelSpec, protocol: Protocol) -> str:
+    payload = json.dumps({"spec": spec.to_dict(), "protocol": protocol.to_dict()}, sort_keys=True)
+    return hashlib.sha1(payload.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Record:
+    """Units are in the names: MiB, MACs (multiply-accumulates), ms, seconds, NME in percent."""
+
+    key: str
+    spec: str
+    n_stacks: int
+    depth: int
+    channels: int
+    attention: str
+    coordconv: bool
+    protocol: str
+    input_size: int
+    seed: int
+    status: str  # complete | pruned | infeasible | failed
+    params: int
+    size_mb: float  # MiB (2**20 bytes) of the saved fp32 state_dict
+    macs: int | None = None  # fvcore, at input_size, batch 1
+    latency_ms: float | None = None  # batch 1, on `device`
+    nme_image_pct: float | None = None  # mean point error / image side * 100 (the challenge)
+    nme_inter_ocular_pct: float | None = None  # / distance of outer eye corners 36-45 (300W)
+    nme_inter_pupil_pct: float | None = None
+    nme_bbox_pct: float | None = None  # / sqrt(w * h) of the points' bounding box
+    failure_rate_8_pct: float | None = None  # share of images with inter-ocular NME > 8 %
+    failure_rate_10_pct: float | None = None
+    epochs_done: int = 0
+    train_seconds: float = 0.0
+    device: str = ""
+    codec: str = ""
+    loss: str = ""
+    erasing: bool = False
+    error: str = ""  # why a failed candidate failed
+    torch_version: str = ""
+    lightmark_version: str = ""
+    created: str = ""  # ISO time
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Record":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,1 @@
+"""search stage of lightmark (see DESIGN.md)."""
