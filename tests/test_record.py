@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from lightmark.atomic import atomic_path, write_json_atomic
+from lightmark.benchmarks.record import Record, candidate_key
+from lightmark.landmarks.protocol import get_protocol
+from lightmark.models.spec import ModelSpec
+
+
+def test_candidate_key_depends_on_spec_and_every_protocol_field():
+    spec = ModelSpec.parse("s1-d2-c32")
+    smoke = get_protocol("smoke")
+    key = candidate_key(spec, smoke)
+    assert key == candidate_key(ModelSpec.parse("s1-d2-c32"), get_protocol("smoke"))
+    assert key != candidate_key(ModelSpec.parse("s1-d2-c32-cc"), smoke)
+    assert key != candidate_key(spec, smoke.override({"seed": 1}))
+    assert key != candidate_key(spec, smoke.override({"augment.erase": True}))
+
+
+def test_record_round_trips_through_json_and_ignores_unknown_keys():
+    record = Record(
+        key="k", spec="s1-d2-c32", n_stacks=1, depth=2, channels=32, attention="none", coordconv=False,
+        protocol="smoke", input_size=64, seed=0, status="complete", params=1234, size_mb=0.5,
+        nme_image_pct=3.25,
+    )
+    data = json.loads(json.dumps(record.to_dict()))
+    data["something_new"] = 1
+    assert Record.from_dict(data) == record
+
+
+def test_atomic_write_keeps_old_file_when_writer_fails(tmp_path):
+    path = tmp_path / "out.json"
+    write_json_atomic(path, {"a": 1})
+    with pytest.raises(RuntimeError):
+        with atomic_path(path) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash mid-write")
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]  # no temp files left behind
+    assert not any(name.endswith(".tmp") for name in os.listdir(tmp_path))
