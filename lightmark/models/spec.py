@@ -41,8 +41,9 @@ class ModelSpec:
             raise SpecError(f"n_stacks must be >= 1, got {self.n_stacks}")
         if self.depth < 1:
             raise SpecError(f"depth must be >= 1, got {self.depth}")
-        if self.channels < 8 or self.channels % 4:
-            raise SpecError(f"channels must be a multiple of 4 and >= 8, got {self.channels}")
+        if self.channels < 8 or self.channels % 8:
+            # C/4 must be even too: the stem's HPM(C/4 -> C/2) splits its C/2 outputs into quarters.
+            raise SpecError(f"channels must be a multiple of 8 (and >= 8), got {self.channels}")
         if self.attention not in ATTENTIONS:
             raise SpecError(f"attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}")
         if not isinstance(self.coordconv, bool):

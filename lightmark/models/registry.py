@@ -1,0 +1,88 @@
+"""Named presets: the twelve architectures of the paper's Tables 1 and 2, and small ones for CPU work.
+
+`resolve(text)` turns what a user types (a preset name or a spec string) into a spec and the input
+size to use by default.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+
+from lightmark.errors import SpecError
+from lightmark.models.spec import ModelSpec
+
+PAPER_INPUT_SIZE = 384
+DEFAULT_INPUT_SIZE = PAPER_INPUT_SIZE  # for a bare spec string
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named architecture with the input size it is meant for and, for the paper's rows, its numbers.
+
+    paper_size_mb: the paper's model size (MiB of the saved fp32 state_dict); paper_nme: its test NME
+    (percent, normalised by the 384-pixel image size, the challenge's metric).
+    """
+
+    name: str
+    spec: ModelSpec
+    input_size: int
+    description: str
+    paper_size_mb: float | None = None
+    paper_nme: float | None = None
+
+
+def _paper(name: str, spec: str, description: str, size_mb: float, nme: float) -> Preset:
+    return Preset(name, ModelSpec.parse(spec), PAPER_INPUT_SIZE, description, size_mb, nme)
+
+
+_ALL: tuple[Preset, ...] = (
+    # Table 1: basic structure (n_stacks, depth, channels); MSE, offset kernel, no erasing.
+    _paper("paper-t1-s1-d2-c256", "s1-d2-c256", "Table 1 row 1 (1,2,256)", 14.0, 2.7770),
+    _paper("paper-t1-s1-d4-c128", "s1-d4-c128", "Table 1 row 2 (1,4,128)", 6.12, 2.4217),
+    _paper("paper-t1-s2-d4-c128", "s2-d4-c128", "Table 1 row 3 (2,4,128)", 11.8, 2.2929),
+    _paper("paper-t1-s2-d5-c128", "s2-d5-c128", "Table 1 row 4 (2,5,128)", 14.2, 2.3211),
+    _paper("paper-t1-s3-d3-c128", "s3-d3-c128", "Table 1 row 5 (3,3,128)", 14.0, 2.6709),
+    _paper("paper-t1-s4-d2-c128", "s4-d2-c128", "Table 1 row 6 (4,2,128)", 13.8, 2.7012),
+    # Table 2: attention and CoordConv on (2,4,128); its baseline duplicates Table 1 row 3.
+    _paper("paper-t2-none", "s2-d4-c128", "Table 2 row 1: no extra structure", 11.8, 2.2929),
+    _paper("paper-t2-se", "s2-d4-c128-se", "Table 2 row 2: SE attention", 12.1, 2.2347),
+    _paper("paper-t2-ca", "s2-d4-c128-ca", "Table 2 row 3: coordinate attention", 12.2, 2.3044),
+    _paper("paper-t2-cc", "s2-d4-c128-cc", "Table 2 row 4: CoordConv", 11.8, 2.2121),
+    _paper("paper-t2-se-cc", "s2-d4-c128-se-cc", "Table 2 row 5: SE + CoordConv", 12.1, 2.2211),
+    _paper("paper-t2-ca-cc", "s2-d4-c128-ca-cc", "Table 2 row 6: CA + CoordConv (the paper's model)", 12.2, 2.1242),
+    # Small presets for CPU work and tests.
+    Preset("tiny", ModelSpec.parse("s1-d2-c32"), 64, "tests and smoke runs (seconds on CPU)"),
+    Preset("cpu-small", ModelSpec.parse("s1-d3-c64"), 128, "quick protocol on 2 CPU cores"),
+    Preset("cpu-small-ca-cc", ModelSpec.parse("s1-d3-c64-ca-cc"), 128, "cpu-small with CA + CoordConv"),
+    Preset("cpu-medium", ModelSpec.parse("s2-d4-c64-ca-cc"), 256, "paper's structure at half width, 256 px"),
+)
+
+PRESETS: dict[str, Preset] = {preset.name: preset for preset in _ALL}
+
+_LOOKS_LIKE_SPEC = re.compile(r"^s\d")
+
+
+def paper_presets() -> list[Preset]:
+    """The twelve rows of the paper's Tables 1 and 2, in table order."""
+    return [p for p in PRESETS.values() if p.name.startswith("paper-")]
+
+
+def resolve(text: str) -> tuple[ModelSpec, int]:
+    """A preset name or a spec string -> (spec, default input size).
+
+    Spec strings get the paper's input size (384). Unknown names raise SpecError listing close matches.
+    """
+    text = text.strip()
+    if text in PRESETS:
+        preset = PRESETS[text]
+        return preset.spec, preset.input_size
+    if _LOOKS_LIKE_SPEC.match(text):
+        return ModelSpec.parse(text), DEFAULT_INPUT_SIZE  # its SpecError names the field
+    close = difflib.get_close_matches(text, list(PRESETS), n=4, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise SpecError(
+        f"unknown model {text!r}: not a preset name and not a spec string like 's2-d4-c128-ca-cc'{hint} "
+        "(`lightmark models` lists the presets)"
+    )
