@@ -1,17 +1,413 @@
-"""Real dataset formats read from paths the user gives (challenge `annot.pkl`, iBUG `.pts`)."""
+"""Real dataset formats read from paths the user gives (challenge `annot.pkl`, iBUG `.pts`, image folders).
+
+Every source has `__len__`, `__getitem__(i) -> FaceSample` and `names`. Annotations are validated
+eagerly when a source is opened (cheap: no image is decoded); images are decoded lazily, and
+`validate()` decodes them all once. Bad input never passes silently: every problem raises
+`DataError` naming the file (or the index inside the pickle).
+
+Coordinates follow `lightmark.landmarks.sample`: integer coordinates are pixel centres. Resizing an
+image from W to S pixels maps x -> (x + 0.5) * S / W - 0.5, the same for y.
+"""
 
 from __future__ import annotations
 
+import logging
 import pickle
 from pathlib import Path
 from typing import Sequence
 
+import cv2
 import numpy as np
 
 from lightmark.atomic import write_bytes_atomic
+from lightmark.errors import DataError
+from lightmark.landmarks.constants import N_LANDMARKS
+from lightmark.landmarks.sample import FaceSample
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+OUTSIDE_POLICIES = ("keep", "drop")
+FORMATS = ("auto", "challenge", "pts", "images")
+ANNOT_NAME = "annot.pkl"
 
 
 def write_challenge_annotations(path: Path, names: Sequence[str], points: np.ndarray) -> None:
     """The challenge layout: a pickled tuple (list of file names, float array (N, 68, 2) pixels)."""
     array = np.asarray(points, dtype=np.float32)
     write_bytes_atomic(path, pickle.dumps((list(names), array), protocol=4))
+
+
+# -- image helpers ---------------------------------------------------------------------------------
+def read_image(path: Path) -> np.ndarray:
+    """Decode an image file to (H, W, 3) uint8 RGB, or raise DataError naming the file."""
+    if not path.is_file():
+        raise DataError(f"{path}: image file is missing")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None or image.size == 0:
+        raise DataError(f"{path}: cannot decode image (unreadable or not an image)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the file header only (PIL reads no pixels), for cheap checks at open."""
+    from PIL import Image
+
+    if not path.is_file():
+        raise DataError(f"{path}: image file is missing")
+    try:
+        with Image.open(path) as handle:
+            return handle.size
+    except Exception as exc:  # PIL raises many types for bad files
+        raise DataError(f"{path}: cannot read image header ({exc})") from None
+
+
+def resize_sample(image: np.ndarray, points: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Resize to size x size, scaling the points with the pixel-centre convention."""
+    h, w = image.shape[:2]
+    if (h, w) == (size, size):
+        return image, points
+    interp = cv2.INTER_AREA if size < max(h, w) else cv2.INTER_LINEAR
+    out = cv2.resize(image, (size, size), interpolation=interp)
+    scale = np.array([size / w, size / h], dtype=np.float32)
+    return out, ((points + 0.5) * scale - 0.5).astype(np.float32)
+
+
+def _outside_mask(points: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """points (N, 68, 2), sizes (N, 2) as (w, h) -> (N,) bool: some point outside its image."""
+    low = (points < -0.5).any(axis=(1, 2))
+    high = (points > sizes[:, None, :] - 0.5).any(axis=(1, 2))
+    return low | high
+
+
+def _check_outside(outside: str) -> None:
+    if outside not in OUTSIDE_POLICIES:
+        raise DataError(f"outside must be one of {', '.join(OUTSIDE_POLICIES)}, got {outside!r}")
+
+
+# -- the challenge layout ----------------------------------------------------------------------------
+class ChallengeSource:
+    """A folder of images plus `annot.pkl` = (list of N file names, float array (N, 68, 2) pixels).
+
+    `input_size`: resize images (and points) to this square size when they differ; None keeps them.
+    `outside`: "keep" samples with points outside their image, or "drop" them (reads image headers
+    at open to know the sizes); `n_dropped` says how many were dropped.
+    """
+
+    def __init__(
+        self,
+        root: Path | str,
+        input_size: int | None = None,
+        *,
+        outside: str = "keep",
+        annot: Path | str | None = None,
+    ) -> None:
+        _check_outside(outside)
+        self.root = Path(root)
+        self.annot_path = Path(annot) if annot is not None else self.root / ANNOT_NAME
+        self.input_size = input_size
+        self.outside = outside
+        names, points = _load_annot(self.annot_path)
+        self.n_dropped = 0
+        if outside == "drop":
+            sizes = np.array([image_size(self.root / n) for n in names], dtype=np.float32).reshape(-1, 2)
+            bad = _outside_mask(points, sizes)
+            self.n_dropped = int(bad.sum())
+            if self.n_dropped:
+                log.warning("%s: dropped %d of %d samples with points outside the image",
+                            self.annot_path, self.n_dropped, len(names))
+                keep = np.flatnonzero(~bad)
+                names = [names[i] for i in keep]
+                points = points[keep]
+        self.names: list[str] = names
+        self.raw_points: np.ndarray = points  # (N, 68, 2) float32, in the files' own pixels (not resized)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> FaceSample:
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        name = self.names[index]
+        image = read_image(self.root / name)
+        points = self.raw_points[index]
+        if self.input_size is not None:
+            image, points = resize_sample(image, points, self.input_size)
+        return FaceSample(image=image, points=points.copy(), name=name)
+
+    def validate(self) -> dict:
+        """Decode every image once; raise DataError at the first bad one. Returns counts."""
+        return _validate(self, lambda i: self.root / self.names[i], self.raw_points)
+
+
+def _load_annot(path: Path) -> tuple[list[str], np.ndarray]:
+    """Load and check annot.pkl; every failure names the file and, where it applies, the index."""
+    if not path.is_file():
+        raise DataError(f"{path}: annotation file is missing")
+    try:
+        with open(path, "rb") as handle:
+            data = pickle.load(handle)
+    except Exception as exc:  # truncated or not a pickle at all
+        raise DataError(f"{path}: not a readable pickle ({type(exc).__name__}: {exc})") from None
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise DataError(f"{path}: expected a tuple (names, points), got {type(data).__name__}"
+                        + (f" of length {len(data)}" if isinstance(data, (tuple, list)) else ""))
+    names, points = data
+    if not isinstance(names, (list, tuple)):
+        raise DataError(f"{path}: names must be a list of file names, got {type(names).__name__}")
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or not name:
+            raise DataError(f"{path}: index {i}: file name must be a non-empty string, got {name!r}")
+    try:
+        array = np.asarray(points, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{path}: points are not a float array ({exc})") from None
+    if array.ndim != 3 or array.shape[1:] != (N_LANDMARKS, 2):
+        raise DataError(f"{path}: points must have shape (N, {N_LANDMARKS}, 2), got {array.shape}")
+    if array.shape[0] != len(names):
+        raise DataError(f"{path}: {len(names)} names but {array.shape[0]} point sets")
+    finite = np.isfinite(array).all(axis=(1, 2))
+    if not finite.all():
+        i = int(np.flatnonzero(~finite)[0])
+        raise DataError(f"{path}: index {i} ({names[i]}): NaN or infinite coordinates "
+                        f"({int((~finite).sum())} samples affected)")
+    return list(names), array
+
+
+# -- iBUG / 300W .pts folders --------------------------------------------------------------------------
+def parse_pts(path: Path) -> np.ndarray:
+    """Parse an iBUG `.pts` file -> (68, 2) float32 in 0-based pixel-centre coordinates.
+
+    The files are 1-based (the first pixel's centre is 1.0), so 1 is subtracted.
+    """
+    try:
+        text = path.read_text(encoding="utf-8", errors="strict")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read .pts file ({exc})") from None
+    lines = [line.strip() for line in text.splitlines()]
+    lines = [line for line in lines if line and not line.startswith("#")]
+    n_points = None
+    try:
+        start = lines.index("{")
+        end = lines.index("}", start)
+    except ValueError:
+        raise DataError(f"{path}: malformed .pts file (no '{{' ... '}}' block)") from None
+    for line in lines[:start]:
+        key, _, value = line.partition(":")
+        if key.strip() == "n_points":
+            try:
+                n_points = int(value)
+            except ValueError:
+                raise DataError(f"{path}: malformed n_points line {line!r}") from None
+    if n_points is None:
+        raise DataError(f"{path}: malformed .pts file (no n_points header)")
+    rows = lines[start + 1:end]
+    if n_points != N_LANDMARKS or len(rows) != N_LANDMARKS:
+        raise DataError(f"{path}: expected {N_LANDMARKS} points, header says {n_points}, "
+                        f"file has {len(rows)}")
+    try:
+        values = np.array([[float(v) for v in row.split()] for row in rows], dtype=np.float64)
+    except ValueError as exc:
+        raise DataError(f"{path}: malformed coordinate line ({exc})") from None
+    if values.shape != (N_LANDMARKS, 2):
+        raise DataError(f"{path}: every point line must hold two numbers")
+    if not np.isfinite(values).all():
+        raise DataError(f"{path}: NaN or infinite coordinates")
+    return (values - 1.0).astype(np.float32)
+
+
+def _image_beside(pts: Path) -> Path:
+    for suffix in IMAGE_SUFFIXES:
+        for candidate in (pts.with_suffix(suffix), pts.with_suffix(suffix.upper())):
+            if candidate.is_file():
+                return candidate
+    raise DataError(f"{pts}: no image beside it (looked for {', '.join(IMAGE_SUFFIXES)})")
+
+
+def face_crop_matrix(points: np.ndarray, input_size: int, margin: float) -> np.ndarray:
+    """2x3 affine (pixel centres, source -> output) that crops a square around the points' box.
+
+    The square's side is the box's longer side times (1 + 2 * margin), centred on the box, and it
+    is scaled to input_size pixels.
+    """
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    centre = (lo + hi) / 2.0 + 0.5  # continuous coordinates (pixel edges at integers)
+    side = max(float((hi - lo).max()), 1.0) * (1.0 + 2.0 * margin)
+    s = input_size / side
+    origin = centre - side / 2.0
+    # x' + 0.5 = s * (x + 0.5 - origin)  =>  x' = s * x + s * (0.5 - origin) - 0.5
+    t = s * (0.5 - origin) - 0.5
+    return np.array([[s, 0.0, t[0]], [0.0, s, t[1]]], dtype=np.float64)
+
+
+def apply_affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    return (points @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
+
+
+class PtsSource:
+    """iBUG/300W folders: `.pts` files beside their images (searched recursively).
+
+    Each sample is cropped to a square around its points' box (side = longer box side times
+    1 + 2 * margin) and resized to input_size, with the points transformed the same way.
+    `outside` ("keep" | "drop") applies to points outside the original image; "drop" reads image
+    headers at open; `n_dropped` says how many samples were dropped.
+    """
+
+    def __init__(self, root: Path | str, input_size: int, margin: float = 0.25, *,
+                 outside: str = "keep") -> None:
+        _check_outside(outside)
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(f"{self.root}: not a directory")
+        self.input_size = int(input_size)
+        self.margin = float(margin)
+        self.outside = outside
+        pts_files = sorted(self.root.rglob("*.pts"))
+        if not pts_files:
+            raise DataError(f"{self.root}: no .pts files found")
+        images = [_image_beside(p) for p in pts_files]
+        points = np.stack([parse_pts(p) for p in pts_files])
+        self.n_dropped = 0
+        if outside == "drop":
+            sizes = np.array([image_size(p) for p in images], dtype=np.float32).reshape(-1, 2)
+            bad = _outside_mask(points, sizes)
+            self.n_dropped = int(bad.sum())
+            if self.n_dropped:
+                log.warning("%s: dropped %d of %d samples with points outside the image",
+                            self.root, self.n_dropped, len(images))
+                keep = np.flatnonzero(~bad)
+                images = [images[i] for i in keep]
+                points = points[keep]
+        self.image_paths: list[Path] = images
+        self.raw_points: np.ndarray = points  # (N, 68, 2) float32, original-image pixels, 0-based
+        self.names: list[str] = [str(p.relative_to(self.root)) for p in images]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> FaceSample:
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        image = read_image(self.image_paths[index])
+        points = self.raw_points[index]
+        matrix = face_crop_matrix(points, self.input_size, self.margin)
+        scale = matrix[0, 0]
+        if scale < 0.5:  # warpAffine does not average: shrink with INTER_AREA first, then warp
+            h, w = image.shape[:2]
+            k = 2.0 * scale
+            small = cv2.resize(image, (max(1, round(w * k)), max(1, round(h * k))),
+                               interpolation=cv2.INTER_AREA)
+            kx, ky = small.shape[1] / w, small.shape[0] / h
+            pre = np.array([[kx, 0.0, 0.5 * kx - 0.5], [0.0, ky, 0.5 * ky - 0.5]])
+            image = small
+            points = apply_affine(points, pre)
+            matrix = face_crop_matrix(points, self.input_size, self.margin)
+        crop = cv2.warpAffine(image, matrix, (self.input_size, self.input_size),
+                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return FaceSample(image=crop, points=apply_affine(points, matrix), name=self.names[index],
+                          meta={"crop_matrix": matrix})
+
+    def validate(self) -> dict:
+        return _validate(self, lambda i: self.image_paths[i], self.raw_points)
+
+
+# -- plain image folders (prediction) -----------------------------------------------------------------
+class ImageFolderSource:
+    """Images without points, for prediction: a folder (recursive) or an explicit list of files.
+
+    Images are resized to input_size x input_size; `meta["original_size"]` = (width, height) lets
+    predictions be mapped back. `points` are NaN (there are none).
+    """
+
+    def __init__(self, root_or_files: Path | str | Sequence[Path | str], input_size: int) -> None:
+        self.input_size = int(input_size)
+        if isinstance(root_or_files, (str, Path)):
+            root = Path(root_or_files)
+            if root.is_dir():
+                files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+                if not files:
+                    raise DataError(f"{root}: no images found ({', '.join(IMAGE_SUFFIXES)})")
+                self.root: Path | None = root
+            elif root.is_file():
+                files, self.root = [root], None
+            else:
+                raise DataError(f"{root}: no such file or directory")
+        else:
+            files, self.root = [Path(p) for p in root_or_files], None
+            for path in files:
+                if not path.is_file():
+                    raise DataError(f"{path}: image file is missing")
+        self.image_paths: list[Path] = files
+        self.names: list[str] = [
+            str(p.relative_to(self.root)) if self.root is not None else str(p) for p in files
+        ]
+        self.n_dropped = 0
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> FaceSample:
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        image = read_image(self.image_paths[index])
+        h, w = image.shape[:2]
+        nan = np.full((N_LANDMARKS, 2), np.nan, dtype=np.float32)
+        image, _ = resize_sample(image, nan, self.input_size)
+        return FaceSample(image=image, points=nan, name=self.names[index],
+                          meta={"original_size": (w, h)})
+
+    def validate(self) -> dict:
+        for i in range(len(self)):
+            read_image(self.image_paths[i])
+        return {"n": len(self), "n_dropped": 0, "n_outside": 0}
+
+
+def _validate(source, path_of, points: np.ndarray) -> dict:
+    """Decode every image (raising DataError at the first bad one) and count points outside."""
+    n_outside = 0
+    for i in range(len(source)):
+        image = read_image(path_of(i))
+        h, w = image.shape[:2]
+        n_outside += int(_outside_mask(points[i:i + 1], np.array([[w, h]], np.float32))[0])
+    return {"n": len(source), "n_dropped": source.n_dropped, "n_outside": n_outside}
+
+
+# -- detection -----------------------------------------------------------------------------------------
+def detect_format(path: Path | str) -> str:
+    """challenge (annot.pkl), pts (.pts files) or images (a plain image folder / file)."""
+    path = Path(path)
+    if path.is_file():
+        if path.suffix == ".pkl":
+            return "challenge"
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            return "images"
+        raise DataError(f"{path}: not a dataset (expected a folder, an annot.pkl or an image)")
+    if not path.is_dir():
+        raise DataError(f"{path}: no such file or directory")
+    if (path / ANNOT_NAME).is_file():
+        return "challenge"
+    if next(path.rglob("*.pts"), None) is not None:
+        return "pts"
+    if any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*")):
+        return "images"
+    raise DataError(f"{path}: no {ANNOT_NAME}, .pts files or images found")
+
+
+def open_source(path: Path | str, fmt: str = "auto", input_size: int | None = None, *,
+                outside: str = "keep", margin: float = 0.25):
+    """Open a dataset on disk in the given (or detected) format, resized to input_size."""
+    path = Path(path)
+    if fmt not in FORMATS:
+        raise DataError(f"{path}: unknown data format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if fmt == "auto":
+        fmt = detect_format(path)
+    if fmt == "challenge":
+        if path.is_file():
+            return ChallengeSource(path.parent, input_size, outside=outside, annot=path)
+        return ChallengeSource(path, input_size, outside=outside)
+    if input_size is None:
+        raise DataError(f"{path}: format {fmt!r} needs an input size")
+    if fmt == "pts":
+        return PtsSource(path, input_size, margin, outside=outside)
+    return ImageFolderSource(path, input_size)
+
