@@ -1,0 +1,259 @@
+"""The training data path: sources -> augmented samples -> DataLoader batches of images and points.
+
+Batches are dicts: `image` uint8 [B, 3, H, W], `points` float32 [B, 68, 2] (input pixels), `index`
+int64 [B]. Heatmaps are not made here: the trainer encodes them in batches on its device.
+
+Reproducibility: a sample's augmentation is drawn from a generator seeded by (seed, epoch, index),
+and the epoch travels with each index through the sampler, so the batches depend neither on the
+number of workers nor on persistent workers keeping stale copies of the dataset. Shuffling uses a
+torch.Generator seeded by (protocol.seed, epoch).
+
+Synthetic data (the default): train faces are generator seed 1, indices 0..train_samples-1;
+validation faces generator seed 2, indices 0..val_samples-1, whatever protocol.seed is, so every
+seed and every candidate is scored on the same held-out faces.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from lightmark.errors import ConfigError, DataError
+from lightmark.landmarks.protocol import Protocol
+from lightmark.landmarks.sample import FaceSample
+
+log = logging.getLogger(__name__)
+
+TRAIN_SEED = 1  # synthetic generator seed of the training faces
+VAL_SEED = 2  # synthetic generator seed of the held-out faces
+SPLIT_SEED = 20_240_601  # fixed: the val_fraction split does not move with protocol.seed
+AUTO_CACHE_BYTES = 512 * 2**20  # build_loaders caches rendered synthetic sets up to this size
+
+
+class SyntheticSource:
+    """Faces 0..n-1 of `SynthFaces(size, seed)`, rendered on demand.
+
+    `cache=True` keeps every rendered sample in memory (the training set is fixed, so each face is
+    rendered once per process); `warm()` renders them all up front, e.g. before DataLoader workers
+    fork so they share the pages.
+    """
+
+    def __init__(self, size: int, seed: int, n: int, *, cache: bool = False) -> None:
+        from lightmark.landmarks.synth import SynthFaces
+
+        if n < 0:
+            raise ConfigError(f"number of synthetic samples must be >= 0, got {n}")
+        self.size, self.seed, self.n = int(size), int(seed), int(n)
+        self.generator = SynthFaces(size=self.size, seed=self.seed)
+        self._cache: list[FaceSample | None] | None = [None] * self.n if cache else None
+        self.n_dropped = 0
+
+    @property
+    def names(self) -> list[str]:
+        return [f"synth-s{self.seed}-{i:06d}" for i in range(self.n)]
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> FaceSample:
+        if not 0 <= index < self.n:
+            raise IndexError(index)
+        if self._cache is not None:
+            sample = self._cache[index]
+            if sample is None:
+                sample = self._cache[index] = self.generator.render(index)
+            return sample
+        return self.generator.render(index)
+
+    def warm(self) -> None:
+        for i in range(self.n):
+            self[i]
+
+
+class SubsetSource:
+    """A fixed selection of another source's samples (val split, caps)."""
+
+    def __init__(self, source: Any, indices: Sequence[int]) -> None:
+        self.source = source
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.n_dropped = getattr(source, "n_dropped", 0)
+
+    @property
+    def names(self) -> list[str]:
+        names = self.source.names
+        return [names[i] for i in self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> FaceSample:
+        return self.source[int(self.indices[index])]
+
+
+class LandmarkDataset(Dataset):
+    """Map-style dataset of tensors; accepts `i` (uses `self.epoch`) or `(epoch, i)` from EpochSampler."""
+
+    def __init__(self, source: Any, augment: Any | None = None, seed: int = 0,
+                 input_size: int | None = None) -> None:
+        self.source = source
+        self.augment = augment
+        self.seed = int(seed)
+        self.input_size = input_size
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def sample(self, key: int | tuple[int, int]) -> FaceSample:
+        """The (augmented) FaceSample for `i` or `(epoch, i)`, before tensor conversion."""
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
+        sample = self.source[int(index)]
+        if self.augment is not None:
+            rng = np.random.default_rng([self.seed, int(epoch), int(index)])
+            sample = self.augment(sample, rng)
+        if self.input_size is not None and sample.image.shape[:2] != (self.input_size,) * 2:
+            from lightmark.landmarks.formats import resize_sample
+
+            image, points = resize_sample(sample.image, sample.points, self.input_size)
+            sample = FaceSample(image=image, points=points, name=sample.name,
+                                occluded=sample.occluded, meta=sample.meta)
+        return sample
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        index = key[1] if isinstance(key, tuple) else key
+        sample = self.sample(key)
+        image = torch.from_numpy(np.ascontiguousarray(sample.image.transpose(2, 0, 1)))
+        return {
+            "image": image,
+            "points": torch.from_numpy(np.asarray(sample.points, dtype=np.float32).copy()),
+            "index": torch.tensor(int(index), dtype=torch.int64),
+        }
+
+
+class EpochSampler(Sampler):
+    """Yields (epoch, index) pairs; shuffled by a torch.Generator seeded from (seed, epoch)."""
+
+    def __init__(self, n: int, *, shuffle: bool, seed: int = 0) -> None:
+        self.n, self.shuffle, self.seed = int(n), bool(shuffle), int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        if self.shuffle:
+            g = torch.Generator()
+            g.manual_seed(_mix(self.seed, self.epoch))
+            order = torch.randperm(self.n, generator=g).tolist()
+        else:
+            order = range(self.n)
+        epoch = self.epoch
+        return iter([(epoch, i) for i in order])
+
+
+def _mix(seed: int, epoch: int) -> int:
+    """A 63-bit torch seed from (seed, epoch), different for every pair."""
+    state = np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1, np.uint64)[0]
+    return int(state) & ((1 << 63) - 1)
+
+
+def _worker_init(worker_id: int) -> None:
+    """One thread per worker (workers are the parallelism); numpy/random seeded per worker."""
+    import random
+
+    import cv2
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def set_epoch(loader_or_dataset: DataLoader | LandmarkDataset | EpochSampler, epoch: int) -> None:
+    """Select the epoch whose shuffling and augmentation the next iteration uses."""
+    target = loader_or_dataset
+    if isinstance(target, DataLoader):
+        sampler = target.sampler
+        if isinstance(sampler, EpochSampler):
+            sampler.set_epoch(epoch)
+        target = target.dataset
+    if hasattr(target, "set_epoch"):
+        target.set_epoch(epoch)
+
+
+def make_loader(dataset: LandmarkDataset, *, batch_size: int, shuffle: bool, seed: int,
+                num_workers: int = 0, drop_last: bool = False, pin_memory: bool = False) -> DataLoader:
+    """A DataLoader over `dataset` with the epoch-aware sampler and worker set-up."""
+    sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=seed)
+    workers = int(num_workers)
+    return DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+        drop_last=drop_last and len(dataset) >= batch_size, pin_memory=pin_memory,
+        persistent_workers=workers > 0, worker_init_fn=_worker_init if workers > 0 else None,
+    )
+
+
+def _cap(source: Any, cap: int) -> Any:
+    if cap and cap < len(source):
+        return SubsetSource(source, range(cap))
+    return source
+
+
+def build_sources(protocol: Protocol) -> tuple[Any, Any]:
+    """(train_source, val_source) for a protocol: synthetic by default, else the dataset on disk."""
+    size = protocol.input_size
+    if protocol.data is None or protocol.data_format == "synthetic":
+        if protocol.train_samples < 1 or protocol.val_samples < 1:
+            raise ConfigError("synthetic data needs train_samples >= 1 and val_samples >= 1")
+        train_cache = protocol.train_samples * size * size * 3 <= AUTO_CACHE_BYTES
+        val_cache = protocol.val_samples * size * size * 3 <= AUTO_CACHE_BYTES
+        return (SyntheticSource(size, TRAIN_SEED, protocol.train_samples, cache=train_cache),
+                SyntheticSource(size, VAL_SEED, protocol.val_samples, cache=val_cache))
+    from lightmark.landmarks.formats import open_source
+
+    data = Path(protocol.data)
+    source = open_source(data, protocol.data_format, size)
+    if protocol.val_data is not None:
+        train, val = source, open_source(Path(protocol.val_data), protocol.data_format, size)
+    else:
+        if not 0.0 < protocol.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must be in (0, 1), got {protocol.val_fraction}")
+        n = len(source)
+        n_val = max(1, int(round(n * protocol.val_fraction)))
+        if n - n_val < 1:
+            raise DataError(f"{data}: {n} samples are too few to split off a validation set")
+        order = np.random.default_rng(SPLIT_SEED).permutation(n)
+        train = SubsetSource(source, np.sort(order[n_val:]))
+        val = SubsetSource(source, np.sort(order[:n_val]))
+    for name, part in (("train", train), ("validation", val)):
+        if len(part) == 0:
+            raise DataError(f"{data}: the {name} set is empty")
+    return _cap(train, protocol.train_samples), _cap(val, protocol.val_samples)
+
+
+def build_loaders(protocol: Protocol, *, pin_memory: bool = False) -> tuple[DataLoader, DataLoader]:
+    """(train_loader, val_loader): train augmented, shuffled per epoch and drop_last; val plain."""
+    from lightmark.landmarks.augment import build_augment
+
+    train_source, val_source = build_sources(protocol)
+    augment = build_augment(protocol.augment, protocol.input_size)
+    train_set = LandmarkDataset(train_source, augment, seed=protocol.seed, input_size=protocol.input_size)
+    val_set = LandmarkDataset(val_source, None, seed=protocol.seed, input_size=protocol.input_size)
+    train = make_loader(train_set, batch_size=protocol.batch_size, shuffle=True, seed=protocol.seed,
+                        num_workers=protocol.num_workers, drop_last=True, pin_memory=pin_memory)
+    val = make_loader(val_set, batch_size=protocol.batch_size, shuffle=False, seed=protocol.seed,
+                      num_workers=protocol.num_workers, drop_last=False, pin_memory=pin_memory)
+    return train, val
