@@ -58,7 +58,7 @@ class Augment:
                                        border_mode=cv2.BORDER_CONSTANT, fill=0, p=cfg.rotate_p))
         if cfg.pad:
             transforms.append(A.CropAndPad(percent=(0.0, cfg.pad_max_fraction), keep_size=True,
-                                           sample_independently=True, interpolation=cv2.INTER_AREA,
+                                           sample_independently=True, interpolation=cv2.INTER_LINEAR,
                                            border_mode=cv2.BORDER_CONSTANT, fill=0, p=cfg.pad_p))
         if cfg.color_jitter:
             transforms.append(A.ColorJitter(brightness=cfg.brightness, contrast=cfg.contrast,

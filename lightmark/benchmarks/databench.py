@@ -1,0 +1,171 @@
+"""Data-path throughput on ONE core: generator, generator + augmentation, disk read + augmentation,
+and the full DataLoader path, at each image size.
+
+On a GPU the model step of the paper's network takes a few ms per image, so the data path decides
+the speed of a search. The issue's targets (one core, samples/s): read + augment at 384 px >= 150;
+generate at 384 px >= 100; generate at 128 px >= 300. The reference implementation's sample path
+took about 26 samples/s at 384 px.
+
+The augmentation measured is the paper's six (erasing on) at the protocol's default probabilities.
+The disk cases read a temporary challenge folder (SynthFaces renders + `annot.pkl`) written before
+timing; the files sit in the OS page cache, so this measures decoding, not the disk.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lightmark.landmarks.protocol import AugmentConfig
+
+# (case, size) -> target in samples/s, from the issue.
+TARGETS: dict[tuple[str, int], float] = {
+    ("generate", 384): 100.0,
+    ("generate", 128): 300.0,
+    ("read_png+augment", 384): 150.0,
+    ("read_jpg+augment", 384): 150.0,
+}
+IMAGE_FORMATS = ("png", "jpg")
+
+
+@dataclass(frozen=True)
+class DataBenchRow:
+    case: str  # generate | generate+augment | read_<fmt>+augment | loader_<fmt>
+    size_px: int
+    n: int  # samples timed
+    seconds: float
+    samples_per_s: float
+    ms_per_sample: float
+    batches_per_s: float | None  # loader cases only
+    target_samples_per_s: float | None
+    meets_target: bool | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _row(case: str, size: int, n: int, seconds: float, batches: int | None = None) -> DataBenchRow:
+    per_s = n / seconds if seconds > 0 else float("inf")
+    target = TARGETS.get((case, size))
+    return DataBenchRow(
+        case=case, size_px=size, n=n, seconds=seconds, samples_per_s=per_s,
+        ms_per_sample=1e3 * seconds / max(n, 1),
+        batches_per_s=(batches / seconds if batches is not None and seconds > 0 else None),
+        target_samples_per_s=target, meets_target=None if target is None else per_s >= target,
+    )
+
+
+class _OneCore:
+    """torch and OpenCV on one thread for the duration (restored afterwards)."""
+
+    def __enter__(self) -> "_OneCore":
+        import cv2
+        import torch
+
+        self._torch, self._cv2 = torch.get_num_threads(), cv2.getNumThreads()
+        torch.set_num_threads(1)
+        cv2.setNumThreads(1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import cv2
+        import torch
+
+        torch.set_num_threads(self._torch)
+        cv2.setNumThreads(self._cv2)
+
+
+def _timed(fn: Callable[[int], Any], n: int, warmup: int = 2) -> float:
+    for i in range(min(warmup, n)):
+        fn(i)
+    start = time.perf_counter()
+    for i in range(n):
+        fn(i)
+    return time.perf_counter() - start
+
+
+def write_challenge_folder(root: Path, generator: Any, n: int, image_format: str = "png") -> None:
+    """n rendered faces as <root>/<i>.<fmt> plus annot.pkl (JPEG quality 95; PNG lossless)."""
+    import cv2
+
+    from lightmark.landmarks.formats import write_challenge_annotations
+
+    if image_format not in IMAGE_FORMATS:
+        raise ValueError(f"image_format must be one of {IMAGE_FORMATS}")
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if image_format == "jpg" else []
+    root.mkdir(parents=True, exist_ok=True)
+    names, points = [], []
+    for i in range(n):
+        sample = generator.render(i)
+        name = f"{i:06d}.{image_format}"
+        cv2.imwrite(str(root / name), cv2.cvtColor(sample.image, cv2.COLOR_RGB2BGR), params)
+        names.append(name)
+        points.append(sample.points)
+    write_challenge_annotations(root / "annot.pkl", names, np.stack(points))
+
+
+def run_data_bench(
+    sizes: Sequence[int] = (128, 384),
+    n: int = 200,
+    *,
+    image_formats: Sequence[str] = IMAGE_FORMATS,
+    batch_size: int = 8,
+    augment_cfg: AugmentConfig | None = None,
+    make_generator: Callable[[int, int], Any] | None = None,
+    on_row: Callable[[DataBenchRow], None] | None = None,
+) -> list[DataBenchRow]:
+    """Measure every case at every size on one core; rows in the order measured."""
+    from lightmark.landmarks.augment import build_augment
+    from lightmark.landmarks.dataset import LandmarkDataset, make_loader
+    from lightmark.landmarks.formats import ChallengeSource
+
+    if make_generator is None:
+        from lightmark.landmarks.synth import SynthFaces
+
+        def make_generator(size: int, seed: int) -> Any:
+            return SynthFaces(size=size, seed=seed)
+
+    cfg = augment_cfg if augment_cfg is not None else replace(AugmentConfig(), erase=True)
+    rows: list[DataBenchRow] = []
+
+    def add(row: DataBenchRow) -> None:
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+
+    with _OneCore(), tempfile.TemporaryDirectory(prefix="lightmark-databench-") as tmp:
+        for size in sizes:
+            generator = make_generator(size, 0)
+            augment = build_augment(cfg, size)
+            add(_row("generate", size, n, _timed(generator.render, n)))
+
+            def gen_aug(i: int) -> Any:
+                return augment(generator.render(i), np.random.default_rng([0, i]))
+
+            add(_row("generate+augment", size, n, _timed(gen_aug, n)))
+            for fmt in image_formats:
+                root = Path(tmp) / f"{fmt}-{size}"
+                write_challenge_folder(root, generator, n, fmt)
+                source = ChallengeSource(root, size)
+
+                def read_aug(i: int, source: ChallengeSource = source) -> Any:
+                    return augment(source[i], np.random.default_rng([0, i]))
+
+                add(_row(f"read_{fmt}+augment", size, n, _timed(read_aug, n)))
+                dataset = LandmarkDataset(source, augment, seed=0)
+                loader = make_loader(dataset, batch_size=batch_size, shuffle=True, seed=0,
+                                     num_workers=0, drop_last=True)
+                next(iter(loader))  # warm-up
+                start = time.perf_counter()
+                batches = samples = 0
+                for batch in loader:
+                    batches += 1
+                    samples += int(batch["index"].shape[0])
+                add(_row(f"loader_{fmt}", size, samples, time.perf_counter() - start, batches))
+    return rows
