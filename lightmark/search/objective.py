@@ -1,0 +1,231 @@
+"""The Optuna objective: trial -> architecture -> budget check -> (cached) training -> values.
+
+Over-budget candidates are answered from the spec alone (no training, no intermediate values,
+a violated constraint, a Record with status "infeasible"). Feasible ones go through the
+candidate runner, which caches finished Records by candidate key, so an architecture already
+trained under the same protocol is never trained again (the trial says `reused`). In a
+single-objective study the trainer's per-epoch callback reports the validation NME and raises
+`optuna.TrialPruned` when the pruner says so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from lightmark import __version__
+from lightmark.benchmarks.record import Record, candidate_key
+from lightmark.errors import LightmarkError
+from lightmark.landmarks.protocol import Protocol
+from lightmark.models.spec import ModelSpec
+from lightmark.search.budget import Budget
+from lightmark.search.records import OBJECTIVE_KEYS, record_attrs
+from lightmark.search.space import SearchSpace
+
+OBJECTIVES = ("nme", "nme,size", "nme,macs", "nme,latency")
+Runner = Callable[..., Record]
+EpochHook = Callable[[int, int, dict], None]  # (trial number, epoch, metrics)
+
+
+def parse_objectives(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if ",".join(names) not in OBJECTIVES:
+        raise LightmarkError(f"--objectives {text!r}: choose one of {', '.join(OBJECTIVES)}")
+    return names
+
+
+def cached_record_path(cache_dir: Path, key: str) -> Path:
+    """Where the runner keeps a finished candidate's Record (the runner's contract)."""
+    return Path(cache_dir) / "candidates" / key / "record.json"
+
+
+def default_runner() -> Runner:
+    from lightmark.benchmarks.runner import run_candidate
+
+    return run_candidate
+
+
+@dataclass
+class Objective:
+    """Callable objective; one per worker process. `runner` is injectable for tests."""
+
+    protocol: Protocol
+    cache_dir: Path
+    space: SearchSpace | None = None  # None: fixed candidates only (spec in the trial's attrs)
+    budget: Budget | None = None
+    objectives: tuple[str, ...] = ("nme",)
+    metric: str = "nme_image_pct"
+    pruning: bool = True
+    device: str = "auto"
+    runner: Runner | None = None
+    on_epoch: EpochHook | None = None
+    _runner: Runner | None = field(default=None, init=False, repr=False)
+
+    @property
+    def multi(self) -> bool:
+        return len(self.objectives) > 1
+
+    def _get_runner(self) -> Runner:
+        if self._runner is None:
+            self._runner = self.runner or default_runner()
+        return self._runner
+
+    # -- the objective ----------------------------------------------------------------------
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        spec, protocol = self._candidate(trial)
+        key = candidate_key(spec, protocol)
+        trial.set_user_attr("spec", str(spec))
+        trial.set_user_attr("key", key)
+
+        if self.budget is not None:
+            check = self.budget.check(spec)
+            trial.set_user_attr("size_mb", round(check.size_mb, 6))
+            trial.set_user_attr("budget_check_ms", round(check.seconds * 1000, 3))
+            for name, value in check.constraints.items():
+                trial.set_constraint(name, value)
+            if not check.feasible:
+                return self._infeasible(trial, spec, protocol, key, check)
+        else:
+            self._set_size_early(trial, spec)
+
+        reused = cached_record_path(self.cache_dir, key).exists()
+        trial.set_user_attr("reused", reused)
+        try:
+            record = self._get_runner()(
+                spec, protocol, self.cache_dir, device=self.device,
+                callback=self._callback(trial, protocol), progress=False,
+            )
+        except optuna.TrialPruned:
+            self._store_cached(trial, key, status="pruned")
+            raise
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            self._store_cached(trial, key, status="failed")
+            trial.set_user_attr("status", "failed")
+            trial.set_user_attr("error", reason[:2000])
+            trial.set_user_attr("reason", reason[:300])
+            raise
+        for k, v in record_attrs(record).items():
+            trial.set_user_attr(k, v)
+        if record.status == "pruned":
+            if self.pruning:
+                raise optuna.TrialPruned(f"cached Record of {spec} was pruned")
+        elif record.status not in ("complete", ""):
+            raise LightmarkError(f"runner returned status {record.status!r} for {spec}: {record.error}")
+        trial.set_user_attr("status", "complete")
+        return self._values(record, spec)
+
+    # -- pieces -----------------------------------------------------------------------------
+    def _candidate(self, trial: optuna.Trial) -> tuple[ModelSpec, Protocol]:
+        fixed = trial.user_attrs.get("fixed_spec")
+        if fixed:
+            protocol = self.protocol
+            if trial.user_attrs.get("fixed_protocol"):
+                protocol = Protocol.from_dict(json.loads(trial.user_attrs["fixed_protocol"]))
+            return ModelSpec.parse(fixed), protocol
+        if self.space is None:
+            raise LightmarkError("this study runs fixed candidates only, and the trial has none")
+        return self.space.suggest(trial), self.protocol
+
+    def _set_size_early(self, trial: optuna.Trial, spec: ModelSpec) -> None:
+        """Every trial carries its size, even one that later fails (fixed candidates too)."""
+        try:
+            from lightmark.benchmarks.profile import size_mb
+
+            trial.set_user_attr("size_mb", round(float(size_mb(spec)), 6))
+        except Exception:  # the Record will carry it
+            pass
+
+    def _callback(self, trial: optuna.Trial, protocol: Protocol) -> Callable[[int, dict], None]:
+        def callback(epoch: int, metrics: dict) -> None:
+            value = _metric(metrics, self.metric)
+            trial.set_user_attr("epoch", int(epoch))
+            trial.set_user_attr("epochs", int(protocol.epochs))
+            if value is not None:
+                trial.set_user_attr("last_val_nme_pct", float(value))
+            if self.on_epoch is not None:
+                self.on_epoch(trial.number, epoch, metrics)
+            if self.pruning and not self.multi and value is not None:
+                trial.report(float(value), int(epoch))
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"epoch {epoch}: val {self.metric} {value:.3f}")
+
+        return callback
+
+    def _infeasible(self, trial, spec, protocol, key, check) -> float | tuple[float, ...]:
+        over = ", ".join(
+            f"{name} over by {value:.4g}" for name, value in check.violations().items()
+        )
+        record = Record(
+            key=key, spec=str(spec), n_stacks=spec.n_stacks, depth=spec.depth,
+            channels=spec.channels, attention=spec.attention, coordconv=spec.coordconv,
+            protocol=protocol.name, input_size=protocol.input_size, seed=protocol.seed,
+            status="infeasible", params=int(check.params or 0), size_mb=check.size_mb,
+            macs=check.macs, latency_ms=check.latency_ms, epochs_done=0, train_seconds=0.0,
+            codec=protocol.codec, loss=protocol.loss, erasing=protocol.augment.erase,
+            error=f"over budget: {over}", lightmark_version=__version__,
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+        for k, v in record_attrs(record).items():
+            trial.set_user_attr(k, v)
+        trial.set_user_attr("reason", f"over budget ({over}); not trained")
+        values = []
+        for name in self.objectives:
+            value = getattr(record, OBJECTIVE_KEYS[name])
+            values.append(math.inf if name == "nme" or value is None else float(value))
+        return values[0] if len(values) == 1 else tuple(values)
+
+    def _store_cached(self, trial: optuna.Trial, key: str, status: str) -> None:
+        """After a pruned/failed run, copy what the runner saved (train time, epochs...)."""
+        path = cached_record_path(self.cache_dir, key)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            data = {}
+        if data.get("key") == key:
+            for k, v in record_attrs(Record.from_dict(data)).items():
+                trial.set_user_attr(k, v)
+        trial.set_user_attr("status", status)
+
+    def _values(self, record: Record, spec: ModelSpec) -> float | tuple[float, ...]:
+        values = []
+        for name in self.objectives:
+            key = self.metric if name == "nme" else OBJECTIVE_KEYS[name]
+            value = getattr(record, key, None)
+            if value is None or not math.isfinite(float(value)):
+                raise LightmarkError(f"the Record of {spec} has no finite {key} ({value!r})")
+            values.append(float(value))
+        return values[0] if len(values) == 1 else tuple(values)
+
+
+def _metric(metrics: dict, name: str) -> float | None:
+    value = metrics.get(name)
+    if value is None:  # the trainer may prefix validation metrics
+        for key in (f"val_{name}", f"val/{name}"):
+            if key in metrics:
+                value = metrics[key]
+                break
+    if value is None:
+        for key, candidate in metrics.items():
+            if "nme" in key and isinstance(candidate, (int, float)):
+                value = candidate
+                break
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def objective_directions(objectives: Sequence[str]) -> list[str]:
+    return ["minimize"] * len(objectives)
+

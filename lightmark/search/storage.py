@@ -1,0 +1,214 @@
+"""Where a study lives, and how trials orphaned by a dead worker are recovered.
+
+- default: an SQLite file in the run directory (`<out>/study.db`), zero set-up, one writer;
+- `--workers N > 1` with the default: a journal file in the run directory instead
+  (`<out>/study.journal`, `JournalFileBackend`), because SQLite is not for parallel writers; once a
+  run directory has a journal it keeps using it;
+- `journal:PATH` or a path ending in .log/.jsonl/.journal: a journal file (one host or shared disk);
+- `sqlite:///...`, `postgresql://...`, `mysql://...`: Optuna's RDB storage. Server databases get
+  heartbeats, and trials whose worker stopped beating are failed and re-queued by Optuna
+  (`RetryHeartbeatStaleTrialCallback`).
+
+SQLite and journal files have no heartbeat, so each trial stores the host, pid and process start
+time of its worker; `recover_orphans` fails RUNNING trials whose process is gone (this host only)
+and enqueues their architecture again. The runner's per-candidate checkpoint makes the retry
+resume where the dead worker stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from lightmark.errors import ConfigError
+
+JOURNAL_SUFFIXES = (".log", ".jsonl", ".journal")
+DEFAULT_SQLITE = "study.db"
+DEFAULT_JOURNAL = "study.journal"
+HEARTBEAT_INTERVAL_S = int(os.environ.get("LIGHTMARK_HEARTBEAT_S", "60"))
+
+
+@dataclass(frozen=True)
+class StorageChoice:
+    """A storage URL every worker process can open, and a line for people saying why."""
+
+    url: str
+    kind: str  # sqlite | journal | rdb
+    note: str = ""
+    path: Path | None = None  # the file, for file storages
+
+
+def choose_storage(url: str | None, run_dir: Path, workers: int = 1) -> StorageChoice:
+    """Resolve `--storage` (or its absence) to a URL; see the module docstring."""
+    run_dir = Path(run_dir)
+    if url is None:
+        journal, sqlite = run_dir / DEFAULT_JOURNAL, run_dir / DEFAULT_SQLITE
+        if journal.exists():
+            return StorageChoice(f"journal:{journal}", "journal", "", journal)
+        if workers > 1 and not sqlite.exists():
+            return StorageChoice(
+                f"journal:{journal}", "journal",
+                f"{workers} workers: using the journal file {journal} instead of SQLite "
+                "(SQLite is not for parallel writers)",
+                journal,
+            )
+        note = ""
+        if workers > 1:
+            note = (f"{sqlite} already holds this study: keeping SQLite for {workers} workers "
+                    "(fine for long trials; use --storage journal:PATH for many fast writers)")
+        return StorageChoice(f"sqlite:///{sqlite.resolve()}", "sqlite", note, sqlite)
+    text = str(url)
+    if text.startswith("journal:"):
+        path = Path(text[len("journal:"):]).expanduser()
+        return StorageChoice(f"journal:{path.resolve()}", "journal", "", path)
+    if "://" not in text:
+        path = Path(text).expanduser()
+        if path.suffix in JOURNAL_SUFFIXES:
+            return StorageChoice(f"journal:{path.resolve()}", "journal", "", path)
+        if path.suffix in (".db", ".sqlite", ".sqlite3"):
+            return StorageChoice(f"sqlite:///{path.resolve()}", "sqlite", "", path)
+        raise ConfigError(
+            f"--storage {text!r}: expected an Optuna storage URL (sqlite:///..., postgresql://...), "
+            "journal:PATH, or a file ending in .db/.log/.jsonl/.journal"
+        )
+    if text.startswith("sqlite:"):
+        path = Path(text.split(":///", 1)[-1]) if ":///" in text else None
+        return StorageChoice(text, "sqlite", "", path)
+    return StorageChoice(text, "rdb")
+
+
+def open_storage(choice: StorageChoice | str) -> optuna.storages.BaseStorage:
+    """Open the storage in this process (each worker opens its own)."""
+    if isinstance(choice, str):
+        choice = choose_storage(choice, Path("."))
+    if choice.kind == "journal":
+        assert choice.path is not None
+        choice.path.parent.mkdir(parents=True, exist_ok=True)
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        return JournalStorage(JournalFileBackend(str(choice.path)))
+    if choice.kind == "sqlite":
+        if choice.path is not None:
+            choice.path.parent.mkdir(parents=True, exist_ok=True)
+        # Wait for the file lock instead of failing when two processes write at once.
+        storage = optuna.storages.RDBStorage(
+            choice.url, engine_kwargs={"connect_args": {"timeout": 60}}
+        )
+        _fast_sqlite(storage)
+        return storage
+    try:
+        return optuna.storages.RDBStorage(
+            choice.url,
+            heartbeat_interval=HEARTBEAT_INTERVAL_S,
+            grace_period=max(2 * HEARTBEAT_INTERVAL_S, 2),
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=3
+            ),
+            engine_kwargs={"pool_pre_ping": True},
+        )
+    except ImportError as exc:
+        raise ConfigError(f"--storage {choice.url}: missing database driver ({exc}); "
+                          "pip install 'lightmark[postgres]'") from None
+    except Exception as exc:  # sqlalchemy OperationalError etc.: a user-side problem
+        if type(exc).__module__.startswith("sqlalchemy"):
+            raise ConfigError(f"--storage {choice.url}: cannot connect ({str(exc).splitlines()[0]})") from None
+        raise
+
+
+def _fast_sqlite(storage: Any) -> None:
+    """WAL + synchronous=NORMAL: a trial writes ~40 user attributes, one commit each, and a
+    default SQLite commit fsyncs (30 ms here). WAL also lets the live view read while a worker
+    writes. A killed process loses nothing committed; only a power cut can drop the last commits."""
+    from sqlalchemy import event
+
+    def on_connect(connection: Any, _record: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    event.listen(storage.engine, "connect", on_connect)
+    storage.engine.dispose()  # connections opened during set-up lack the pragmas
+
+
+def has_heartbeat(storage: Any) -> bool:
+    getter = getattr(storage, "get_heartbeat_interval", None)
+    return bool(getter and getter())
+
+
+# -- who runs a trial -------------------------------------------------------------------------
+def process_identity() -> dict[str, Any]:
+    """host, pid and the process start time (so a reused pid is not mistaken for our worker)."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "pid_start": _start_time(os.getpid())}
+
+
+def _start_time(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[-1].split()[19]  # field 22: start time in clock ticks
+
+
+def process_alive(host: str | None, pid: int | None, pid_start: str | None) -> bool | None:
+    """True/False for a process on this host; None when it ran elsewhere (cannot tell)."""
+    if not host or pid is None:
+        return False
+    if host != socket.gethostname():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    if pid_start and _start_time(int(pid)) not in ("", pid_start):
+        return False
+    return True
+
+
+def recover_orphans(study: optuna.Study, params_of: Any = None) -> list[int]:
+    """Fail RUNNING trials whose worker process on this host is gone; re-queue their params.
+
+    Returns the numbers of the recovered trials. Safe against a concurrent recovery: a trial
+    another process already finished raises on update and is skipped.
+    """
+    storage = study._storage
+    if has_heartbeat(storage):
+        return []  # Optuna's heartbeat handles it (fail_stale_trials + retry callback)
+    recovered = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        attrs = trial.user_attrs
+        alive = process_alive(attrs.get("host"), attrs.get("pid"), attrs.get("pid_start"))
+        if alive is None or alive:
+            continue
+        reason = f"worker died (host {attrs.get('host')}, pid {attrs.get('pid')})"
+        try:
+            storage.set_trial_user_attr(trial._trial_id, "status", "failed")
+            storage.set_trial_user_attr(trial._trial_id, "reason", reason)
+            storage.set_trial_user_attr(trial._trial_id, "error", reason)
+            storage.set_trial_user_attr(trial._trial_id, "requeued", True)
+            if params_of is not None and "size_mb" not in attrs:
+                for key, value in params_of(trial).items():
+                    storage.set_trial_user_attr(trial._trial_id, key, value)
+            if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+                continue
+        except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+            continue
+        requeue(study, trial, reason)
+        recovered.append(trial.number)
+    return recovered
+
+
+def requeue(study: optuna.Study, trial: Any, reason: str) -> None:
+    """Enqueue a failed trial's architecture again (params + fixed-candidate attributes)."""
+    keep = {k: v for k, v in trial.user_attrs.items() if k in ("label", "key", "fixed_spec", "fixed_protocol")}
+    study.enqueue_trial(
+        dict(trial.params), user_attrs={**keep, "retry_of": trial.number, "retry_reason": reason}
+    )

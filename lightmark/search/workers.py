@@ -1,0 +1,116 @@
+"""`--workers N`: N local processes on one study (spawned, so each gets a clean CUDA state).
+
+Each worker opens the storage itself and runs the same loop as a single-process search; a lock
+file in the run directory makes "is there work left? then ask" atomic between them, so the
+study reaches its target exactly. On a machine with several GPUs worker i sees only GPU
+i % n_gpus (CUDA_VISIBLE_DEVICES, set before the child starts). Ctrl-C reaches every worker
+(same process group; forwarded when only the parent got it); each fails and re-queues its
+current trial, and the parent exits 130 once they are done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from lightmark.errors import LightmarkError
+
+INTERRUPTED_EXIT = 130
+
+
+def visible_gpus() -> list[str]:
+    """The GPU ids this process may hand out (respects an existing CUDA_VISIBLE_DEVICES)."""
+    current = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if current is not None:
+        return [g for g in current.split(",") if g.strip() and g.strip() != "-1"]
+    try:
+        import torch
+
+        return [str(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # no torch / no driver: CPU workers
+        return []
+
+
+def gpu_for_worker(index: int, gpus: list[str]) -> str | None:
+    return gpus[index % len(gpus)] if gpus else None
+
+
+@contextlib.contextmanager
+def _env(**updates: str | None) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in updates}
+    try:
+        for key, value in updates.items():
+            if value is not None:
+                os.environ[key] = value
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _worker_main(config: Any, index: int) -> None:
+    from lightmark.search.study import worker_loop
+
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    try:
+        worker_loop(config, worker=index)
+    except KeyboardInterrupt:
+        sys.exit(INTERRUPTED_EXIT)
+    except LightmarkError as exc:
+        print(f"lightmark search: worker {index}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run_workers(config: Any, n_workers: int, *, view: Any = None, poll_s: float = 1.0) -> list[int]:
+    """Start `n_workers` spawned processes on the study and wait; returns their exit codes."""
+    ctx = mp.get_context("spawn")
+    gpus = visible_gpus() if config.device != "cpu" else []
+    processes = []
+    for index in range(n_workers):
+        with _env(CUDA_VISIBLE_DEVICES=gpu_for_worker(index, gpus)):
+            process = ctx.Process(target=_worker_main, args=(config, index),
+                                  name=f"lightmark-worker-{index}")
+            process.start()
+        processes.append(process)
+    try:
+        while any(p.is_alive() for p in processes):
+            if view is not None:
+                view.poll()
+            for p in processes:
+                p.join(timeout=poll_s / max(len(processes), 1))
+    except KeyboardInterrupt:
+        for p in processes:
+            if p.is_alive() and p.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, signal.SIGINT)  # ours, by pid
+        deadline = time.monotonic() + 60
+        for p in processes:
+            p.join(timeout=max(deadline - time.monotonic(), 0.1))
+        for p in processes:
+            if p.is_alive():
+                p.terminate()  # the next run recovers its trial
+        raise
+    if view is not None:
+        view.poll()
+    codes = [p.exitcode if p.exitcode is not None else -1 for p in processes]
+    if any(code == INTERRUPTED_EXIT for code in codes):
+        raise KeyboardInterrupt
+    bad = [(i, c) for i, c in enumerate(codes) if c not in (0, INTERRUPTED_EXIT)]
+    if bad:
+        print(
+            "lightmark search: worker(s) "
+            + ", ".join(f"{i} (exit {c})" for i, c in bad)
+            + " stopped early; re-run the command to recover their trials",
+            file=sys.stderr,
+        )
+    return codes
