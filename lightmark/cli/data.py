@@ -1,0 +1,218 @@
+"""`lightmark data ...`: make and look at data.
+
+- `data synth`: write N synthetic faces in the challenge layout (images + annot.pkl + meta.json).
+  Deterministic for a seed; every file is written atomically and a re-run skips finished images.
+- `data preview`: a contact sheet PNG with the points drawn, of synthetic faces or of a dataset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lightmark.atomic import write_bytes_atomic, write_json_atomic
+from lightmark.cli._common import print_json, stderr_console
+from lightmark.errors import ConfigError, DataError
+
+_STATE_DIR = ".synth-partial"  # per-image records of an unfinished run (removed when it completes)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("data", help="synthetic faces and dataset previews")
+    sub = parser.add_subparsers(dest="data_command", metavar="DATA")
+
+    synth = sub.add_parser("synth", help="write synthetic faces in the challenge layout (images + annot.pkl)")
+    synth.add_argument("--out", type=Path, required=True, help="output directory")
+    synth.add_argument("--n", type=int, required=True, help="number of faces")
+    synth.add_argument("--size", type=int, default=384, help="image side in pixels (default: %(default)s)")
+    synth.add_argument("--seed", type=int, default=0, help="generator seed (default: %(default)s)")
+    synth.add_argument("--format", choices=("png", "jpg"), default="png",
+                       help="image format; png keeps bytes deterministic (default: %(default)s)")
+    synth.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    synth.set_defaults(func=cmd_synth)
+
+    preview = sub.add_parser("preview", help="contact sheet PNG with the 68 points drawn")
+    preview.add_argument("--data", type=Path, help="a challenge-layout folder (default: synthetic faces)")
+    preview.add_argument("--n", type=int, default=16, help="number of faces (default: %(default)s)")
+    preview.add_argument("--size", type=int, default=128, help="tile size in pixels (default: %(default)s)")
+    preview.add_argument("--seed", type=int, default=0, help="synthetic generator seed (default: %(default)s)")
+    preview.add_argument("--cols", type=int, help="tiles per row (default: square-ish)")
+    preview.add_argument("--out", type=Path, required=True, help="output PNG")
+    preview.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    preview.set_defaults(func=cmd_preview)
+
+    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+
+# ---------------------------------------------------------------------------- data synth
+def _sample_record(name: str, sample) -> dict:
+    occ = np.flatnonzero(sample.occluded).tolist() if sample.occluded is not None else []
+    return {"name": name, **sample.meta, "occluded_points": occ,
+            "points": np.asarray(sample.points, np.float32).tolist()}
+
+
+def _load_previous(out: Path, params: dict) -> dict[str, dict]:
+    """Records of images finished by an earlier run with the same parameters (else nothing)."""
+    done: dict[str, dict] = {}
+    meta = out / "meta.json"
+    if meta.is_file():
+        try:
+            data = json.loads(meta.read_text())
+        except (OSError, ValueError):
+            data = {}
+        if data.get("params") == params:
+            done.update({r["name"]: r for r in data.get("samples", []) if "points" in r})
+    state = out / _STATE_DIR
+    if state.is_dir():
+        for path in state.glob("*.json"):
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue  # a record is written atomically; an unreadable one is simply redone
+            if record.get("params") == params:
+                done[record["name"]] = record
+    return {name: r for name, r in done.items() if (out / name).is_file()}
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    import cv2
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from lightmark.landmarks.formats import write_challenge_annotations
+    from lightmark.landmarks.synth import SynthFaces
+
+    if args.n < 1:
+        raise ConfigError(f"--n must be >= 1, got {args.n}")
+    if args.size < 16:
+        raise ConfigError(f"--size must be >= 16 pixels, got {args.size}")
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    params = {"generator": "lightmark.synth", "size": args.size, "seed": args.seed, "format": args.format}
+    gen = SynthFaces(size=args.size, seed=args.seed)
+    width = max(6, len(str(args.n - 1)))
+    names = [f"{i:0{width}d}.{args.format}" for i in range(args.n)]
+    done = _load_previous(out, params)
+    state = out / _STATE_DIR
+    records: list[dict] = []
+    written = 0
+    encode = [cv2.IMWRITE_PNG_COMPRESSION, 3] if args.format == "png" else [cv2.IMWRITE_JPEG_QUALITY, 95]
+    start = time.perf_counter()
+    with Progress(TextColumn("data synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=stderr_console(), transient=True) as progress:
+        task = progress.add_task("faces", total=args.n)
+        for i, name in enumerate(names):
+            if name in done:
+                records.append({k: v for k, v in done[name].items() if k != "params"})
+            else:
+                sample = gen.render(i)
+                ok, buf = cv2.imencode(f".{args.format}", cv2.cvtColor(sample.image, cv2.COLOR_RGB2BGR), encode)
+                if not ok:
+                    raise DataError(f"could not encode {out / name}")
+                write_bytes_atomic(out / name, buf.tobytes())
+                record = _sample_record(name, sample)
+                write_json_atomic(state / f"{name}.json", {**record, "params": params})
+                records.append(record)
+                written += 1
+            progress.advance(task)
+    seconds = time.perf_counter() - start
+    points = np.asarray([r["points"] for r in records], dtype=np.float32)
+    write_challenge_annotations(out / "annot.pkl", names, points)
+    write_json_atomic(out / "meta.json", {"params": params, "n": args.n, "samples": records})
+    shutil.rmtree(state, ignore_errors=True)
+    summary = {
+        "out": str(out), "n": args.n, "size": args.size, "seed": args.seed, "format": args.format,
+        "written": written, "skipped": args.n - written, "seconds": round(seconds, 3),
+        "samples_per_s": round(written / seconds, 1) if written and seconds > 0 else None,
+        "annotations": str(out / "annot.pkl"), "meta": str(out / "meta.json"),
+    }
+    if args.json:
+        print_json(summary)
+    else:
+        stderr_console().print(
+            f"wrote {written} faces ({summary['skipped']} already there) of {args.size} px to {out}; "
+            f"annotations in annot.pkl, pose/expression/occlusion in meta.json")
+    return 0
+
+
+# ---------------------------------------------------------------------------- data preview
+def _read_challenge(path: Path, n: int, size: int) -> list:
+    """Fallback reader for a challenge-layout folder (used when formats.open_source is missing)."""
+    import cv2
+
+    from lightmark.landmarks.sample import FaceSample
+
+    annot = path / "annot.pkl"
+    if not annot.is_file():
+        raise DataError(f"{annot}: not found (a challenge-layout folder holds images and annot.pkl)")
+    try:
+        with open(annot, "rb") as handle:
+            names, pts = pickle.load(handle)
+        pts = np.asarray(pts, dtype=np.float64)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a data error here
+        raise DataError(f"{annot}: not a pickled (names, points) tuple ({exc})") from exc
+    if pts.ndim != 3 or pts.shape[1:] != (68, 2) or len(names) != len(pts):
+        raise DataError(f"{annot}: expected (names, array (N, 68, 2)), got {len(names)} names and {pts.shape}")
+    samples = []
+    for i in range(min(n, len(names))):
+        file = path / names[i]
+        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+        if image is None:
+            raise DataError(f"{file}: missing or unreadable image (annot.pkl index {i})")
+        h, w = image.shape[:2]
+        image = cv2.cvtColor(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+        p = (pts[i] + 0.5) * np.array([size / w, size / h]) - 0.5
+        samples.append(FaceSample(image=image, points=p.astype(np.float32), name=str(names[i])))
+    return samples
+
+
+def _dataset_samples(path: Path, n: int, size: int) -> list:
+    if not path.exists():
+        raise DataError(f"--data {path}: no such directory")
+    try:
+        from lightmark.landmarks.formats import open_source  # type: ignore[attr-defined]
+    except ImportError:
+        return _read_challenge(path, n, size)
+    source = open_source(path, "auto", size)
+    return [source[i] for i in range(min(n, len(source)))]
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    import cv2
+
+    from lightmark.landmarks.synth_preview import contact_sheet
+
+    if args.n < 1:
+        raise ConfigError(f"--n must be >= 1, got {args.n}")
+    if args.size < 16:
+        raise ConfigError(f"--size must be >= 16 pixels, got {args.size}")
+    if args.data is not None:
+        samples = _dataset_samples(args.data, args.n, args.size)
+        if not samples:
+            raise DataError(f"--data {args.data}: no samples")
+        source = str(args.data)
+    else:
+        from lightmark.landmarks.synth import SynthFaces
+
+        gen = SynthFaces(size=args.size, seed=args.seed)
+        samples = [gen.render(i) for i in range(args.n)]
+        source = f"synthetic (seed {args.seed})"
+    sheet = contact_sheet(samples, cols=args.cols, tile=args.size)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    if not ok:
+        raise DataError(f"could not encode {args.out}")
+    write_bytes_atomic(args.out, buf.tobytes())
+    summary = {"out": str(args.out), "source": source, "n": len(samples), "size": args.size,
+               "width_px": int(sheet.shape[1]), "height_px": int(sheet.shape[0])}
+    if args.json:
+        print_json(summary)
+    else:
+        stderr_console().print(f"wrote {args.out}: {len(samples)} faces from {source}")
+    return 0
