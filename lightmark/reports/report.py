@@ -1,0 +1,425 @@
+"""`build_report(run_dir)`: any search or ablation run directory -> `report.md` plus its files.
+
+The report reads what the run left behind, whatever state it is in: the Optuna storage
+(`study.db`, or a journal file) with every trial's Record in its user attributes, the runner's
+cached `candidates/*/record.json`, the search's `records.csv`, and an ablation's `ablation.json`
+manifest. A run that is still going or was interrupted gives a report of what is finished so far
+(running and failed trials are counted and listed, missing table rows say so). Tables are written
+as CSV/Markdown/LaTeX and plots as PNG beside `report.md`, which embeds them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from lightmark.atomic import write_text_atomic
+from lightmark.benchmarks.record import Record, candidate_key
+from lightmark.errors import DataError
+from lightmark.reports import plots, tables
+
+MANIFEST = "ablation.json"
+REPORT = "report.md"
+JOURNAL_SUFFIXES = (".log", ".jsonl", ".journal")
+STATUS_RANK = {"complete": 0, "pruned": 1, "failed": 2, "infeasible": 3, "running": 4, "waiting": 5}
+
+
+@dataclass
+class StudyView:
+    name: str
+    storage: str  # what a person would pass to optuna / optuna-dashboard
+    trials: list[Any]
+    directions: list[str]
+    user_attrs: dict[str, Any]
+
+
+@dataclass
+class RunData:
+    run_dir: Path
+    records: list[Record] = field(default_factory=list)  # one per candidate key, best status first
+    studies: list[StudyView] = field(default_factory=list)
+    manifest: dict[str, Any] | None = None
+    pareto: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+# -- reading a run --------------------------------------------------------------------------------
+
+def _storages(run_dir: Path) -> list[tuple[str, Any]]:
+    """(description, optuna storage) for each study file in the run directory."""
+    found: list[tuple[str, Any]] = []
+    for path in sorted(run_dir.glob("*.db")) + sorted(run_dir.glob("*.sqlite*")):
+        url = f"sqlite:///{path.resolve()}"
+        found.append((url, url))
+    for path in sorted(p for p in run_dir.iterdir() if p.is_file() and p.suffix in JOURNAL_SUFFIXES):
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        found.append((f"journal:{path.resolve()}",
+                      lambda p=path: JournalStorage(JournalFileBackend(str(p)))))
+    return found
+
+
+def _load_studies(run_dir: Path, notes: list[str]) -> list[StudyView]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    views = []
+    for desc, storage in _storages(run_dir):
+        try:
+            storage = storage() if callable(storage) else storage
+            for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+                study = optuna.load_study(study_name=summary.study_name, storage=storage)
+                views.append(StudyView(summary.study_name, desc, list(study.trials),
+                                       [d.name.lower() for d in study.directions], dict(study.user_attrs)))
+        except Exception as exc:  # noqa: BLE001 - a damaged store must not stop the report
+            notes.append(f"could not read the study storage {desc}: {type(exc).__name__}: {exc}")
+    return views
+
+
+def _trial_record(trial: Any) -> Record | None:
+    try:
+        from lightmark.search.records import trial_record
+    except ImportError:  # the search stage is optional for reports
+        trial_record = None
+    if trial_record is not None:
+        record = trial_record(trial)
+    else:
+        attrs = trial.user_attrs
+        record = Record.from_dict(attrs) if {"key", "spec", "size_mb"} <= set(attrs) else None
+    if record is None:
+        return None
+    status = plots.trial_status(trial)
+    if status in ("running", "waiting", "failed", "pruned") and record.status != status:
+        from dataclasses import replace
+
+        error = record.error or str(trial.user_attrs.get("error") or trial.user_attrs.get("reason") or "")
+        record = replace(record, status=status, error=error)
+    return record
+
+
+def _csv_records(path: Path, notes: list[str]) -> list[Record]:
+    out = []
+    try:
+        with open(path, newline="") as handle:
+            for row in csv.DictReader(handle):
+                data: dict[str, Any] = {}
+                for k, v in row.items():
+                    if k is None or k not in Record.__dataclass_fields__:
+                        continue
+                    data[k] = _parse_cell(k, v)
+                if data.get("key") and data.get("spec"):
+                    data.setdefault("params", 0)
+                    data.setdefault("size_mb", math.nan)
+                    try:
+                        out.append(Record.from_dict(data))
+                    except TypeError:
+                        pass
+    except OSError as exc:
+        notes.append(f"could not read {path}: {exc}")
+    return out
+
+
+_INT_FIELDS = {"n_stacks", "depth", "channels", "input_size", "seed", "params", "macs", "epochs_done"}
+_BOOL_FIELDS = {"coordconv", "erasing"}
+_STR_FIELDS = {"key", "spec", "attention", "protocol", "status", "device", "codec", "loss", "error",
+               "torch_version", "lightmark_version", "created"}
+
+
+def _parse_cell(key: str, value: str | None) -> Any:
+    if key in _STR_FIELDS:
+        return value or ""
+    if value in (None, ""):
+        return None
+    if key in _BOOL_FIELDS:
+        return value.strip().lower() in ("true", "1", "yes")
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return int(number) if key in _INT_FIELDS and number.is_integer() else number
+
+
+def load_run(run_dir: Path | str) -> RunData:
+    """Everything a report needs from a run directory, tolerant of a run in progress."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DataError(f"{run_dir}: no such run directory")
+    data = RunData(run_dir=run_dir)
+    manifest = run_dir / MANIFEST
+    if manifest.exists():
+        try:
+            data.manifest = json.loads(manifest.read_text())
+        except ValueError as exc:
+            data.notes.append(f"{manifest}: unreadable ({exc}); ablation tables skipped")
+    pareto = run_dir / "pareto.json"
+    if pareto.exists():
+        try:
+            data.pareto = json.loads(pareto.read_text())
+        except ValueError:
+            pass
+    data.studies = _load_studies(run_dir, data.notes)
+
+    found: list[tuple[int, Record]] = []  # (source priority, record): cached record.json first
+    for path in sorted(run_dir.glob("candidates/*/record.json")):
+        try:
+            found.append((0, Record.from_dict(json.loads(path.read_text()))))
+        except (OSError, ValueError, TypeError) as exc:
+            data.notes.append(f"{path}: unreadable record ({exc})")
+    for view in data.studies:
+        for trial in view.trials:
+            record = _trial_record(trial)
+            if record is not None:
+                found.append((1, record))
+    if (run_dir / "records.csv").exists():
+        found.extend((2, r) for r in _csv_records(run_dir / "records.csv", data.notes))
+    best: dict[str, tuple[tuple[int, int], Record]] = {}
+    for source, record in found:
+        rank = (STATUS_RANK.get(record.status, 9), source)
+        if record.key not in best or rank < best[record.key][0]:
+            best[record.key] = (rank, record)
+    data.records = [record for _, record in best.values()]
+    if not data.records and not data.studies:
+        data.notes.append("no study storage and no records found: nothing has finished yet")
+    return data
+
+
+# -- ablation tables ------------------------------------------------------------------------------
+
+def ablation_frames(manifest: dict[str, Any], records: list[Record]) -> list[Any]:
+    """Rebuild every ablation table the manifest names from whichever Records exist."""
+    from lightmark.benchmarks.suites import get_suite
+    from lightmark.landmarks.protocol import Protocol
+
+    base = Protocol.from_dict(manifest["protocol"])
+    seeds = int(manifest.get("seeds", 1))
+    by_key = {r.key: r for r in records}
+    frames = []
+    for name in manifest.get("tables", []):
+        suite = get_suite(name)
+        per_row: dict[str, list[Record]] = {}
+        for row in suite.train_rows:
+            if row.skip_reason(base):
+                continue
+            keys = [candidate_key(row.spec, row.protocol(base, seed)) for seed in range(seeds)]
+            per_row[row.label] = [by_key[k] for k in keys if k in by_key]
+        roundtrip = manifest.get("roundtrip", {}).get(name, {})
+        frames.append(tables.suite_table(suite, per_row, protocol=base, seeds=seeds, roundtrip=roundtrip))
+    return frames
+
+
+# -- budgets --------------------------------------------------------------------------------------
+
+def _budgets(data: RunData) -> dict[str, float]:
+    """Budget lines per plot axis (MiB, GMACs, ms): the search stores its Budget.to_dict()
+    ({"size_mb", "macs", "latency_ms"}) as the study's user attr "budget" (JSON) and in pareto.json."""
+    sources: list[Any] = [v.user_attrs.get("budget") for v in data.studies]
+    if data.pareto:
+        sources.append(data.pareto.get("budget"))
+    out: dict[str, float] = {}
+    for source in sources:
+        if isinstance(source, str):
+            try:
+                source = json.loads(source)
+            except ValueError:
+                continue
+        if not isinstance(source, dict):
+            continue
+        for axis, key, scale in (("size", "size_mb", 1.0), ("macs", "macs", 1e-9),
+                                 ("latency", "latency_ms", 1.0)):
+            value = source.get(key)
+            if axis not in out and isinstance(value, (int, float)) and not isinstance(value, bool) \
+                    and math.isfinite(value) and value > 0:
+                out[axis] = float(value) * scale
+    return out
+
+
+# -- the report -----------------------------------------------------------------------------------
+
+def _rel(path: Path, base: Path) -> str:
+    try:
+        return str(path.relative_to(base))
+    except ValueError:
+        return str(path)
+
+
+def build_report(run_dir: Path | str, *, evaluate_best: int = 3, progress: bool = False) -> Path:
+    """Write `run_dir/report.md` with tables, plots and notes; returns its path.
+
+    `evaluate_best`: CED curves and a prediction grid for this many of the best completed
+    candidates that still have a checkpoint (0 skips; the evaluation runs on the CPU/GPU here).
+    """
+    data = load_run(run_dir)
+    out = data.run_dir
+    lines: list[str] = [f"# lightmark report: `{out.name}`", ""]
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    lines.append(f"Generated {now} from `{out}`.")
+    counts = _counts(data)
+    if counts:
+        running = counts.get("running", 0) + counts.get("waiting", 0)
+        lines.append("Trials: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+                     + (" (the run is still going or was interrupted: this reports what has finished)"
+                        if running else "") + ".")
+    for view in data.studies:
+        lines.append(f"Study `{view.name}` ({', '.join(view.directions)}): `{view.storage}`; watch it live "
+                     f"with `optuna-dashboard {view.storage.replace('journal:', '')}`.")
+    lines.append("")
+    files: list[Path] = []
+
+    if data.manifest:
+        lines += ["## Ablation tables", "",
+                  "These are not the paper's data: the absolute NME differs. Compare orderings and effects "
+                  "(the delta and whether it is beyond the seed noise), not raw numbers.", ""]
+        if data.manifest.get("command"):
+            lines += [f"Command: `{data.manifest['command']}`", ""]
+        for frame in ablation_frames(data.manifest, data.records):
+            paths = tables.write_table(frame, out, frame.attrs["name"])
+            files += paths.values()
+            lines += [tables.to_markdown(frame),
+                      f"Files: [{paths['csv'].name}]({paths['csv'].name}), "
+                      f"[{paths['tex'].name}]({paths['tex'].name})", ""]
+
+    budgets = _budgets(data)
+    if data.records:
+        lines += ["## Frontiers", ""]
+        label = {"size": "model size", "macs": "MACs", "latency": "latency"}
+        for axis in ("size", "macs", "latency"):
+            path = plots.plot_frontier(data.records, out / f"frontier_{axis}.png", axis=axis,
+                                       budget=budgets.get(axis), title=f"NME vs {label[axis]}")
+            files.append(path)
+            lines += [f"![NME vs {label[axis]}]({path.name})", ""]
+        board = tables.leaderboard(data.records)
+        if len(board):
+            paths = tables.write_table(board, out, "leaderboard")
+            files += paths.values()
+            lines += ["## Best completed candidates", "", tables.to_markdown(board)]
+        every = tables.records_frame(data.records)
+        write_text_atomic(out / "all_records.csv", every.to_csv(index=False))
+        files.append(out / "all_records.csv")
+        lines += ["Every candidate (one row per candidate key): [all_records.csv](all_records.csv).", ""]
+
+    for view in data.studies:
+        if not view.trials:
+            continue
+        slug = view.name.replace("/", "_")
+        lines += [f"## Study `{view.name}`", ""]
+        path = plots.plot_history(view.trials, out / f"history_{slug}.png",
+                                  title=f"Optimisation history: {view.name}")
+        files.append(path)
+        lines += [f"![history]({path.name})", ""]
+
+        class _S:  # param_importances needs .trials only
+            trials = view.trials
+
+        importances, why = plots.param_importances(_S)
+        if importances:
+            path = plots.plot_importances(importances, out / f"importances_{slug}.png")
+            files.append(path)
+            lines += [f"![parameter importances]({path.name})", ""]
+        else:
+            lines += [f"Parameter importances: not computed ({why}).", ""]
+        problems = [t for t in view.trials if plots.trial_status(t) in ("failed", "running")]
+        if problems:
+            lines += ["| Trial | State | Spec | Reason |", "|---|---|---|---|"]
+            for t in problems:
+                reason = str(t.user_attrs.get("reason") or t.user_attrs.get("error") or "")[:200]
+                lines.append(f"| {t.number} | {plots.trial_status(t)} | {t.user_attrs.get('spec', '?')} | "
+                             f"{reason.replace('|', '/')} |")
+            lines.append("")
+
+    if evaluate_best > 0 and data.records:
+        lines += _evaluation_section(data, out, evaluate_best, files)
+
+    if data.notes:
+        lines += ["## Notes", "", *(f"- {n}" for n in data.notes), ""]
+    lines += ["## Files", "", *(f"- [{_rel(p, out)}]({_rel(p, out)})" for p in dict.fromkeys(files)), ""]
+    report = out / REPORT
+    write_text_atomic(report, "\n".join(lines))
+    return report
+
+
+def _counts(data: RunData) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    if data.studies:
+        for view in data.studies:
+            for t in view.trials:
+                status = plots.trial_status(t)
+                counts[status] = counts.get(status, 0) + 1
+    else:
+        for r in data.records:
+            counts[r.status] = counts.get(r.status, 0) + 1
+    return counts
+
+
+def _evaluation_section(data: RunData, out: Path, n_best: int, files: list[Path]) -> list[str]:
+    """CED curves and a prediction grid of the best completed candidates with checkpoints."""
+    done = sorted((r for r in data.records if r.status == "complete" and r.nme_image_pct is not None),
+                  key=lambda r: r.nme_image_pct)
+    chosen = []
+    for record in done:
+        folder = out / "candidates" / record.key
+        ckpt = next((folder / n for n in ("last.pt", "best.pt") if (folder / n).exists()), None)
+        if ckpt is not None:
+            chosen.append((record, ckpt))
+        if len(chosen) >= n_best:
+            break
+    if not chosen:
+        return []
+    try:
+        from lightmark.landmarks.evaluate import evaluate_checkpoint
+        from lightmark.landmarks.metrics import ced_curve
+    except ImportError as exc:
+        return [f"CED curves: not drawn ({exc}).", ""]
+    curves, grid = {}, None
+    lines = ["## Best models on the held-out data", ""]
+    try:
+        for record, ckpt in chosen:
+            result, info = evaluate_checkpoint(ckpt, device="cpu")
+            name = f"{record.spec} seed {record.seed} ({record.codec}, {record.loss})"
+            curves[name] = ced_curve(result.per_image["inter_ocular"], 10.0, 101)
+            if grid is None:
+                grid = (record, ckpt, result, info)
+        path = plots.plot_ced(curves, out / "ced_best.png", unit="NME (% of inter-ocular distance)",
+                              title="Cumulative error distribution of the best models (held-out faces)")
+        files.append(path)
+        lines += [f"![CED]({path.name})", ""]
+        if grid is not None:
+            lines += _prediction_grid(grid, out, files)
+    except Exception as exc:  # noqa: BLE001 - evaluation is an extra; the report must still come out
+        lines += [f"Evaluation of the best checkpoints failed: {type(exc).__name__}: {exc}", ""]
+    return lines
+
+
+def _prediction_grid(grid: tuple, out: Path, files: list[Path]) -> list[str]:
+    import numpy as np
+
+    from lightmark.landmarks.checkpoint import checkpoint_spec_protocol, load_checkpoint
+    from lightmark.landmarks.dataset import build_loaders
+
+    record, ckpt, result, info = grid
+    _, protocol = checkpoint_spec_protocol(load_checkpoint(ckpt))
+    loader = build_loaders(protocol)[1]
+    want = 8
+    images, idx = [], []
+    for batch in loader:
+        images.append(batch["image"].numpy())
+        idx.append(np.asarray(batch["index"]))
+        if sum(len(i) for i in idx) >= want:
+            break
+    images_np = np.concatenate(images)[:want]
+    indices = np.concatenate(idx)[:want]
+    where = {int(i): n for n, i in enumerate(result.indices)}
+    rows = [where[int(i)] for i in indices if int(i) in where]
+    if not rows:
+        return []
+    per = result.per_image["image"]
+    titles = [f"face {int(result.indices[r])}: NME {per[r]:.2f}% of side" for r in rows]
+    path = plots.plot_predictions(images_np[: len(rows)], result.pred[rows], result.gt[rows],
+                                  out / "predictions_best.png", titles=titles,
+                                  title=f"{record.spec}: predicted (red x) vs true (green o)")
+    files.append(path)
+    return [f"![sample predictions]({path.name})", ""]

@@ -1,0 +1,130 @@
+"""Reports from run directories: a real Optuna study with complete, pruned, failed, infeasible and
+running trials (Records in user attrs), runner-cached records, and an ablation manifest."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import optuna
+import pandas as pd
+import pytest
+from matplotlib import image as mpimg
+
+from lightmark.benchmarks import suites
+from lightmark.benchmarks.record import Record
+from lightmark.errors import DataError
+from lightmark.landmarks.protocol import get_protocol
+from lightmark.models.spec import ModelSpec
+from lightmark.reports import report, tables
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def record_for(spec: ModelSpec, protocol, status, nme=None, size=1.0, error=""):
+    from lightmark.benchmarks.record import candidate_key
+
+    return Record(
+        key=candidate_key(spec, protocol), spec=str(spec), n_stacks=spec.n_stacks, depth=spec.depth,
+        channels=spec.channels, attention=spec.attention, coordconv=spec.coordconv,
+        protocol=protocol.name, input_size=protocol.input_size, seed=protocol.seed, status=status,
+        params=50_000 * spec.channels, size_mb=size, macs=10_000_000 * spec.channels, latency_ms=2.0,
+        nme_image_pct=nme, nme_inter_ocular_pct=None if nme is None else 3 * nme,
+        train_seconds=5.0 if status in ("complete", "pruned") else 0.0, error=error,
+        codec=protocol.codec, loss=protocol.loss,
+    )
+
+
+def make_search_run(run_dir):
+    """A search-like run: SQLite study in run_dir/study.db with every kind of trial."""
+    protocol = get_protocol("smoke")
+    storage = f"sqlite:///{run_dir / 'study.db'}"
+    study = optuna.create_study(study_name="search-smoke", storage=storage, direction="minimize")
+    study.set_user_attr("budget", json.dumps({"size_mb": 2.0, "macs": None, "latency_ms": None}))
+    plan = [  # (channels, attention, status, nme, size)
+        (16, "none", "complete", 6.0, 0.3), (32, "none", "complete", 5.0, 0.8), (48, "se", "complete", 5.5, 1.5),
+        (64, "ca", "complete", 4.5, 1.9), (56, "none", "pruned", 7.0, 1.7), (128, "ca", "infeasible", None, 6.0),
+        (24, "se", "failed", None, 0.5), (40, "ca", "running", None, 1.1),
+    ]
+    for channels, attention, status, nme, size in plan:
+        study.enqueue_trial({"channels": channels, "attention": attention})
+        t = study.ask()
+        c = t.suggest_int("channels", 16, 128, step=8)
+        a = t.suggest_categorical("attention", ["none", "se", "ca"])
+        spec = ModelSpec(n_stacks=1, depth=2, channels=c, attention=a)
+        rec = record_for(spec, protocol, status if status != "running" else "complete", nme, size,
+                         error="RuntimeError: out of memory" if status == "failed" else "")
+        attrs = {k: v for k, v in rec.to_dict().items() if status != "running" or k in ("key", "spec", "size_mb")}
+        for k, v in attrs.items():
+            t.set_user_attr(k, v)
+        t.set_constraint("size_mb", size - 2.0)
+        if status == "complete":
+            study.tell(t, nme)
+            folder = run_dir / "candidates" / rec.key
+            folder.mkdir(parents=True)
+            (folder / "record.json").write_text(json.dumps(rec.to_dict()))
+        elif status == "infeasible":
+            study.tell(t, float("inf"))
+        elif status == "pruned":
+            t.report(nme, 0)
+            study.tell(t, state=optuna.trial.TrialState.PRUNED)
+        elif status == "failed":
+            t.set_user_attr("reason", "RuntimeError: out of memory")
+            study.tell(t, state=optuna.trial.TrialState.FAIL)
+        # "running": left as is, like a worker that is still training (or was killed)
+    return study
+
+
+def test_report_from_study_with_failed_pruned_infeasible_and_running_trials(tmp_path):
+    make_search_run(tmp_path)
+    path = report.build_report(tmp_path, evaluate_best=0)
+    text = path.read_text()
+    assert path == tmp_path / "report.md"
+    assert re.search(r"4 complete", text) and "1 pruned" in text and "1 infeasible" in text
+    assert "1 failed" in text and "1 running" in text and "still going" in text
+    assert "out of memory" in text  # the failed trial's reason is listed
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text)
+    assert {"frontier_size.png", "frontier_macs.png", "frontier_latency.png",
+            "history_search-smoke.png", "importances_search-smoke.png"} <= set(images)
+    for name in images:
+        assert (tmp_path / name).stat().st_size > 5_000
+    img = mpimg.imread(tmp_path / "frontier_size.png")
+    assert img.shape[1] > 400 and img[..., :3].std() > 0.01
+    board = pd.read_csv(tmp_path / "leaderboard.csv")
+    assert len(board) == 4 and board[tables.NME].tolist() == sorted(board[tables.NME].tolist())
+    assert board[tables.NME].iloc[0] == 4.5
+    every = pd.read_csv(tmp_path / "all_records.csv")
+    # the running trial has no Record yet (only its key and size): counted and listed, not a row
+    assert sorted(every["status"].tolist()) == sorted(["complete"] * 4 + ["pruned", "infeasible", "failed"])
+    assert re.search(r"\| 7 \| running \| s1-d2-c40-ca \|", text)
+    # the budget stored by the search is the frontier's budget line
+    assert report._budgets(report.load_run(tmp_path)) == {"size": 2.0}
+
+
+def test_report_on_an_empty_or_missing_run(tmp_path):
+    with pytest.raises(DataError, match="no such run directory"):
+        report.build_report(tmp_path / "nope")
+    text = report.build_report(tmp_path, evaluate_best=0).read_text()
+    assert "nothing has finished yet" in text
+
+
+def test_report_rebuilds_ablation_tables_from_records(tmp_path):
+    base = get_protocol("smoke")
+    suite = suites.get_suite("table2")
+    for i, row in enumerate(suite.rows[:4]):  # an interrupted ablation: two rows have no result yet
+        rec = record_for(row.spec, row.protocol(base, 0), "complete", nme=3.0 - 0.1 * i, size=11.0 + i)
+        folder = tmp_path / "candidates" / rec.key
+        folder.mkdir(parents=True)
+        (folder / "record.json").write_text(json.dumps(rec.to_dict()))
+    (tmp_path / "ablation.json").write_text(json.dumps(
+        {"tables": ["table2"], "protocol": base.to_dict(), "seeds": 1, "roundtrip": {},
+         "command": "lightmark ablate table2 --protocol smoke --seeds 1"}))
+    text = report.build_report(tmp_path, evaluate_best=0).read_text()
+    frame = pd.read_csv(tmp_path / "table2.csv")
+    assert len(frame) == 6
+    assert frame[tables.PAPER_NME].tolist() == [2.2929, 2.2347, 2.3044, 2.2121, 2.2211, 2.1242]
+    assert frame[tables.NME].tolist()[:4] == pytest.approx([3.0, 2.9, 2.8, 2.7])
+    assert frame[tables.NME].isna().tolist() == [False] * 4 + [True] * 2
+    assert frame[tables.STATUS].tolist()[4].startswith("complete 0/1")
+    assert "not the paper's data" in text and "| s2-d4-c128-ca-cc |" in text
+    assert (tmp_path / "table2.tex").exists() and "frontier_size.png" in text
