@@ -187,3 +187,17 @@ def test_same_generator_state_same_bytes_and_different_seeds_differ():
     assert len({o.points.tobytes() for o in outs}) == 6
     np.testing.assert_array_equal(image, sample.image)  # the input is never modified in place
     assert all(o.image.flags["C_CONTIGUOUS"] and o.image.dtype == np.uint8 for o in outs)
+
+
+def test_real_synthetic_faces_flip_back_exactly_with_their_occlusion_flags():
+    synth = pytest.importorskip("lightmark.landmarks.synth")
+    sample = synth.SynthFaces(size=64, seed=3).render(0)
+    aug = build_augment(only("flip"), 64)
+    once = aug(sample, 0)
+    twice = aug(once, 0)
+    np.testing.assert_allclose(twice.points, sample.points, atol=1e-4)
+    np.testing.assert_array_equal(twice.image, sample.image)
+    if sample.occluded is not None:
+        np.testing.assert_array_equal(once.occluded, sample.occluded[list(FLIP_PERMUTATION)])
+        np.testing.assert_array_equal(twice.occluded, sample.occluded)
+    assert once.meta == sample.meta

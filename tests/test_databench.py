@@ -86,7 +86,7 @@ def test_cli_json_contract(capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["threads"] == 1 and data["n"] == 4
     assert [r["case"] for r in data["rows"]] == ["generate", "generate+augment", "read_jpg+augment", "loader_jpg"]
-    assert {"samples_per_s", "ms_per_sample", "target_samples_per_s", "meets_target", "size_px"} <= set(data["rows"][0])
+    assert {"samples_per_s", "ms_per_sample", "median_ms_per_sample", "target_samples_per_s", "meets_target", "size_px"} <= set(data["rows"][0])
 
 
 def test_cli_table_and_bad_flags(capsys):
@@ -94,8 +94,14 @@ def test_cli_table_and_bad_flags(capsys):
 
     assert main(["bench", "data", "--sizes", "32", "--n", "2", "--formats", "png"]) == 0
     out = capsys.readouterr().out
-    assert "read_png+augment" in out and "samples/s" in out
+    assert "read_png+augment" in out and "samples/s" in out and "median ms" in out
     assert main(["bench", "data", "--formats", "gif"]) == 2
     assert "--formats" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["bench", "data", "--sizes", "30"])
+
+
+def test_only_loader_rows_have_batches():
+    rows = databench.run_data_bench([32], n=4, image_formats=("jpg",), batch_size=2)
+    assert [r.batches_per_s is not None for r in rows] == [False, False, False, True]
+    assert all(r.median_ms_per_sample > 0 for r in rows)

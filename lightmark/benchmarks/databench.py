@@ -42,6 +42,7 @@ class DataBenchRow:
     seconds: float
     samples_per_s: float
     ms_per_sample: float
+    median_ms_per_sample: float  # robust to other processes stealing the core now and then
     batches_per_s: float | None  # loader cases only
     target_samples_per_s: float | None
     meets_target: bool | None
@@ -50,12 +51,14 @@ class DataBenchRow:
         return asdict(self)
 
 
-def _row(case: str, size: int, n: int, seconds: float, batches: int | None = None) -> DataBenchRow:
+def _row(case: str, size: int, n: int, seconds: float, batches: int | None = None,
+         median_ms: float | None = None) -> DataBenchRow:
     per_s = n / seconds if seconds > 0 else float("inf")
     target = TARGETS.get((case, size))
     return DataBenchRow(
         case=case, size_px=size, n=n, seconds=seconds, samples_per_s=per_s,
         ms_per_sample=1e3 * seconds / max(n, 1),
+        median_ms_per_sample=1e3 * seconds / max(n, 1) if median_ms is None else median_ms,
         batches_per_s=(batches / seconds if batches is not None and seconds > 0 else None),
         target_samples_per_s=target, meets_target=None if target is None else per_s >= target,
     )
@@ -81,13 +84,16 @@ class _OneCore:
         cv2.setNumThreads(self._cv2)
 
 
-def _timed(fn: Callable[[int], Any], n: int, warmup: int = 2) -> float:
+def _timed(fn: Callable[[int], Any], n: int, warmup: int = 2) -> tuple[float, float]:
+    """(total seconds, median ms per call) of fn(0..n-1) after a warm-up."""
     for i in range(min(warmup, n)):
         fn(i)
-    start = time.perf_counter()
+    times = np.empty(n)
     for i in range(n):
+        start = time.perf_counter()
         fn(i)
-    return time.perf_counter() - start
+        times[i] = time.perf_counter() - start
+    return float(times.sum()), float(np.median(times) * 1e3)
 
 
 def write_challenge_folder(root: Path, generator: Any, n: int, image_format: str = "png") -> None:
@@ -143,12 +149,14 @@ def run_data_bench(
         for size in sizes:
             generator = make_generator(size, 0)
             augment = build_augment(cfg, size)
-            add(_row("generate", size, n, _timed(generator.render, n)))
+            seconds, median_ms = _timed(generator.render, n)
+            add(_row("generate", size, n, seconds, median_ms=median_ms))
 
             def gen_aug(i: int) -> Any:
                 return augment(generator.render(i), np.random.default_rng([0, i]))
 
-            add(_row("generate+augment", size, n, _timed(gen_aug, n)))
+            seconds, median_ms = _timed(gen_aug, n)
+            add(_row("generate+augment", size, n, seconds, median_ms=median_ms))
             for fmt in image_formats:
                 root = Path(tmp) / f"{fmt}-{size}"
                 write_challenge_folder(root, generator, n, fmt)
@@ -157,7 +165,8 @@ def run_data_bench(
                 def read_aug(i: int, source: ChallengeSource = source) -> Any:
                     return augment(source[i], np.random.default_rng([0, i]))
 
-                add(_row(f"read_{fmt}+augment", size, n, _timed(read_aug, n)))
+                seconds, median_ms = _timed(read_aug, n)
+                add(_row(f"read_{fmt}+augment", size, n, seconds, median_ms=median_ms))
                 dataset = LandmarkDataset(source, augment, seed=0)
                 loader = make_loader(dataset, batch_size=batch_size, shuffle=True, seed=0,
                                      num_workers=0, drop_last=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from rich.console import Console
+
 from lightmark.cli._common import print_json, stderr_console, stdout_console
 from lightmark.errors import ConfigError
 
@@ -59,17 +61,21 @@ def run(args: argparse.Namespace) -> int:
         return 0
     table = Table(title="data path throughput on one core (torch and OpenCV at 1 thread)")
     table.add_column("case", no_wrap=True)
-    for column in ("px", "samples/s", "ms/sample", "batches/s", "target/s", "meets"):
+    for column in ("px", "samples/s", "ms/sample", "median ms", "batch/s", "target/s", "meets"):
         table.add_column(column, justify="right")
     for row in rows:
         table.add_row(
             row.case, str(row.size_px), f"{row.samples_per_s:.0f}", f"{row.ms_per_sample:.2f}",
+            f"{row.median_ms_per_sample:.2f}",
             "" if row.batches_per_s is None else f"{row.batches_per_s:.1f}",
             "" if row.target_samples_per_s is None else f">= {row.target_samples_per_s:.0f}",
             "" if row.meets_target is None else ("yes" if row.meets_target else "NO"),
         )
-    stdout_console().print(table)
-    stdout_console().print(
+    console = stdout_console()
+    if not console.is_terminal:  # piped: rich would squeeze the table into 80 columns
+        console = Console(width=110)
+    console.print(table)
+    console.print(
         "augmentation: the paper's six with erasing, default probabilities; disk cases read a temporary "
         "challenge folder from the page cache (PNG lossless, JPEG quality 95); "
         f"loader: batch {args.batch_size}, num_workers=0."
