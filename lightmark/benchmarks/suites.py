@@ -336,3 +336,38 @@ def plan_candidates(suites: list[Suite], base: Protocol, seeds: int) -> list[Can
                     order.append(key)
                     found[key] = Candidate(key, row.spec, protocol, (use,))
     return [found[key] for key in order]
+
+
+def roundtrip_nme(protocol: Protocol, codecs: tuple[str, ...] = ("plain", "offset", "subpixel"),
+                  batch: int = 64) -> dict[str, dict[str, float]]:
+    """Table 3's left half: encode the held-out ground truth with each codec and decode it again.
+
+    No model: the error is what the heatmap representation alone costs, on the same held-out
+    points (and at the same input size) the prediction rows are evaluated on. Returns
+    {codec: {"nme_image_pct", "nme_inter_ocular_pct", "n_images"}}.
+    """
+    import numpy as np
+    import torch
+
+    from lightmark.landmarks.codecs import get_codec
+    from lightmark.landmarks.constants import OUTER_EYE_CORNERS
+    from lightmark.landmarks.dataset import LandmarkDataset, build_sources
+
+    _, val_source = build_sources(protocol)
+    dataset = LandmarkDataset(val_source, None, seed=protocol.seed, input_size=protocol.input_size)
+    points = torch.from_numpy(np.stack([np.asarray(dataset.sample(i).points, dtype=np.float32)
+                                        for i in range(len(dataset))]))
+    a, b = OUTER_EYE_CORNERS
+    ocular = torch.linalg.vector_norm(points[:, a] - points[:, b], dim=-1).clamp_min(1e-6)
+    out: dict[str, dict[str, float]] = {}
+    with torch.no_grad():
+        for name in codecs:
+            codec = get_codec(name, protocol.input_size)
+            decoded = torch.cat([codec.decode(codec.encode(chunk)) for chunk in points.split(batch)])
+            error = torch.linalg.vector_norm(decoded - points, dim=-1).mean(-1)  # (N,) px
+            out[name] = {
+                "nme_image_pct": float((error / protocol.input_size * 100).mean()),
+                "nme_inter_ocular_pct": float((error / ocular * 100).mean()),
+                "n_images": int(points.shape[0]),
+            }
+    return out

@@ -1,0 +1,107 @@
+"""`lightmark ablate`: suites through run_fixed_candidates (fake runner for speed; the real runner
+end to end in the slow tier), shared candidates trained once, resume, tables written."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lightmark.benchmarks import suites
+from lightmark.benchmarks.record import Record, candidate_key
+from lightmark.landmarks.protocol import get_protocol
+from lightmark.reports import stats, tables
+from lightmark.reports.ablation import ablate
+
+
+class FakeRunner:
+    """Stands in for run_candidate: a deterministic NME per (spec, protocol), cached like the runner."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, spec, protocol, run_dir, *, device="auto", callback=None, progress=True, **_):
+        key = candidate_key(spec, protocol)
+        path = Path(run_dir) / "candidates" / key / "record.json"
+        if path.exists():
+            return Record.from_dict(json.loads(path.read_text()))
+        self.calls.append((str(spec), protocol.codec, protocol.loss, protocol.augment.erase, protocol.seed))
+        nme = 3.0 - 0.05 * spec.n_stacks + 0.01 * protocol.seed + (0.2 if protocol.codec == "plain" else 0.0)
+        rec = Record(key=key, spec=str(spec), n_stacks=spec.n_stacks, depth=spec.depth, channels=spec.channels,
+                     attention=spec.attention, coordconv=spec.coordconv, protocol=protocol.name,
+                     input_size=protocol.input_size, seed=protocol.seed, status="complete",
+                     params=1000 * spec.channels, size_mb=0.01 * spec.channels, macs=10**6 * spec.channels,
+                     latency_ms=1.0, nme_image_pct=nme, nme_inter_ocular_pct=3 * nme, train_seconds=1.0,
+                     codec=protocol.codec, loss=protocol.loss, erasing=protocol.augment.erase)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rec.to_dict()))
+        return rec
+
+
+def test_ablate_all_trains_shared_candidates_once_and_resumes(tmp_path):
+    runner = FakeRunner()
+    protocol = get_protocol("smoke")
+    result = ablate(suites.all_suites(), protocol, seeds=2, out=tmp_path, study_name="ablate-all-smoke",
+                    progress=False, runner=runner, report=False)
+    # 18 train rows, s2-d5-c128 does not fit 64 px, the s2-d4-c128 baseline is shared by Tables 1-4: 16 x 2 seeds
+    assert len(runner.calls) == 32 == len(set(runner.calls))
+    assert [f.attrs["name"] for f in result.frames] == list(suites.TABLE_NAMES)
+    assert [len(f) for f in result.frames] == [6, 6, 6, 3, 2]
+    for frame in result.frames:
+        written = pd.read_csv(tmp_path / f"{frame.attrs['name']}.csv")
+        assert written.shape == frame.shape
+        assert (tmp_path / f"{frame.attrs['name']}.md").exists() and (tmp_path / f"{frame.attrs['name']}.tex").exists()
+    t1, t2, t3 = (f.set_index("Row") for f in result.frames[:3])
+    assert t1.loc["s2-d5-c128", tables.STATUS].startswith("skipped")
+    assert t1.loc["s2-d4-c128", tables.NME] == t2.loc["s2-d4-c128", tables.NME]  # the same candidate
+    assert t2.loc["s2-d4-c128", tables.NME] == pytest.approx(2.905)  # mean of seeds 0 and 1
+    assert t2.loc["s2-d4-c128", tables.SEEDS] == 2
+    # Table 3: round trips measured with the real codecs, predictions from the runner
+    assert t3.loc["round trip, offset", tables.NME] < t3.loc["round trip, plain", tables.NME]
+    assert t3.loc["round trip, subpixel", tables.NME] < 0.01
+    assert t3.loc["s2-d4-c128, offset", tables.DELTA] == pytest.approx(-0.2)
+    assert t3.loc["s2-d4-c128, offset", tables.NOISE] == stats.BEYOND  # identical seed noise, clear shift
+    manifest = json.loads((tmp_path / "ablation.json").read_text())
+    assert manifest["seeds"] == 2 and len(manifest["candidates"]) == 32
+
+    again = ablate([suites.get_suite("table2")], protocol, seeds=2, out=tmp_path,
+                   study_name="ablate-table2-smoke", progress=False, runner=runner, report=True)
+    assert len(runner.calls) == 32  # nothing retrained: the runner's cache answers
+    assert len(again.frames[0]) == 6 and again.report is not None
+    text = again.report.read_text()
+    assert "Table 1" in text and "Table 5" in text  # the report keeps every table of the run dir
+
+
+def test_ablate_cli_rejects_bad_arguments(tmp_path):
+    from lightmark.cli.main import main
+
+    assert main(["ablate", "table2", "--protocol", "nope", "--out", str(tmp_path)]) == 2
+    assert main(["ablate", "table2", "--protocol", "smoke", "--seeds", "0", "--out", str(tmp_path)]) == 2
+    with pytest.raises(SystemExit):
+        main(["ablate", "table9"])
+
+
+@pytest.mark.slow
+def test_ablate_table2_smoke_end_to_end(tmp_path):
+    """The acceptance check's command, through the real runner and trainer."""
+    out = tmp_path / "abl"
+    proc = subprocess.run(
+        [sys.executable, "-m", "lightmark.cli.main", "ablate", "table2", "--protocol", "smoke", "--seeds", "1",
+         "--out", str(out), "--json"],
+        capture_output=True, text=True, timeout=600,
+        env={**__import__("os").environ, "NO_ALBUMENTATIONS_UPDATE": "1", "MPLBACKEND": "Agg"},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    frame = pd.read_csv(out / "table2.csv")
+    assert len(frame) == 6 and summary["tables"]["table2"]["csv"].endswith("table2.csv")
+    assert frame[tables.PAPER_NME].tolist() == [2.2929, 2.2347, 2.3044, 2.2121, 2.2211, 2.1242]
+    assert frame[tables.NME].notna().all() and (frame[tables.NME] > 0).all()
+    assert frame[tables.NOISE].tolist() == [stats.BASELINE] + [stats.UNDECIDED] * 5
+    assert (out / "report.md").exists() and (out / "frontier_size.png").stat().st_size > 5000
+    assert not math.isnan(frame[tables.MACS].iloc[0])
