@@ -107,7 +107,7 @@ class SynthFaces:
             yaw = min(max(rng.normal(0, 20), -70.0), 70.0)
         pitch = rng.uniform(-30, 30) if rng.random() < 0.4 else min(max(rng.normal(0, 10), -30.0), 30.0)
         roll = rng.uniform(-30, 30) if rng.random() < 0.4 else min(max(rng.normal(0, 8), -30.0), 30.0)
-        distance = rng.uniform(4.0, 14.0)
+        distance = rng.uniform(5.0, 14.0)
         camera = f3d.Camera(rot=f3d.rotation(yaw, pitch, roll), distance=distance,
                             pivot=np.array([0.0, 0.15, 0.0]))
         k = rng.uniform(0, len(_SKIN) - 1)
@@ -128,7 +128,7 @@ class SynthFaces:
         sc = self._scene(rng)
         cam = sc.camera
         geo = f3d.build_face(sc.ident, sc.expr, rng)
-        mesh = f3d.head_mesh(sc.ident)
+        mesh = f3d.head_mesh(sc.ident, sc.expr)
 
         # Project everything in one go, then place the face in the image.
         names = list(geo.parts)
@@ -143,7 +143,7 @@ class SynthFaces:
         scale = frac * S / extent
         box = (hi_ - lo_) * scale
         slack = np.maximum(S - box, 0) / 2
-        centre = S / 2 + rng.uniform(-0.8, 0.8, size=2) * slack * 0.85
+        centre = (S - 1) / 2 + rng.uniform(-0.8, 0.8, size=2) * slack * 0.85  # pixel centres
         img2d = (all_2d - (lo_ + hi_) / 2) * scale + centre
         lm = img2d[: sizes[1]]
         mesh2 = img2d[sizes[1]: sizes[2]].reshape(mesh.shape[0], mesh.shape[1], 2)

@@ -159,12 +159,19 @@ def surface_normal(ident: Identity, p: np.ndarray) -> np.ndarray:
     return n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-9)
 
 
-def head_mesh(ident: Identity) -> np.ndarray:
+def jaw_drop(ident: Identity, expr: Expression, y: np.ndarray) -> np.ndarray:
+    """How far an open mouth pulls the head down at height y: nothing above the mouth, the most
+    at the chin (the same for the jaw points and the drawn head, so the points stay on the outline)."""
+    t = np.minimum(np.maximum((y - ident.mouth_y) * (1.0 / (HC + HH - ident.mouth_y)), 0.0), 1.0)
+    return 0.8 * expr.mouth_open * t
+
+
+def head_mesh(ident: Identity, expr: Expression) -> np.ndarray:
     """Vertices (N_V+1, N_U+1, 3) of the head: latitude from crown to chin, longitude around."""
     y = HC + HH * _MESH_SIN_V + 0 * _MESH_U
     x = _width(ident, y) * _MESH_SIN_U * _MESH_COS_V
     z = ident.depth * _MESH_COS_U * _MESH_COS_V + _shear(ident, y)
-    return np.stack([x, y, z], axis=-1)
+    return np.stack([x, y + jaw_drop(ident, expr, y), z], axis=-1)
 
 
 def _on_face(ident: Identity, x: np.ndarray, y: np.ndarray, dz: float = 0.0) -> np.ndarray:
@@ -229,9 +236,8 @@ def build_face(ident: Identity, expr: Expression, rng: np.random.Generator) -> F
     u = np.sign(_JAW_T) * 0.43 * np.pi
     jy = HC + HH * np.sin(v)
     jx = _width(ident, jy) * np.sin(u) * np.cos(v)
-    drop = expr.mouth_open * 0.8 * (1.0 - s) ** 1.2
-    jy = jy + drop
-    jz = ident.depth * np.cos(u) * np.cos(v) + _shear(ident, jy - drop)
+    jz = ident.depth * np.cos(u) * np.cos(v) + _shear(ident, jy)
+    jy = jy + jaw_drop(ident, expr, jy)
     jaw = np.stack([jx, jy, jz], axis=-1)
 
     # Brows 17..26, outer to inner on the right, inner to outer on the left.
@@ -316,6 +322,10 @@ def build_face(ident: Identity, expr: Expression, rng: np.random.Generator) -> F
         parts[n] = flat[start: start + len(parts[n])]
         start += len(parts[n])
     normals = surface_normal(ident, landmarks)
+    # The jaw points mark the jaw line, which faces forwards more than the ellipsoid below it does:
+    # they count as hidden only once they are clearly behind the outline.
+    normals[:17, 2] += 0.5
+    normals[:17] /= np.linalg.norm(normals[:17], axis=-1, keepdims=True)
     # The nose points face sideways along the nose, not along the cheek below them.
     normals[31:36, 0] += 0.9 * np.sign(bx)
     normals[27:36, 2] += 0.3

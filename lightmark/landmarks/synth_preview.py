@@ -43,9 +43,13 @@ def draw_points(image: np.ndarray, points: np.ndarray, occluded: np.ndarray | No
     shift = 4
     colours = point_colours()
     occ = np.zeros(len(points), bool) if occluded is None else np.asarray(occluded, bool)
-    pts = np.round(np.asarray(points, np.float64) * (1 << shift)).astype(np.int64)
+    raw = np.asarray(points, np.float64)
+    finite = np.isfinite(raw).all(axis=1) & (np.abs(raw) < 1e6).all(axis=1)
+    pts = np.round(np.where(finite[:, None], raw, 0.0) * (1 << shift)).astype(np.int64)
     rr = int(round(r * (1 << shift)))
     for i, (p, c) in enumerate(zip(pts, colours)):
+        if not finite[i]:
+            continue
         colour = tuple(int(v) for v in c)
         if occ[i]:
             cv2.circle(out, (int(p[0]), int(p[1])), rr, colour, 1, cv2.LINE_AA, shift)
