@@ -1,0 +1,253 @@
+"""`lightmark search`: an Optuna architecture search under a model-size budget (the main job)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from lightmark.cli._common import add_protocol_args, print_json, protocol_from_args, stderr_console
+from lightmark.errors import ConfigError
+
+# Test/plug-in hooks: "module:function" replacing the candidate runner / the size function.
+RUNNER_ENV = "LIGHTMARK_SEARCH_RUNNER"
+SIZER_ENV = "LIGHTMARK_SEARCH_SIZER"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from lightmark.search.budget import DEFAULT_BUDGET_MB
+    from lightmark.search.study import PRUNERS, SAMPLERS
+
+    parser = subparsers.add_parser(
+        "search",
+        help="search architectures under a size budget (Optuna; resumable, multi-worker)",
+        description=(
+            "Sample stacked-hourglass architectures from a search space, skip those over the "
+            "budget without training, train + evaluate the rest, and keep every result in an "
+            "Optuna study (default: <out>/study.db). Re-running the same command continues the "
+            "study up to --n-trials finished trials."
+        ),
+    )
+    add_protocol_args(parser)
+    space = parser.add_argument_group("search space (a TOML file, then flags fix or narrow it)")
+    space.add_argument("--space", type=Path, help="search-space TOML (see configs/quick-space.toml)")
+    space.add_argument("--stacks", help="n_stacks values: 1-4, or 1,2, or 2")
+    space.add_argument("--depth", help="depth values: 2-5, or 3,4 (bounded by the heatmap size)")
+    space.add_argument("--channels", help="channel values: 32-256:8 (min-max:step) or 64,128")
+    space.add_argument("--attention", help="attention values: none,se,ca")
+    space.add_argument("--coordconv", help="CoordConv values: true, false or true,false")
+    budget = parser.add_argument_group("budget (checked from the spec alone, before training)")
+    budget.add_argument("--budget-mb", type=float, default=DEFAULT_BUDGET_MB,
+                        help="max model size, MiB of the fp32 state_dict (default: %(default)s)")
+    budget.add_argument("--budget-macs", type=float, help="max MACs at the protocol's input size")
+    budget.add_argument("--budget-latency-ms", type=float,
+                        help="max batch-1 latency in ms on --device")
+    run = parser.add_argument_group("study")
+    run.add_argument("--n-trials", type=int, default=20,
+                     help="TOTAL finished trials the study should have (a re-run tops it up; "
+                          "default: %(default)s)")
+    run.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
+    run.add_argument("--sampler", choices=SAMPLERS, default="tpe")
+    run.add_argument("--pruner", choices=PRUNERS, default="median",
+                     help="single-objective only (default: %(default)s)")
+    run.add_argument("--objectives", default="nme",
+                     help="nme | nme,size | nme,macs | nme,latency (default: %(default)s)")
+    run.add_argument("--storage", help="Optuna storage: sqlite:///F.db, journal:F.log, "
+                                       "postgresql://user:pw@host/db (default: <out>/study.db)")
+    run.add_argument("--study", help="study name (default: lightmark-<protocol>)")
+    run.add_argument("--workers", type=int, default=1, help="local worker processes (default: 1)")
+    run.add_argument("--seed", type=int, default=0, help="sampler seed (default: %(default)s)")
+    run.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    run.add_argument("--out", type=Path, default=Path("runs/search"),
+                     help="run directory (default: %(default)s)")
+    run.add_argument("--enqueue-paper", action="store_true",
+                     help="try the paper's Table 1 architectures first (those inside the space)")
+    run.add_argument("--no-report", action="store_true", help="skip the plots/report at the end")
+    parser.add_argument("--json", action="store_true", help="print the final summary as JSON on stdout")
+    parser.set_defaults(func=cmd_search)
+
+
+def _range_values(text: str, kind: str) -> list[Any]:
+    """'2-5' / '32-256:8' / '1,2' / 'ca' / 'true,false' -> a list of values."""
+    text = text.strip()
+    items: list[Any] = []
+    for part in text.split(","):
+        part = part.strip()
+        if kind == "int":
+            body, _, step = part.partition(":")
+            if "-" in body:
+                low, _, high = body.partition("-")
+                try:
+                    items.extend(range(int(low), int(high) + 1, int(step or 1)))
+                except ValueError:
+                    raise ConfigError(f"cannot read {part!r} as MIN-MAX[:STEP]") from None
+            else:
+                try:
+                    items.append(int(body))
+                except ValueError:
+                    raise ConfigError(f"cannot read {part!r} as an integer") from None
+        elif kind == "bool":
+            if part.lower() not in ("true", "false", "on", "off", "1", "0"):
+                raise ConfigError(f"cannot read {part!r} as true/false")
+            items.append(part.lower() in ("true", "on", "1"))
+        else:
+            items.append(part)
+    return items
+
+
+def build_space(args: argparse.Namespace, input_size: int):
+    from lightmark.search.space import SearchSpace
+
+    space = SearchSpace.from_toml(args.space) if args.space else SearchSpace()
+    fixed = {
+        "n_stacks": args.stacks and _range_values(args.stacks, "int"),
+        "depth": args.depth and _range_values(args.depth, "int"),
+        "channels": args.channels and _range_values(args.channels, "int"),
+        "attention": args.attention and _range_values(args.attention, "str"),
+        "coordconv": args.coordconv and _range_values(args.coordconv, "bool"),
+    }
+    return space.with_fixed(**fixed).bounded(input_size)
+
+
+def paper_candidates(space: Any, console: Any) -> list[tuple[str, Any]]:
+    from lightmark.models.registry import paper_presets
+
+    presets = [p for p in paper_presets() if "Table 1" in p.description] or paper_presets()
+    chosen, skipped = [], []
+    for preset in presets:
+        (chosen if space.contains(preset.spec) else skipped).append(preset)
+    if skipped:
+        console.print(f"--enqueue-paper: not in the search space, skipped: "
+                      f"{', '.join(str(p.spec) for p in skipped)}", highlight=False)
+    return [(p.name, p.spec) for p in chosen]
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from lightmark.search.budget import Budget
+    from lightmark.search.live import LiveView
+    from lightmark.search.objective import parse_objectives
+    from lightmark.search.storage import choose_storage
+    from lightmark.search.study import SearchConfig, default_study_name, run_search
+
+    console = stderr_console()
+    protocol = protocol_from_args(args)
+    objectives = parse_objectives(args.objectives)
+    if args.n_trials is not None and args.n_trials < 1:
+        raise ConfigError(f"--n-trials must be >= 1, got {args.n_trials}")
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    space = build_space(args, protocol.input_size)
+    device = args.device
+    budget = Budget(
+        size_mb=args.budget_mb, macs=None if args.budget_macs is None else int(args.budget_macs),
+        latency_ms=args.budget_latency_ms, input_size=protocol.input_size,
+        device=_latency_device(device), sizer=os.environ.get(SIZER_ENV) or None,
+    )
+    smallest = space.smallest(budget.fits)
+    if smallest is None:
+        tiny = space.smallest()
+        raise ConfigError(
+            f"no architecture of the search space fits {budget.describe()}: the smallest, {tiny}, "
+            f"is {budget.size_of(tiny):.3f} MiB. Raise --budget-mb or allow fewer stacks, "
+            "shallower or narrower networks"
+        )
+    if budget.macs is not None or budget.latency_ms is not None:
+        check = budget.check(smallest)
+        if not check.feasible:
+            raise ConfigError(
+                f"no architecture of the search space fits {budget.describe()}: the smallest, "
+                f"{smallest}, is over ({', '.join(f'{k} +{v:.4g}' for k, v in check.violations().items())})"
+            )
+    full = space
+    space = space.trimmed(budget.fits)
+    run_dir = args.out
+    storage = choose_storage(args.storage, run_dir, args.workers)
+    config = SearchConfig(
+        protocol=protocol, run_dir=run_dir, storage=storage,
+        study_name=args.study or default_study_name(protocol), space=space, budget=budget,
+        objectives=objectives, sampler=args.sampler, pruner=args.pruner, seed=args.seed,
+        n_trials=args.n_trials, timeout=args.timeout, device=device,
+        runner=os.environ.get(RUNNER_ENV) or None,
+    )
+    console.print(f"search space: {space.describe()}", highlight=False)
+    if len(space) != len(full):
+        console.print(f"  (trimmed from {len(full)} by the budget: wider/deeper values cannot fit "
+                      f"{budget.describe()})", highlight=False)
+    console.print(f"budget: {budget.describe()}; protocol {protocol.name} ({protocol.input_size} px, "
+                  f"{protocol.epochs} epochs); storage {storage.url}; study {config.study_name}",
+                  highlight=False)
+    if storage.note:
+        console.print(storage.note, highlight=False)
+    enqueue = paper_candidates(space, console) if args.enqueue_paper else []
+    with LiveView(config, console=console) as view:
+        result = run_search(config, workers=args.workers, hooks=view.hooks(), enqueue=enqueue,
+                            view=view)
+    summary = result.to_json()
+    plots = None if args.no_report else _build_report(run_dir, console)
+    summary["report"] = str(plots) if plots else None
+    _print_summary(summary, console)
+    if args.json:
+        print_json(summary)
+    return 0
+
+
+def _latency_device(device: str) -> str:
+    if device != "auto":
+        return device
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except Exception:
+        return "cpu"
+
+
+def _build_report(run_dir: Path, console: Any) -> Path | None:
+    try:
+        from lightmark.reports.report import build_report
+    except ImportError:
+        return None
+    try:
+        return Path(build_report(run_dir))
+    except Exception as exc:  # noqa: BLE001 - the search result stands without its plots
+        console.print(f"report not built: {type(exc).__name__}: {exc}", highlight=False)
+        return None
+
+
+def _print_summary(summary: dict, console: Any) -> None:
+    counts = summary["counts"]
+    console.print(
+        f"\n{summary['trials']} trials in study {summary['study']}: {counts['complete']} complete, "
+        f"{counts['pruned']} pruned, {counts['infeasible']} over budget (not trained), "
+        f"{counts['failed']} failed; {summary['reused']} reused a cached Record.",
+        highlight=False,
+    )
+    for note in summary.get("notes", []):
+        console.print(note, highlight=False)
+    best = summary.get("best")
+    if best:
+        macs = f", {best['macs'] / 1e9:.3f} GMACs" if best.get("macs") else ""
+        latency = f", {best['latency_ms']:.2f} ms" if best.get("latency_ms") else ""
+        console.print(
+            f"[bold green]best under budget:[/] {best['spec']} (trial {best['trial']}): NME "
+            f"{best['nme_image_pct']:.3f} % of image side, inter-ocular "
+            f"{_fmt(best.get('nme_inter_ocular_pct'))} %, {best['size_mb']:.2f} MiB, "
+            f"{best['params']:,} params{macs}{latency}, trained {best.get('train_seconds') or 0:.0f} s "
+            f"on {best.get('device') or '?'}",
+        )
+    else:
+        console.print("no feasible trial has completed yet.")
+    console.print(f"records: {summary['records_csv']}\nPareto/best: {summary['pareto_json']}\n"
+                  f"study: {summary['storage']}", highlight=False)
+    if summary.get("report"):
+        console.print(f"report and plots: {summary['report']}", highlight=False)
+    if summary["storage"].startswith("sqlite"):
+        console.print(f"watch it live: optuna-dashboard {summary['storage']}", highlight=False)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
+
+
