@@ -1,0 +1,61 @@
+"""`lightmark bench train SPEC --protocol P [--steps N] [--json]`: model step alone vs the whole loop."""
+
+from __future__ import annotations
+
+import argparse
+
+from lightmark.cli._common import add_protocol_args, print_json, stdout_console
+
+
+def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
+    parser = bench_subparsers.add_parser(
+        "train", help="images/s of the model step alone vs the whole training loop, codec ms",
+        description="Measure, in one run, the model step alone (fixed batch on the device) and the whole "
+                    "training loop (loader, augmentation, heatmaps, step); the loop should be at most 15 % slower.")
+    parser.add_argument("spec", metavar="SPEC_OR_PRESET")
+    add_protocol_args(parser, default="quick")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps of the loop (default: %(default)s)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
+    parser.add_argument("--no-prefetch", action="store_true", help="no background batch thread")
+    parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lightmark.benchmarks.trainbench import bench_train
+    from lightmark.cli._common import protocol_from_args
+    from lightmark.cli.train import resolve_spec
+    from lightmark.errors import ConfigError
+
+    if args.steps < 1:
+        raise ConfigError(f"--steps must be >= 1, got {args.steps}")
+    spec = resolve_spec(args.spec)
+    protocol = protocol_from_args(args)
+    spec.check_input_size(protocol.input_size)
+    r = bench_train(spec, protocol, steps=args.steps, device=args.device, precision=args.precision,
+                    prefetch=not args.no_prefetch)
+    if args.json:
+        print_json(r)
+        return 0
+    from rich.table import Table
+
+    table = Table(title=f"bench train {r['spec']} [{r['protocol']}, {r['input_size']} px, batch {r['batch_size']}, "
+                        f"{r['device']} {r['precision']}, {r['threads']} threads]")
+    table.add_column("measurement")
+    table.add_column("images/s", justify="right")
+    table.add_column("ms / batch", justify="right")
+    table.add_row("model step alone (fixed batch, heatmaps pre-made)", f"{r['model_step_images_per_s']:.1f}",
+                  f"{r['model_step_ms']:.1f}")
+    table.add_row("whole loop (loader, augmentation, heatmaps, step)", f"{r['loop_images_per_s']:.1f}",
+                  f"{r['loop_step_ms']:.1f}")
+    if r.get("codec_encode_ms") is not None:
+        table.add_row(f"codec {r['codec']} encode (heatmaps + weight map)", "",
+                      f"{r['codec_encode_ms']:.2f}")
+        table.add_row("codec decode", "", f"{r['codec_decode_ms']:.2f}")
+    console = stdout_console()
+    console.print(table)
+    verdict = "[green]meets[/]" if r["meets_target"] else "[red]misses[/]"
+    console.print(f"loop / step = {r['loop_over_step_ratio']:.3f} (slowdown {r['slowdown_pct']:.1f} %, target "
+                  f"<= {r['target_slowdown_pct']:.0f} %): {verdict}")
+    return 0

@@ -1,0 +1,116 @@
+"""`lightmark evaluate CHECKPOINT [--data DIR] [--out DIR] [--json]`: NME in every normalisation,
+failure rates, per-landmark NME, the mean-shape baseline and a CED plot."""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+import numpy as np
+
+from lightmark.cli._common import print_json, stdout_console
+
+CED_MAX_PCT = 10.0  # inter-ocular, the 300W convention
+CED_STEPS = 101
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("evaluate", help="evaluate a checkpoint (NME, failure rates, CED plot)",
+                                   description="Evaluate a checkpoint on its protocol's held-out faces or a dataset.")
+    parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="best.pt or last.pt from `train`")
+    parser.add_argument("--data", help="evaluate every image of this dataset (challenge layout or .pts)")
+    parser.add_argument("--out", type=Path, help="output directory (default: <checkpoint dir>/eval-<name>)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    parser.set_defaults(func=run)
+
+
+def _ced(per_image: np.ndarray):
+    try:
+        from lightmark.landmarks.metrics import ced_curve
+
+        thresholds, fractions = ced_curve(per_image, CED_MAX_PCT, CED_STEPS)
+        return np.asarray(thresholds, dtype=float), np.asarray(fractions, dtype=float)
+    except (ImportError, TypeError):
+        thresholds = np.linspace(0.0, CED_MAX_PCT, CED_STEPS)
+        return thresholds, (np.asarray(per_image)[None, :] <= thresholds[:, None]).mean(1)
+
+
+def _plot(curves: dict, path: Path) -> None:
+    try:
+        from lightmark.reports.plots import plot_ced
+
+        plot_ced(curves, path)
+        return
+    except ImportError:
+        pass
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lightmark.atomic import write_bytes_atomic
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for label, (x, y) in curves.items():
+        ax.plot(x, y, label=label)
+    ax.set(xlabel="NME (% inter-ocular)", ylabel="fraction of images", xlim=(0, CED_MAX_PCT), ylim=(0, 1))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def run(args: argparse.Namespace) -> int:
+    from lightmark.atomic import write_json_atomic, write_text_atomic
+    from lightmark.landmarks.evaluate import evaluate_checkpoint
+
+    result, info = evaluate_checkpoint(args.checkpoint, data=args.data, device=args.device)
+    out = args.out or args.checkpoint.parent / f"eval-{args.checkpoint.stem}"
+    out.mkdir(parents=True, exist_ok=True)
+    curves = {"model": _ced(result.per_image["inter_ocular"])}
+    if "baseline_per_image_inter_ocular" in result.extra:
+        curves["mean-shape baseline"] = _ced(result.extra["baseline_per_image_inter_ocular"])
+    _plot(curves, out / "ced.png")
+    per_landmark = [round(float(v), 5) for v in result.per_landmark_image_pct]
+    payload = {
+        **info,
+        "n_images": int(len(result.gt)),
+        "metrics": result.summary,
+        "mean_shape_baseline": result.baseline,
+        "per_landmark_nme_image_pct": per_landmark,
+        "ced": {"unit": "NME % inter-ocular", "thresholds": curves["model"][0].round(4).tolist(),
+                "fractions": curves["model"][1].round(5).tolist()},
+        "files": {"metrics": str(out / "metrics.json"), "per_image": str(out / "per_image_nme.csv"),
+                  "per_landmark": str(out / "per_landmark_nme.csv"), "ced_plot": str(out / "ced.png")},
+    }
+    write_json_atomic(out / "metrics.json", payload)
+    rows = ["index," + ",".join(f"nme_{n}_pct" for n in result.per_image)]
+    for i, idx in enumerate(result.indices):
+        rows.append(f"{int(idx)}," + ",".join(f"{result.per_image[n][i]:.5f}" for n in result.per_image))
+    write_text_atomic(out / "per_image_nme.csv", "\n".join(rows) + "\n")
+    write_text_atomic(out / "per_landmark_nme.csv", "landmark,nme_image_pct\n" + "".join(
+        f"{i},{v}\n" for i, v in enumerate(per_landmark)))
+    if args.json:
+        print_json(payload)
+        return 0
+    from rich.table import Table
+
+    table = Table(title=f"{info['spec']} [{info['protocol']}] on {info['data']}")
+    table.add_column("metric")
+    table.add_column("model", justify="right")
+    if result.baseline is not None:
+        table.add_column("mean-shape baseline", justify="right")
+    for key, value in result.summary.items():
+        cells = [f"{value:.4f}" if isinstance(value, float) else str(value)]
+        if result.baseline is not None:
+            base = result.baseline.get(key)
+            cells.append(f"{base:.4f}" if isinstance(base, float) else str(base))
+        table.add_row(key, *cells)
+    console = stdout_console()
+    console.print(table)
+    console.print(f"written to {out}: metrics.json, per_image_nme.csv, per_landmark_nme.csv, ced.png")
+    return 0

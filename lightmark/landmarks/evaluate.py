@@ -1,0 +1,179 @@
+"""Evaluation: run a model over a loader, decode heatmaps with the protocol's codec, and compute NME
+in every normalisation from the same per-image numbers (means, failure rates, CED, per landmark).
+
+Images arrive as uint8 and are normalised on the device (`prepare_images`), the same way in training,
+evaluation and prediction.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+
+from lightmark.landmarks.device import Precision, autocast
+
+# Per-channel normalisation of uint8 RGB: x / 255 -> zero mean, unit-ish spread.
+IMAGE_MEAN = (0.5, 0.5, 0.5)
+IMAGE_STD = (0.25, 0.25, 0.25)
+
+
+def prepare_images(images: torch.Tensor, device: torch.device, channels_last: bool = False) -> torch.Tensor:
+    """uint8 [B,3,H,W] (any device) -> normalised float32 on `device` (non-blocking copy)."""
+    x = images.to(device, non_blocking=True)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x = x.float().div_(255.0)
+    mean = torch.tensor(IMAGE_MEAN, device=device, dtype=x.dtype).view(1, -1, 1, 1)
+    std = torch.tensor(IMAGE_STD, device=device, dtype=x.dtype).view(1, -1, 1, 1)
+    return x.sub_(mean).div_(std)
+
+
+@dataclass
+class EvalResult:
+    """Numbers from one pass over a loader. Units: NME in percent; per-image arrays keep them all."""
+
+    summary: dict[str, float]  # metrics.summarise keys (nme_image_pct, nme_inter_ocular_pct, ...)
+    per_image: dict[str, np.ndarray]  # normalisation -> (N,) NME %
+    per_landmark_image_pct: np.ndarray  # (K,) NME % of image side per landmark
+    pred: np.ndarray  # (N, K, 2) input pixels
+    gt: np.ndarray  # (N, K, 2) input pixels
+    indices: np.ndarray  # (N,) dataset indices
+    image_size: int
+    seconds: float
+    baseline: dict[str, float] | None = None  # mean-shape baseline (same keys as summary)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@torch.no_grad()
+def predict_points(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    codec: Any,
+    device: torch.device,
+    precision: Precision | None = None,
+    channels_last: bool = False,
+) -> torch.Tensor:
+    """uint8 images [B,3,H,W] -> points [B,K,2] in input pixels (float32, on `device`)."""
+    x = prepare_images(images, device, channels_last)
+    if precision is not None:
+        with autocast(device, precision):
+            outputs = model(x)
+    else:
+        outputs = model(x)
+    heatmaps = outputs[-1] if isinstance(outputs, (list, tuple)) else outputs
+    return codec.decode(heatmaps.float().contiguous())
+
+
+def evaluate_model(
+    model: torch.nn.Module,
+    loader: Iterable[dict],
+    codec: Any,
+    device: torch.device | str,
+    *,
+    precision: Precision | None = None,
+    channels_last: bool = False,
+    mean_shape: np.ndarray | None = None,
+    image_size: int | None = None,
+) -> EvalResult:
+    """Decode every batch with `codec`, then compute all metrics from the stacked per-image errors.
+
+    `mean_shape` (K,2 input px), when given, adds the baseline that predicts it for every image."""
+    from lightmark.landmarks import metrics
+
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    start = time.perf_counter()
+    preds, gts, idxs = [], [], []
+    try:
+        for batch in loader:
+            pred = predict_points(model, batch["image"], codec, device, precision, channels_last)
+            preds.append(pred.float().cpu())
+            gts.append(batch["points"].float().cpu())
+            idxs.append(torch.as_tensor(batch.get("index", torch.arange(len(pred)))).cpu())
+    finally:
+        model.train(was_training)
+    if not preds:
+        raise ValueError("evaluation loader yielded no batches")
+    pred_t, gt_t = torch.cat(preds), torch.cat(gts)
+    size = int(image_size or batch["image"].shape[-1])
+    result = EvalResult(
+        summary=_summarise(metrics, pred_t, gt_t, size),
+        per_image={n: metrics.nme(pred_t, gt_t, n, size).numpy() for n in metrics.NORMALISATIONS},
+        per_landmark_image_pct=_per_landmark(metrics, pred_t, gt_t, size),
+        pred=pred_t.numpy(),
+        gt=gt_t.numpy(),
+        indices=torch.cat(idxs).numpy(),
+        image_size=size,
+        seconds=time.perf_counter() - start,
+    )
+    if mean_shape is not None:
+        result.baseline = mean_shape_baseline(mean_shape, gt_t, size)
+        mean_pred = torch.as_tensor(np.asarray(mean_shape, np.float32)).unsqueeze(0).expand_as(gt_t).contiguous()
+        result.extra["baseline_per_image_inter_ocular"] = metrics.nme(mean_pred, gt_t, "inter_ocular", size).numpy()
+    return result
+
+
+def mean_shape_baseline(mean_shape: np.ndarray | torch.Tensor, gt: torch.Tensor, image_size: int) -> dict:
+    """Metrics of predicting the average training shape for every image (the floor to beat)."""
+    from lightmark.landmarks import metrics
+
+    gt = torch.as_tensor(gt, dtype=torch.float32)
+    pred = torch.as_tensor(np.asarray(mean_shape, np.float32)).unsqueeze(0).expand_as(gt).contiguous()
+    return _summarise(metrics, pred, gt, image_size)
+
+
+def _summarise(metrics: Any, pred: torch.Tensor, gt: torch.Tensor, size: int) -> dict[str, float]:
+    out = metrics.summarise(pred, gt, size)
+    return {k: (float(v) if not isinstance(v, int) else v) for k, v in out.items()}
+
+
+def _per_landmark(metrics: Any, pred: torch.Tensor, gt: torch.Tensor, size: int) -> np.ndarray:
+    fn = getattr(metrics, "per_landmark_nme", None)
+    if fn is not None:
+        try:
+            return np.asarray(torch.as_tensor(fn(pred, gt, "image", size)).cpu(), dtype=np.float64)
+        except TypeError:
+            pass
+    errors = torch.linalg.vector_norm(pred - gt, dim=-1)  # (N, K) px
+    return (errors.mean(0) / size * 100.0).numpy().astype(np.float64)
+
+
+def evaluate_checkpoint(path: Any, data: Any = None, device: str = "auto", batch_size: int | None = None):
+    """Load a checkpoint and evaluate it on its protocol's held-out faces, or on every sample of the
+    dataset at `data`. Returns (EvalResult with baseline when the checkpoint stores the training mean
+    shape, info dict: spec, protocol, checkpoint epoch, data description)."""
+    from pathlib import Path
+
+    from lightmark.landmarks.checkpoint import load_model
+    from lightmark.landmarks.codecs import get_codec
+    from lightmark.landmarks.dataset import LandmarkDataset, build_loaders, make_loader
+    from lightmark.landmarks.device import resolve_device
+
+    dev = resolve_device(device)
+    model, spec, protocol, state = load_model(path, dev)
+    codec = get_codec(protocol.codec, protocol.input_size)
+    batch = int(batch_size or protocol.batch_size)
+    if data is not None:
+        from lightmark.landmarks.formats import open_source
+
+        source = open_source(Path(data), "auto", protocol.input_size)
+        dataset = LandmarkDataset(source, None, seed=protocol.seed, input_size=protocol.input_size)
+        loader = make_loader(dataset, batch_size=batch, shuffle=False, seed=protocol.seed)
+        described = f"{data} ({len(dataset)} images)"
+    else:
+        loader = build_loaders(protocol)[1]
+        described = (f"protocol {protocol.name} validation set ({len(loader.dataset)} images"
+                     + (", held-out synthetic faces)" if protocol.data is None else ")"))
+    mean_shape = state.get("mean_shape")
+    result = evaluate_model(model, loader, codec, dev,
+                            mean_shape=None if mean_shape is None else mean_shape.numpy(),
+                            image_size=protocol.input_size)
+    info = {"checkpoint": str(path), "spec": str(spec), "protocol": protocol.name,
+            "input_size": protocol.input_size, "codec": protocol.codec, "epoch": int(state.get("epoch", 0)),
+            "data": described}
+    return result, info

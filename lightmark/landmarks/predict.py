@@ -1,0 +1,153 @@
+"""Prediction on image files: resize to the network's input, decode, map points back to each image.
+
+Coordinates follow `sample.py` (integer = pixel centre), so a point at input pixel x maps back to
+x' = (x + 0.5) * W / input_size - 0.5 in an image W pixels wide (and likewise for y).
+Outputs: points.json, points.csv, the challenge's solution.txt (one line per image: file name then
+x1 y1 ... x68 y68) and PNGs with the points drawn.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from lightmark.atomic import write_bytes_atomic, write_text_atomic
+from lightmark.errors import DataError
+from lightmark.landmarks.evaluate import predict_points
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    name: str  # file name as given to solution.txt
+    path: Path
+    points: np.ndarray  # (K, 2) float, pixels of the original image
+    width: int
+    height: int
+
+
+def collect_images(paths: Sequence[str | Path]) -> list[Path]:
+    """Files as given, folders expanded to their images (sorted); missing paths are DataErrors."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not found:
+                raise DataError(f"{path}: folder has no images ({', '.join(IMAGE_SUFFIXES)})")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise DataError(f"{path}: no such image file or folder")
+    if not files:
+        raise DataError("no images given")
+    return files
+
+
+def read_image(path: Path) -> np.ndarray:
+    """RGB uint8 (H, W, 3); unreadable files are DataErrors naming the file."""
+    import cv2
+
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise DataError(f"{path}: not a readable image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def to_input(image: np.ndarray, input_size: int) -> np.ndarray:
+    import cv2
+
+    if image.shape[0] == input_size and image.shape[1] == input_size:
+        return image
+    interp = cv2.INTER_AREA if max(image.shape[:2]) > input_size else cv2.INTER_LINEAR
+    return cv2.resize(image, (input_size, input_size), interpolation=interp)
+
+
+def to_image_coords(points: np.ndarray, width: int, height: int, input_size: int) -> np.ndarray:
+    """Input-pixel points -> pixels of a width x height image (pixel-centre convention)."""
+    scale = np.array([width / input_size, height / input_size], dtype=np.float64)
+    return ((np.asarray(points, np.float64) + 0.5) * scale - 0.5).astype(np.float32)
+
+
+def predict_files(
+    model: torch.nn.Module,
+    files: Sequence[Path],
+    codec: Any,
+    input_size: int,
+    device: torch.device,
+    batch_size: int = 16,
+) -> list[Prediction]:
+    """Predict every file (read + resize on the CPU, network and decode on `device`)."""
+    model.eval()
+    out: list[Prediction] = []
+    for start in range(0, len(files), batch_size):
+        chunk = files[start:start + batch_size]
+        images = [read_image(p) for p in chunk]
+        batch = torch.from_numpy(np.stack([to_input(im, input_size) for im in images])).permute(0, 3, 1, 2)
+        points = predict_points(model, batch.contiguous(), codec, device).cpu().numpy()
+        for path, image, pts in zip(chunk, images, points):
+            h, w = image.shape[:2]
+            out.append(Prediction(path.name, path, to_image_coords(pts, w, h, input_size), w, h))
+    return out
+
+
+def solution_lines(predictions: Sequence[Prediction]) -> str:
+    """The challenge's solution.txt: `name x1 y1 ... x68 y68` per line, space separated."""
+    lines = []
+    for p in predictions:
+        numbers = " ".join(f"{v:.3f}" for v in p.points.reshape(-1))
+        lines.append(f"{p.name} {numbers}")
+    return "\n".join(lines) + "\n"
+
+
+def draw_points(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """A copy of the RGB image with the points drawn (radius scales with the image)."""
+    import cv2
+
+    canvas = np.ascontiguousarray(image.copy())
+    radius = max(1, int(round(max(image.shape[:2]) / 200)))
+    for x, y in np.round(points).astype(int):
+        cv2.circle(canvas, (int(x), int(y)), radius, (0, 255, 0), -1, lineType=cv2.LINE_AA)
+    return canvas
+
+
+def write_predictions(out_dir: Path, predictions: Sequence[Prediction], draw: bool = True) -> dict[str, Path]:
+    """points.json, points.csv, solution.txt and drawn/<stem>.png, each written atomically."""
+    import cv2
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    k = predictions[0].points.shape[0] if predictions else 68
+    payload = {
+        "unit": "pixels of each original image (integer = pixel centre)",
+        "images": [{"name": p.name, "path": str(p.path), "width": p.width, "height": p.height,
+                    "points": np.round(p.points, 3).tolist()} for p in predictions],
+    }
+    write_text_atomic(out_dir / "points.json", json.dumps(payload, indent=1) + "\n")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["name"] + [f"{axis}{i}" for i in range(k) for axis in ("x", "y")])
+    for p in predictions:
+        writer.writerow([p.name] + [f"{v:.3f}" for v in p.points.reshape(-1)])
+    write_text_atomic(out_dir / "points.csv", buffer.getvalue())
+    write_text_atomic(out_dir / "solution.txt", solution_lines(predictions))
+    paths = {"json": out_dir / "points.json", "csv": out_dir / "points.csv", "solution": out_dir / "solution.txt"}
+    if draw:
+        drawn = out_dir / "drawn"
+        for p in predictions:
+            canvas = draw_points(read_image(p.path), p.points)
+            ok, encoded = cv2.imencode(".png", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+            if ok:
+                write_bytes_atomic(drawn / f"{p.path.stem}.png", encoded.tobytes())
+        paths["drawn"] = drawn
+    return paths

@@ -1,0 +1,135 @@
+"""CLI: train / evaluate / predict / protocols / bench train on the smoke protocol; one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from lightmark.cli.main import main
+from lightmark.landmarks.constants import N_LANDMARKS
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("train")
+    code = main(["train", "s1-d2-c16", "--protocol", "smoke", "--out", str(out), "--device", "cpu",
+                 "--no-progress", "--json"])
+    assert code == 0
+    return out
+
+
+def _json_out(capsys):
+    return json.loads(capsys.readouterr().out)
+
+
+def test_train_json_and_files(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "s1-d2-c16", "--protocol", "smoke", "--set", "epochs=1", "--out", str(out),
+                 "--device", "cpu", "--no-progress", "--json"]) == 0
+    data = _json_out(capsys)
+    assert data["spec"] == "s1-d2-c16" and data["protocol"] == "smoke" and data["epochs_done"] == 1
+    assert data["input_size"] == 64 and data["precision"] == "fp32" and data["device"] == "cpu"
+    for key in ("nme_image_pct", "nme_inter_ocular_pct", "nme_inter_pupil_pct", "nme_bbox_pct"):
+        assert data["last"][key] > 0
+    assert data["mean_shape_baseline"]["nme_image_pct"] > 0
+    for name in ("best.pt", "last.pt", "log.jsonl", "config.json"):
+        assert (out / name).exists(), name
+
+
+def test_evaluate_reports_every_normalisation_and_writes_files(trained, tmp_path, capsys):
+    capsys.readouterr()
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(trained / "best.pt"), "--out", str(out), "--device", "cpu", "--json"]) == 0
+    data = _json_out(capsys)
+    m = data["metrics"]
+    for key in ("nme_image_pct", "nme_inter_ocular_pct", "nme_inter_pupil_pct", "nme_bbox_pct",
+                "failure_rate_8_pct", "failure_rate_10_pct"):
+        assert key in m
+    assert 0 <= m["failure_rate_10_pct"] <= m["failure_rate_8_pct"] <= 100
+    assert data["n_images"] == 16 and len(data["per_landmark_nme_image_pct"]) == N_LANDMARKS
+    # per-landmark values average to the image-normalised NME
+    assert np.mean(data["per_landmark_nme_image_pct"]) == pytest.approx(m["nme_image_pct"], rel=1e-3)
+    assert data["mean_shape_baseline"]["nme_image_pct"] > 0
+    for name in ("metrics.json", "per_image_nme.csv", "per_landmark_nme.csv", "ced.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert cv2.imread(str(out / "ced.png")) is not None
+    assert len((out / "per_image_nme.csv").read_text().splitlines()) == 1 + 16
+
+
+def _write_faces(folder, n=3, size=64):
+    from lightmark.landmarks.synth import SynthFaces
+
+    folder.mkdir()
+    gen = SynthFaces(size=size, seed=7)
+    for i in range(n):
+        cv2.imwrite(str(folder / f"face{i}.png"), cv2.cvtColor(gen.render(i).image, cv2.COLOR_RGB2BGR))
+
+
+def test_predict_writes_json_csv_solution_and_pngs(trained, tmp_path, capsys):
+    images = tmp_path / "imgs"
+    _write_faces(images)
+    big = cv2.resize(cv2.imread(str(images / "face0.png")), (128, 96))
+    cv2.imwrite(str(tmp_path / "wide.jpg"), big)
+    out = tmp_path / "pred"
+    capsys.readouterr()
+    assert main(["predict", str(trained / "last.pt"), str(images), str(tmp_path / "wide.jpg"), "--out", str(out),
+                 "--device", "cpu", "--json"]) == 0
+    assert _json_out(capsys)["n_images"] == 4
+    lines = (out / "solution.txt").read_text().splitlines()
+    assert [line.split()[0] for line in lines] == ["face0.png", "face1.png", "face2.png", "wide.jpg"]
+    assert all(len(line.split()) == 1 + 2 * N_LANDMARKS for line in lines)
+    payload = json.loads((out / "points.json").read_text())
+    wide = payload["images"][3]
+    assert (wide["width"], wide["height"]) == (128, 96)
+    pts = np.array(wide["points"])
+    assert pts.shape == (N_LANDMARKS, 2)
+    # the 128x96 copy of face0 gets face0's points scaled by (2, 1.5) in the pixel-centre convention
+    face0 = np.array(payload["images"][0]["points"])
+    expected = (face0 + 0.5) * np.array([2.0, 1.5]) - 0.5
+    assert np.abs(pts - expected).mean() < 6.0
+    assert len((out / "points.csv").read_text().splitlines()) == 5
+    assert sorted(p.name for p in (out / "drawn").iterdir()) == ["face0.png", "face1.png", "face2.png", "wide.png"]
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["evaluate", "{tmp}/missing.pt"], "no such checkpoint"),
+    (["evaluate", "{tmp}/corrupt.pt"], "corrupt.pt"),
+    (["predict", "{ckpt}", "{tmp}/nothing.png"], "no such image"),
+    (["predict", "{ckpt}", "{tmp}/bad.png"], "bad.png: not a readable image"),
+    (["train", "s1-d9-c16", "--protocol", "smoke", "--out", "{tmp}/x"], "depth 9"),
+    (["train", "s1-d2-c16", "--protocol", "smoke", "--set", "nope=1", "--out", "{tmp}/x"], "nope"),
+    (["train", "s1-d2-c16", "--protocol", "smoke", "--precision", "fp16", "--device", "cpu", "--out", "{tmp}/x"],
+     "fp16"),
+])
+def test_user_errors_are_one_line_exit_2(trained, tmp_path, capsys, argv, needle):
+    (tmp_path / "corrupt.pt").write_bytes(b"garbage")
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    argv = [a.format(tmp=tmp_path, ckpt=trained / "last.pt") for a in argv]
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err and "Traceback" not in err
+
+
+def test_protocols_lists_presets(capsys):
+    assert main(["protocols", "--json"]) == 0
+    data = _json_out(capsys)
+    assert set(data) >= {"smoke", "quick", "paper"}
+    assert data["paper"]["input_size"] == 384 and data["paper"]["schedule_unit"] == "steps"
+    assert data["smoke"]["input_size"] == 64
+    assert main(["protocols"]) == 0
+    assert "quick" in capsys.readouterr().out
+
+
+def test_bench_train_json(capsys):
+    assert main(["bench", "train", "s1-d2-c16", "--protocol", "smoke", "--steps", "2", "--device", "cpu",
+                 "--json"]) == 0
+    data = _json_out(capsys)
+    for key in ("model_step_images_per_s", "loop_images_per_s", "loop_over_step_ratio", "slowdown_pct",
+                "codec_encode_ms", "codec_decode_ms"):
+        assert data[key] is not None and data[key] > 0 or key == "slowdown_pct"
+    assert data["loop_over_step_ratio"] == pytest.approx(
+        data["loop_images_per_s"] / data["model_step_images_per_s"])

@@ -1,0 +1,87 @@
+"""The candidate runner: one Record per (spec, protocol), cached, pruned runs recorded, resumable."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import lightmark.landmarks.trainer as trainer_mod
+from lightmark.benchmarks.record import Record, candidate_key
+from lightmark.benchmarks.runner import candidate_dir, load_records, run_candidate
+from lightmark.landmarks.protocol import get_protocol
+from lightmark.models.spec import ModelSpec
+
+SPEC = ModelSpec.parse("s1-d2-c16")
+
+
+class Prune(Exception):
+    pass
+
+
+def test_run_candidate_writes_and_caches_a_record(tmp_path, monkeypatch):
+    protocol = get_protocol("smoke")
+    record = run_candidate(SPEC, protocol, tmp_path, device="cpu", progress=False)
+    key = candidate_key(SPEC, protocol)
+    assert record.key == key and record.status == "complete" and record.spec == "s1-d2-c16"
+    assert record.params > 0 and record.size_mb > 0 and record.macs and record.macs > 0
+    assert record.latency_ms and record.latency_ms > 0
+    assert record.epochs_done == protocol.epochs and record.train_seconds > 0
+    for name in ("nme_image_pct", "nme_inter_ocular_pct", "nme_inter_pupil_pct", "nme_bbox_pct",
+                 "failure_rate_8_pct", "failure_rate_10_pct"):
+        assert getattr(record, name) is not None
+    # the record's NME is the last epoch's validation NME (no selection on the held-out faces)
+    log = [json.loads(line) for line in (candidate_dir(SPEC, protocol, tmp_path) / "log.jsonl").read_text().splitlines()]
+    assert record.nme_image_pct == pytest.approx(log[-1]["nme_image_pct"])
+    path = tmp_path / "candidates" / key / "record.json"
+    assert Record.from_dict(json.loads(path.read_text())) == record
+
+    def boom(*args, **kwargs):
+        raise AssertionError("a cached candidate must not train again")
+
+    monkeypatch.setattr(trainer_mod, "train", boom)
+    assert run_candidate(SPEC, protocol, tmp_path, device="cpu", progress=False) == record
+    assert load_records(tmp_path) == [record]
+
+
+def test_pruned_candidate_writes_a_pruned_record_and_reraises(tmp_path):
+    protocol = get_protocol("smoke").override({"epochs": 3})
+
+    def callback(epoch, metrics):
+        assert "nme_image_pct" in metrics
+        raise Prune
+
+    with pytest.raises(Prune):
+        run_candidate(SPEC, protocol, tmp_path, device="cpu", progress=False, callback=callback)
+    (record,) = load_records(tmp_path)
+    assert record.status == "pruned" and record.epochs_done == 1 and record.nme_image_pct is not None
+    # cached: the same call returns the pruned record without training or calling back
+    again = run_candidate(SPEC, protocol, tmp_path, device="cpu", progress=False, callback=callback)
+    assert again == record
+
+
+def test_interrupted_candidate_resumes(tmp_path):
+    protocol = get_protocol("smoke")
+    out = candidate_dir(SPEC, protocol, tmp_path)
+
+    class Crash(Exception):
+        pass
+
+    def crash(epoch, metrics):
+        raise Crash
+
+    # a crash outside the runner's callback (the trainer called directly) leaves last.pt behind
+    with pytest.raises(Crash):
+        trainer_mod.train(SPEC, protocol, out, device="cpu", progress=False, callback=crash)
+    record = run_candidate(SPEC, protocol, tmp_path, device="cpu", progress=False)
+    log = (out / "log.jsonl").read_text().splitlines()
+    assert record.status == "complete" and record.epochs_done == 2
+    assert [json.loads(line)["epoch"] for line in log] == [1, 2]  # epoch 1 was not trained again
+
+
+def test_failures_propagate_without_a_record(tmp_path):
+    from lightmark.errors import SpecError
+
+    with pytest.raises(SpecError):
+        run_candidate(ModelSpec.parse("s1-d5-c16"), get_protocol("smoke"), tmp_path, device="cpu", progress=False)
+    assert load_records(tmp_path) == []

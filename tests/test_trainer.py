@@ -1,0 +1,171 @@
+"""The trainer on the smoke protocol with tiny specs: resume equivalence, callback, NaN guard,
+weight-decay groups, the bf16 autocast + channels_last path on the CPU, logs and checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lightmark.errors import ConfigError, NonFiniteLossError
+from lightmark.landmarks.checkpoint import load_checkpoint
+from lightmark.landmarks.protocol import get_protocol
+from lightmark.landmarks.trainer import parameter_groups, train
+from lightmark.models.spec import ModelSpec
+
+SPEC = ModelSpec.parse("s1-d2-c16")
+
+
+def smoke(**updates):
+    protocol = get_protocol("smoke")
+    return protocol.override(updates) if updates else protocol
+
+
+class Stop(Exception):
+    pass
+
+
+def _stop_after(n):
+    def callback(epoch, metrics):
+        if epoch >= n:
+            raise Stop(epoch)
+    return callback
+
+
+def _same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_weight_decay_only_on_conv_and_linear_weights():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2), nn.LayerNorm(2))
+    decay, free = parameter_groups(model, 1e-6)
+    assert decay["weight_decay"] == 1e-6 and free["weight_decay"] == 0.0
+    ids = lambda ps: {id(p) for p in ps}  # noqa: E731
+    assert ids(decay["params"]) == {id(model[0].weight), id(model[3].weight)}
+    assert ids(free["params"]) == {id(model[0].bias), id(model[1].weight), id(model[1].bias), id(model[3].bias),
+                                   id(model[4].weight), id(model[4].bias)}
+
+
+def test_train_writes_checkpoints_log_and_metrics(tmp_path):
+    result = train(SPEC, smoke(), tmp_path, device="cpu", progress=False)
+    assert result.epochs_done == 2 and result.global_step == 2 * (32 // 8)
+    lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [entry["epoch"] for entry in lines] == [1, 2]
+    for entry in lines:
+        for key in ("train_loss", "lr", "train_epoch_seconds", "images_per_s", "nme_image_pct",
+                    "nme_inter_ocular_pct", "nme_inter_pupil_pct", "nme_bbox_pct", "failure_rate_8_pct"):
+            assert np.isfinite(entry[key]), key
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["epoch"] == 2 and state["global_step"] == result.global_step
+    assert state["mean_shape"].shape == (68, 2)
+    assert (tmp_path / "best.pt").exists()
+    assert result.baseline is not None and result.baseline["nme_image_pct"] > 0
+    assert result.last_metrics["nme_image_pct"] == lines[-1]["nme_image_pct"]
+    assert _same_weights(state["model"], {k: v.contiguous() for k, v in result.model.state_dict().items()})
+
+
+def test_resume_gives_identical_weights(tmp_path):
+    full = train(SPEC, smoke(), tmp_path / "full", device="cpu", progress=False)
+    with pytest.raises(Stop):
+        train(SPEC, smoke(), tmp_path / "cut", device="cpu", progress=False, callback=_stop_after(1))
+    assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 1  # written before the callback raised
+    resumed = train(SPEC, smoke(), tmp_path / "cut", device="cpu", progress=False, resume=True)
+    assert resumed.epochs_done == 2 and resumed.global_step == full.global_step
+    assert _same_weights(full.model.state_dict(), resumed.model.state_dict())
+    assert resumed.last_metrics["nme_image_pct"] == pytest.approx(full.last_metrics["nme_image_pct"], abs=0)
+    # a finished run resumes to "nothing to do"
+    again = train(SPEC, smoke(), tmp_path / "cut", device="cpu", progress=False, resume=True)
+    assert again.epochs_done == 2 and _same_weights(again.model.state_dict(), full.model.state_dict())
+
+
+def test_resume_refuses_a_different_protocol(tmp_path):
+    with pytest.raises(Stop):
+        train(SPEC, smoke(), tmp_path, device="cpu", progress=False, callback=_stop_after(1))
+    with pytest.raises(ConfigError, match="different protocol"):
+        train(SPEC, smoke(lr=0.5), tmp_path, device="cpu", progress=False, resume=True)
+
+
+def test_callback_sees_each_evaluation_and_stops_training(tmp_path):
+    seen = []
+
+    def callback(epoch, metrics):
+        seen.append((epoch, metrics["nme_image_pct"]))
+        raise Stop
+
+    with pytest.raises(Stop):
+        train(SPEC, smoke(epochs=3), tmp_path, device="cpu", progress=False, callback=callback)
+    assert [e for e, _ in seen] == [1]
+    assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 1
+
+
+def test_non_finite_loss_raises_with_the_step(tmp_path):
+    with pytest.raises(NonFiniteLossError, match="step") as info:
+        train(SPEC, smoke(lr=1e30, warmup=0.0, grad_clip=0.0), tmp_path, device="cpu", progress=False)
+    assert isinstance(info.value.step, int) and info.value.step >= 0
+
+
+def test_bf16_autocast_and_channels_last_on_cpu(tmp_path, monkeypatch):
+    import lightmark.landmarks.trainer as trainer_mod
+
+    seen = {}
+    original = trainer_mod.Trainer.optimise
+
+    def spy(self, x, target):
+        seen["channels_last"] = x.is_contiguous(memory_format=torch.channels_last)
+        with trainer_mod.autocast(self.device, self.precision):
+            seen["dtype"] = self.model(x)[-1].dtype
+        return original(self, x, target)
+
+    monkeypatch.setattr(trainer_mod.Trainer, "optimise", spy)
+    result = train(SPEC, smoke(epochs=1), tmp_path, device="cpu", precision="bf16", progress=False)
+    assert result.precision == "bf16"
+    assert seen == {"channels_last": True, "dtype": torch.bfloat16}
+    assert np.isfinite(result.last_metrics["nme_image_pct"])
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert all(v.dtype != torch.bfloat16 for v in state["model"].values())  # weights stay fp32
+
+
+def test_fp16_on_cpu_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA"):
+        train(SPEC, smoke(), tmp_path, device="cpu", precision="fp16", progress=False)
+
+
+def test_learning_happens_on_smoke(tmp_path):
+    """Enough steps on the smoke data lower the training loss (a sanity floor, not the quick target)."""
+    result = train(SPEC, smoke(epochs=4), tmp_path, device="cpu", progress=False)
+    losses = [h["train_loss"] for h in result.history]
+    assert losses[-1] < losses[0]
+
+
+@pytest.mark.slow
+def test_killed_cli_run_resumes_to_the_same_weights(tmp_path):
+    """A real `lightmark train` process killed after its first checkpoint, then --resume."""
+    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", MPLBACKEND="Agg")
+    args = [sys.executable, "-m", "lightmark.cli.main", "train", "s1-d2-c16", "--protocol", "smoke",
+            "--set", "epochs=4", "--device", "cpu", "--no-progress", "--json"]
+    ref = subprocess.run(args + ["--out", str(tmp_path / "ref")], env=env, capture_output=True, text=True, timeout=300)
+    assert ref.returncode == 0, ref.stderr
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(args + ["--out", str(cut)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (cut / "last.pt").exists():
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    assert (cut / "last.pt").exists()
+    done = load_checkpoint(cut / "last.pt")["epoch"]
+    assert done < 4, "the process finished before it was killed; nothing was tested"
+    res = subprocess.run(args + ["--out", str(cut), "--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    a, b = load_checkpoint(tmp_path / "ref" / "last.pt"), load_checkpoint(cut / "last.pt")
+    assert a["epoch"] == b["epoch"] == 4
+    assert _same_weights(a["model"], b["model"])
