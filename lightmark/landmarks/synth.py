@@ -216,7 +216,7 @@ class SynthFaces:
     def _background(rng: np.random.Generator, S: int) -> np.ndarray:
         grid = 2 if rng.random() < 0.5 else int(rng.integers(3, 7))  # a gradient or smooth blotches
         corners = rng.integers(10, 246, size=(grid, grid, 3), dtype=np.uint8)
-        img = cv2.resize(corners, (S, S), interpolation=cv2.INTER_CUBIC)
+        img = cv2.resize(corners, (S, S), interpolation=cv2.INTER_LINEAR)
         n = int(rng.integers(2, 14))
         for _ in range(n):
             c = _col(_rand_colour(rng))
@@ -341,13 +341,17 @@ class SynthFaces:
         # Eye socket shadow around the eye.
         c = np.concatenate([up, lo]).mean(0)
         sock = np.concatenate([(up - c) * [1.15, 1.9] + c, ((lo - c) * [1.15, 1.4] + c)[::-1]])
-        overlay = img.copy()
-        cv2.fillPoly(overlay, [_fx(sock)], _col(skin_dark), AA, SHIFT)
-        cv2.addWeighted(overlay, 0.35, img, 0.65, 0, dst=img)
+        H, W = img.shape[:2]
+        sx0, sy0 = np.maximum(np.floor(sock.min(0)).astype(int) - 2, 0)
+        sx1, sy1 = np.minimum(np.ceil(sock.max(0)).astype(int) + 3, [W, H])
+        if sx1 > sx0 and sy1 > sy0:  # a soft shadow in the socket, blended in the eye's box only
+            roi = img[sy0:sy1, sx0:sx1]
+            overlay = roi.copy()
+            cv2.fillPoly(overlay, [_fx(sock - [sx0, sy0])], _col(skin_dark), AA, SHIFT)
+            cv2.addWeighted(overlay, 0.35, roi, 0.65, 0, dst=roi)
         if opened:
             x0, y0 = np.floor(np.concatenate([up, lo]).min(0)).astype(int) - 2
             x1, y1 = np.ceil(np.concatenate([up, lo]).max(0)).astype(int) + 3
-            H, W = img.shape[:2]
             x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, W), min(y1, H)
             if x1 > x0 and y1 > y0:
                 roi = img[y0:y1, x0:x1]
@@ -415,8 +419,11 @@ class SynthFaces:
         shade = sc.ambient + (1 - sc.ambient) * 0.85 * np.maximum(n @ sc.light, 0)
         mask = np.zeros(img.shape[:2], np.uint8)
         shown = np.flatnonzero(visible)
-        for i in shown[np.argsort(-np.linalg.norm(view[shown], axis=-1))]:  # far first
-            cv2.fillPoly(img, [_fx(p2[tris[i]])], _col(sc.skin * shade[i]), AA, SHIFT)
+        # Front-facing nose triangles do not overlap on screen: one fillPoly per shade level.
+        level = np.round(shade[shown] * 2 * _LEVELS).astype(np.int64)
+        tri_fx = _fx(p2[tris[shown]])
+        for lv in np.unique(level).tolist():
+            cv2.fillPoly(img, tri_fx[level == lv], _col(sc.skin * (lv / (2 * _LEVELS))), AA, SHIFT)
         if len(shown):
             hull = cv2.convexHull(p2[tris[shown]].reshape(-1, 2).astype(np.float32))
             cv2.fillConvexPoly(mask, _fx(hull.reshape(-1, 2)), 1, cv2.LINE_8, SHIFT)

@@ -26,7 +26,7 @@ EYE_RECESS = 0.03
 LIP_RAISE = 0.03
 
 # Mesh resolution of the head (longitude x latitude).
-N_U, N_V = 36, 24
+N_U, N_V = 32, 22
 N_LID = 9  # samples per eyelid curve
 N_LIP = 13  # samples per lip curve (odd: includes the middle)
 N_BROW = 7
