@@ -29,8 +29,19 @@ ONE = 1 << SHIFT
 AA = cv2.LINE_AA
 _LEVELS = 14  # shade levels per unit brightness of the head (the head is blurred afterwards)
 # Latitude and |longitude| at the centre of each head-mesh quad (read-only constants).
-_QUAD_V = ((f3d._MESH_V[:-1] + f3d._MESH_V[1:]) / 2)
-_QUAD_ABS_U = np.abs((f3d._MESH_U[:, :-1] + f3d._MESH_U[:, 1:]) / 2)
+_QUAD_V_FLAT = np.repeat((f3d._MESH_V[:-1, 0] + f3d._MESH_V[1:, 0]) / 2, f3d.N_U)
+_QUAD_ABS_U_FLAT = np.tile(np.abs((f3d._MESH_U[0, :-1] + f3d._MESH_U[0, 1:]) / 2), f3d.N_V)
+
+
+def _quad_index() -> np.ndarray:
+    """(N_V*N_U, 4) flat vertex indices of each head-mesh quad, corners in drawing order."""
+    row, col = np.meshgrid(np.arange(f3d.N_V), np.arange(f3d.N_U), indexing="ij")
+    w = f3d.N_U + 1
+    base = (row * w + col).reshape(-1)
+    return np.stack([base, base + 1, base + w + 1, base + w], axis=1)
+
+
+_QUAD_IDX = _quad_index()
 
 OCCLUDERS = ("none", "hand", "glasses", "sunglasses", "mask", "shape")
 _OCCLUDER_P = np.array([0.6, 0.1, 0.08, 0.06, 0.06, 0.1])
@@ -165,18 +176,27 @@ class SynthFaces:
             ears_cos[side] = float(cam.facing(partc[f"ear{side}"].mean(0, keepdims=True), n[None])[0])
             if ears_cos[side] <= 0.05:
                 self._ear(img, sc, part2[f"ear{side}"], ears_cos[side])
-        head_mask = self._head(img, sc, mesh, mesh2, mesh_cam, masks)
+        # The head, its faceted shading smoothed inside its own outline (the box around it keeps
+        # the sharp background), before the sharp features go on.
+        x0, y0 = np.maximum(np.floor(mesh2.reshape(-1, 2).min(0)).astype(int) - 1, 0)
+        x1, y1 = np.minimum(np.ceil(mesh2.reshape(-1, 2).max(0)).astype(int) + 2, S)
+        before = img[y0:y1, x0:x1].copy()
+        hull, base = self._head(img, sc, mesh2, mesh_cam)
+        k = int(max(3, (scale * 0.2) // 2 * 2 + 1))
+        if x1 > x0 and y1 > y0:
+            roi = img[y0:y1, x0:x1]
+            inside = np.zeros(roi.shape[:2], np.uint8)
+            cv2.fillPoly(inside, [_fx(hull - [x0, y0])], 255, AA, SHIFT)
+            padded = roi.copy()
+            padded[inside == 0] = base  # no background bleeds into the face edge
+            alpha = inside.astype(np.float32) * np.float32(1 / 255)
+            roi[:] = cv2.blendLinear(cv2.stackBlur(padded, (k, k)), before, alpha, 1 - alpha)
+            if masks:
+                mk["head"] = np.zeros((S, S), bool)
+                mk["head"][y0:y1, x0:x1] = inside > 127
         for side in (-1, 1):
             if ears_cos[side] > 0.05:
                 self._ear(img, sc, part2[f"ear{side}"], ears_cos[side])
-        if masks:
-            mk["head"] = head_mask
-        # Smooth the faceted shading of the head (its box only) before the sharp features go on.
-        k = int(max(3, (scale * 0.16) // 2 * 2 + 1))
-        x0, y0 = np.maximum(np.floor(mesh2.reshape(-1, 2).min(0)).astype(int) - k, 0)
-        x1, y1 = np.minimum(np.ceil(mesh2.reshape(-1, 2).max(0)).astype(int) + k, S)
-        if x1 > x0 + k and y1 > y0 + k:
-            img[y0:y1, x0:x1] = cv2.stackBlur(img[y0:y1, x0:x1], (k, k))
 
         facing = cam.facing(all_cam[: sizes[1]], geo.normals)
         self._brows(img, sc, part2, pcos, mk if masks else None, lw)
@@ -273,49 +293,46 @@ class SynthFaces:
         cv2.fillPoly(img, [_fx((ear2 - c) * 0.55 + c)], _col(sc.skin * shade * 0.75), AA, SHIFT)
 
     @staticmethod
-    def _head(img, sc: _Scene, mesh, mesh2, mesh_cam, masks: bool) -> np.ndarray | None:
+    def _head(img, sc: _Scene, mesh2, mesh_cam) -> tuple[np.ndarray, tuple[int, int, int]]:
         """Lambert-shaded quads of the head, grouped by shade level so cv2 fills each group in one call."""
-        a, b = mesh_cam[:-1, :-1], mesh_cam[:-1, 1:]
-        c, d = mesh_cam[1:, 1:], mesh_cam[1:, :-1]
-        n = np.cross(c - a, b - d)
-        n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-9)
-        centre = (a + b + c + d) / 4
+        flat = mesh_cam.reshape(-1, 3)
+        a, b, c, d = (flat[_QUAD_IDX[:, k]] for k in range(4))
+        e, f = c - a, b - d  # the quad's diagonals; their cross product is its normal
+        n = np.empty_like(e)
+        n[:, 0] = e[:, 1] * f[:, 2] - e[:, 2] * f[:, 1]
+        n[:, 1] = e[:, 2] * f[:, 0] - e[:, 0] * f[:, 2]
+        n[:, 2] = e[:, 0] * f[:, 1] - e[:, 1] * f[:, 0]
+        n /= np.maximum(np.sqrt(np.sum(n * n, axis=1, keepdims=True)), 1e-12)
+        centre = (a + b + c + d) * 0.25
         out = centre - (np.array([0, f3d.HC, 0]) - sc.camera.pivot) @ sc.camera.rot.T
-        n *= np.sign(np.sum(n * out, axis=-1, keepdims=True) + 1e-12)
+        n *= np.sign(np.sum(n * out, axis=1, keepdims=True) + 1e-12)  # outwards (poles are degenerate)
         view = np.array([0, 0, sc.camera.distance]) - centre
-        visible = np.sum(n * view, axis=-1) > 0
-        lam = np.maximum(n @ sc.light, 0)
-        spec = lam ** 12 * 0.12
-        shade = sc.ambient + (1 - sc.ambient) * 0.85 * lam + spec
+        visible = np.flatnonzero(np.sum(n[:, :] * view, axis=1) > 0)
+        lam = np.maximum(n[visible] @ sc.light, 0)
+        shade = sc.ambient + (1 - sc.ambient) * 0.85 * lam + 0.12 * lam ** 12
         levels = np.minimum(np.round(shade * _LEVELS), 2 * _LEVELS).astype(np.int64)
-        # Hair: above the hairline everywhere, and the back half of the head above the ears.
-        v, au = _QUAD_V, _QUAD_ABS_U
+        # Hair: above the hairline everywhere, the back of the head above the ears, the temples.
+        v, au = _QUAD_V_FLAT[visible], _QUAD_ABS_U_FLAT[visible]
         hair = ((v < sc.ident.hairline) | ((au > 0.55 * np.pi) & (v < 0.35))
                 | ((au > sc.ident.hair_side) & (v < -0.05)))
         if sc.bald:
             hair[:] = False
-        quads = np.stack([mesh2[:-1, :-1], mesh2[:-1, 1:], mesh2[1:, 1:], mesh2[1:, :-1]], axis=2)
-        qfx = _fx(quads)
-        vis_pts = quads[visible].reshape(-1, 2)
-        hull = cv2.convexHull(vis_pts.astype(np.float32)).reshape(-1, 2)
-        base = sc.hair if hair.mean() > 0.5 else sc.skin
-        cv2.fillPoly(img, [_fx(hull)], _col(base * sc.ambient * 1.2), cv2.LINE_8, SHIFT)
+        quads = mesh2.reshape(-1, 2)[_QUAD_IDX[visible]]
+        hull = cv2.convexHull(quads.reshape(-1, 2).astype(np.float32)).reshape(-1, 2)
+        base = _col((sc.hair if hair.mean() > 0.5 else sc.skin) * min(sc.ambient * 1.25, 1.0))
+        cv2.fillPoly(img, [_fx(hull)], base, cv2.LINE_8, SHIFT)
         # One fillPoly per (material, shade level): sort the visible quads by that key.
-        key = (levels + hair * (4 * _LEVELS))[visible]
+        key = levels + hair * (4 * _LEVELS)
         order = np.argsort(key, kind="stable")
-        key, group_quads = key[order], qfx[visible][order]
+        key, group_quads = key[order], _fx(quads[order])
         cuts = np.flatnonzero(np.diff(key)) + 1
-        starts = np.concatenate([[0], cuts]).tolist()
-        ends = np.concatenate([cuts, [len(key)]]).tolist()
-        for a, b in zip(starts, ends):
-            k = int(key[a])
+        starts = [0, *cuts.tolist()]
+        ends = [*cuts.tolist(), len(key)]
+        for i, j in zip(starts, ends):
+            k = int(key[i])
             colour = sc.hair if k >= 4 * _LEVELS else sc.skin
-            cv2.fillPoly(img, group_quads[a:b], _col(colour * ((k % (4 * _LEVELS)) / _LEVELS)), cv2.LINE_8, SHIFT)
-        if not masks:
-            return None
-        m = np.zeros(img.shape[:2], np.uint8)
-        cv2.fillPoly(m, [_fx(hull)], 1, cv2.LINE_8, SHIFT)
-        return m
+            cv2.fillPoly(img, group_quads[i:j], _col(colour * ((k % (4 * _LEVELS)) / _LEVELS)), cv2.LINE_8, SHIFT)
+        return hull, base
 
     @staticmethod
     def _brows(img, sc: _Scene, part2, pcos, mk, lw) -> None:

@@ -26,7 +26,7 @@ EYE_RECESS = 0.03
 LIP_RAISE = 0.03
 
 # Mesh resolution of the head (longitude x latitude).
-N_U, N_V = 32, 22
+N_U, N_V = 28, 18
 N_LID = 9  # samples per eyelid curve
 N_LIP = 13  # samples per lip curve (odd: includes the middle)
 N_BROW = 7
@@ -143,20 +143,24 @@ def surface_z(ident: Identity, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def surface_normal(ident: Identity, p: np.ndarray) -> np.ndarray:
-    """Outward unit normals at points (N, 3) on (or near) the head, by finite differences."""
-
-    def field(q: np.ndarray) -> np.ndarray:
-        x, y, z = q[..., 0], q[..., 1], q[..., 2]
-        return (x / _width(ident, y)) ** 2 + ((y - HC) / HH) ** 2 + ((z - _shear(ident, y)) / ident.depth) ** 2
-
-    eps = 1e-3
-    grads = []
-    for axis in range(3):
-        step = np.zeros(3)
-        step[axis] = eps
-        grads.append(field(p + step) - field(p - step))
-    n = np.stack(grads, axis=-1)
-    return n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-9)
+    """Outward unit normals at points (N, 3) on (or near) the head: the gradient of the implicit
+    field (x/W(y))^2 + ((y-HC)/HH)^2 + ((z-shear(y))/D)^2, written out."""
+    x, y, z = p[..., 0], p[..., 1], p[..., 2]
+    span_w = 1.0 / (HC + HH - TAPER_FROM)
+    tw = (y - TAPER_FROM) * span_w
+    inside_w = (tw > 0.0) & (tw < 1.0)
+    tw = np.minimum(np.maximum(tw, 0.0), 1.0)
+    w = ident.width * (1.0 - ident.taper * tw * tw)
+    dw = np.where(inside_w, -2.0 * ident.width * ident.taper * tw * span_w, 0.0)
+    span_s = 1.0 / (HC + HH - 0.1)
+    ts = (y - 0.1) * span_s
+    ds = np.where((ts > 0.0) & (ts < 1.0), ident.chin_forward * ident.depth * span_s, 0.0)
+    zr = (z - ident.chin_forward * ident.depth * np.minimum(np.maximum(ts, 0.0), 1.0)) / (ident.depth ** 2)
+    n = np.empty(p.shape)
+    n[..., 0] = x / (w * w)
+    n[..., 1] = -(x * x) * dw / (w * w * w) + (y - HC) / (HH * HH) - zr * ds
+    n[..., 2] = zr
+    return n / np.maximum(np.sqrt(np.sum(n * n, axis=-1, keepdims=True)), 1e-12)
 
 
 def jaw_drop(ident: Identity, expr: Expression, y: np.ndarray) -> np.ndarray:
