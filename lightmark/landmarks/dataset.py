@@ -241,7 +241,11 @@ def build_sources(protocol: Protocol) -> tuple[Any, Any]:
     for name, part in (("train", train), ("validation", val)):
         if len(part) == 0:
             raise DataError(f"{data}: the {name} set is empty")
-    return _cap(train, protocol.train_samples), _cap(val, protocol.val_samples)
+    train, val = _cap(train, protocol.train_samples), _cap(val, protocol.val_samples)
+    log.info("%s: %d training and %d validation samples (%d dropped for points outside the image)",
+             data, len(train), len(val),
+             getattr(source, "n_dropped", 0) + (getattr(val, "n_dropped", 0) if protocol.val_data else 0))
+    return train, val
 
 
 def build_loaders(protocol: Protocol, *, pin_memory: bool = False) -> tuple[DataLoader, DataLoader]:
