@@ -200,3 +200,13 @@ def test_bad_real_data_configurations(tmp_path):
         ds.build_sources(smoke(data=str(tmp_path), val_fraction=0.5))
     with pytest.raises(ConfigError, match="val_fraction"):
         ds.build_sources(smoke(data=str(tmp_path), val_fraction=1.5))
+
+
+def test_datasets_pickle_for_spawned_workers():
+    import pickle
+
+    train, _ = ds.build_loaders(smoke())
+    copy = pickle.loads(pickle.dumps(train.dataset))
+    for key in ((0, 3), (2, 5)):
+        a, b = train.dataset[key], copy[key]
+        assert all(torch.equal(a[k], b[k]) for k in a)
