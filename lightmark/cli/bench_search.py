@@ -1,0 +1,137 @@
+"""`lightmark bench search`: TPE against random search, same trials, same protocol, several seeds.
+
+Every (sampler, seed) run is its own study, but all share one candidate cache: an architecture
+is trained once under the protocol however many runs propose it, so the comparison measures
+what each sampler chooses, not training noise, and costs only the distinct candidates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+from pathlib import Path
+from typing import Any
+
+from lightmark.cli._common import print_json, stderr_console
+from lightmark.errors import ConfigError
+
+
+def register_bench(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "search", help="TPE vs random search: best feasible NME per seed, same number of trials"
+    )
+    parser.add_argument("--n-trials", type=int, default=12)
+    parser.add_argument("--seeds", default="0,1,2", help="sampler seeds (default: %(default)s)")
+    parser.add_argument("--samplers", default="tpe,random", help="default: %(default)s")
+    parser.add_argument("--protocol", default="smoke")
+    parser.add_argument("--space", type=Path, help="search-space TOML (default: the full space)")
+    parser.add_argument("--budget-mb", type=float, default=1.0,
+                        help="size budget, MiB (default: %(default)s, a narrow feasible region)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench-search"))
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(func=cmd_bench_search)
+
+
+def run_bench(
+    *, n_trials: int, seeds: list[int], samplers: list[str], protocol: Any, space: Any,
+    budget: Any, out: Path, device: str = "auto", runner: str | None = None, console: Any = None,
+) -> dict[str, Any]:
+    from lightmark.search.storage import choose_storage
+    from lightmark.search.study import SearchConfig, run_search
+
+    rows = []
+    for sampler in samplers:
+        for seed in seeds:
+            run_dir = out / f"{sampler}-seed{seed}"
+            config = SearchConfig(
+                protocol=protocol, run_dir=run_dir, storage=choose_storage(None, run_dir),
+                study_name=f"bench-{sampler}-{seed}", space=space, budget=budget,
+                sampler=sampler, pruner="none", seed=seed, n_trials=n_trials, device=device,
+                cache_dir=out / "cache", runner=runner,
+            )
+            result = run_search(config)
+            best = result.summary["best"]
+            counts = result.summary["counts"]
+            row = {
+                "sampler": sampler, "seed": seed,
+                "best_nme_image_pct": best["nme_image_pct"] if best else None,
+                "best_spec": best["spec"] if best else None,
+                "best_size_mb": best["size_mb"] if best else None,
+                "feasible": counts["complete"], "infeasible": counts["infeasible"],
+                "failed": counts["failed"],
+                "distinct_feasible": len({t.get("spec") for t in result.summary["pareto"]}),
+            }
+            rows.append(row)
+            if console is not None:
+                console.print(
+                    f"{sampler:>6} seed {seed}: best {row['best_spec']} NME "
+                    f"{_fmt(row['best_nme_image_pct'])} %, {row['feasible']} feasible, "
+                    f"{row['infeasible']} over budget", highlight=False,
+                )
+    means = {}
+    for sampler in samplers:
+        values = [r["best_nme_image_pct"] for r in rows if r["sampler"] == sampler]
+        means[sampler] = statistics.fmean(values) if values and None not in values else None
+    verdict = None
+    if "tpe" in means and "random" in means and None not in (means["tpe"], means["random"]):
+        verdict = means["tpe"] <= means["random"]
+    return {
+        "protocol": protocol.name, "n_trials": n_trials, "seeds": seeds,
+        "budget_mb": budget.size_mb, "space": space.describe(), "rows": rows,
+        "mean_best_nme_image_pct": means, "tpe_at_least_as_good": verdict,
+        "cache": str(out / "cache"),
+    }
+
+
+def cmd_bench_search(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from lightmark.landmarks.protocol import get_protocol
+    from lightmark.search.budget import Budget
+    from lightmark.search.space import SearchSpace
+
+    console = stderr_console()
+    protocol = get_protocol(args.protocol)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds {args.seeds!r}: expected integers like 0,1,2") from None
+    samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
+    space = (SearchSpace.from_toml(args.space) if args.space else SearchSpace()).bounded(
+        protocol.input_size)
+    budget = Budget(size_mb=args.budget_mb, input_size=protocol.input_size,
+                    sizer=os.environ.get("LIGHTMARK_SEARCH_SIZER") or None)
+    if space.smallest(budget.fits) is None:
+        raise ConfigError(f"no architecture of the search space fits {budget.describe()}")
+    space = space.trimmed(budget.fits)
+    console.print(f"bench search: {', '.join(samplers)} x seeds {seeds}, {args.n_trials} trials "
+                  f"each, protocol {protocol.name}, {budget.describe()}; space {space.describe()}",
+                  highlight=False)
+    result = run_bench(
+        n_trials=args.n_trials, seeds=seeds, samplers=samplers, protocol=protocol, space=space,
+        budget=budget, out=args.out, device=args.device,
+        runner=os.environ.get("LIGHTMARK_SEARCH_RUNNER") or None, console=console,
+    )
+    table = Table(title=f"best feasible NME (% of image side), {args.n_trials} trials, "
+                        f"{protocol.name}, budget {args.budget_mb:g} MiB")
+    table.add_column("seed")
+    for sampler in samplers:
+        table.add_column(sampler, justify="right")
+    for seed in seeds:
+        cells = [_fmt(next(r["best_nme_image_pct"] for r in result["rows"]
+                           if r["sampler"] == s and r["seed"] == seed)) for s in samplers]
+        table.add_row(str(seed), *cells)
+    table.add_row("mean", *[_fmt(result["mean_best_nme_image_pct"][s]) for s in samplers])
+    console.print(table)
+    if result["tpe_at_least_as_good"] is not None:
+        console.print("TPE at least as good as random on average: "
+                      f"{'yes' if result['tpe_at_least_as_good'] else 'NO'}", highlight=False)
+    if args.json:
+        print_json(result)
+    return 0
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "-"

@@ -1,0 +1,179 @@
+"""The search machinery in-process, with the synthetic runner (same contract as the real one)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from lightmark.errors import NonFiniteLossError
+from lightmark.landmarks.protocol import get_protocol
+from lightmark.models.spec import ModelSpec
+from lightmark.search import testing
+from lightmark.search.budget import Budget
+from lightmark.search.space import SearchSpace
+from lightmark.search.storage import choose_storage
+from lightmark.search.study import SearchConfig, run_fixed_candidates, run_search
+
+SIZER = "lightmark.search.testing:synthetic_size_mb"
+RUNNER = "lightmark.search.testing:synthetic_runner"
+SMOKE = get_protocol("smoke")
+
+
+def _config(run_dir: Path, **kw) -> SearchConfig:
+    budget = Budget(size_mb=kw.pop("budget_mb", 1.0), input_size=64, sizer=SIZER)
+    space = kw.pop("space", SearchSpace().bounded(64))
+    defaults = dict(
+        protocol=SMOKE, run_dir=run_dir, storage=choose_storage(kw.pop("storage", None), run_dir,
+                                                                kw.pop("workers", 1)),
+        study_name="t", space=space, budget=budget, n_trials=8, runner=RUNNER,
+    )
+    defaults.update(kw)
+    return SearchConfig(**defaults)
+
+
+def _study(config: SearchConfig) -> optuna.Study:
+    from lightmark.search.storage import open_storage
+
+    return optuna.load_study(study_name=config.study_name, storage=open_storage(config.storage))
+
+
+def test_search_trains_nothing_over_budget_and_records_everything(tmp_path):
+    config = _config(tmp_path, n_trials=10)
+    result = run_search(config)
+    study = _study(config)
+    assert len(study.trials) == 10
+    over = [t for t in study.trials if t.user_attrs["size_mb"] > 1.0]
+    under = [t for t in study.trials if t.user_attrs["size_mb"] <= 1.0]
+    assert over and under
+    for trial in over:
+        assert trial.state == TrialState.COMPLETE and trial.value == float("inf")
+        assert trial.user_attrs["status"] == "infeasible"
+        assert trial.user_attrs["train_seconds"] == 0 and not trial.intermediate_values
+        assert trial.constraints["size_mb"] == pytest.approx(trial.user_attrs["size_mb"] - 1.0, abs=1e-5)
+        assert trial.user_attrs["budget_check_ms"] >= 0  # measured (its speed: bench, not tests)
+    trained_keys = set(testing.trainings(tmp_path))
+    assert trained_keys == {t.user_attrs["key"] for t in under}
+    assert all(t.constraints["size_mb"] <= 0 for t in under)
+    # the best is feasible and is the lowest NME among complete feasible trials
+    best = result.summary["best"]
+    feasible = [t for t in under if t.state == TrialState.COMPLETE]
+    assert best["nme_image_pct"] == min(t.value for t in feasible)
+    assert study.best_trial.user_attrs["spec"] == best["spec"]
+    # the files
+    rows = list(csv.DictReader(open(tmp_path / "records.csv")))
+    assert len(rows) == 10 and {r["status"] for r in rows} >= {"infeasible", "complete"}
+    pareto = json.loads((tmp_path / "pareto.json").read_text())
+    assert pareto["best"]["spec"] == best["spec"]
+    assert all(p["size_mb"] <= 1.0 for p in pareto["pareto"])
+    assert pareto["skipped_over_budget"] == len(over)
+    # every Record field is a flat user attr
+    attrs = feasible[0].user_attrs
+    for key in ("spec", "params", "size_mb", "macs", "latency_ms", "nme_image_pct",
+                "nme_inter_ocular_pct", "train_seconds", "device", "status", "key"):
+        assert key in attrs
+
+
+def test_rerun_tops_up_to_the_total_and_never_retrains(tmp_path):
+    run_search(_config(tmp_path, n_trials=4))
+    first = testing.trainings(tmp_path)
+    result = run_search(_config(tmp_path, n_trials=9))
+    study = _study(_config(tmp_path))
+    assert len(study.trials) == 9 and result.summary["trials"] == 9
+    assert all(n == 1 for n in testing.trainings(tmp_path).values())
+    assert set(first) <= set(testing.trainings(tmp_path))
+    run_search(_config(tmp_path, n_trials=9))  # target already met: nothing runs
+    assert len(_study(_config(tmp_path)).trials) == 9
+
+
+def test_a_failing_candidate_is_failed_with_its_reason_and_the_study_goes_on(tmp_path, monkeypatch):
+    bad = ModelSpec.parse("s1-d2-c32")
+    space = SearchSpace(n_stacks=(1,), depth=(2,), channels=(32, 40, 48), attention=("none",),
+                        coordconv=(False,))
+    monkeypatch.setenv("LIGHTMARK_FAKE_FAIL", str(bad))
+    config = _config(tmp_path, space=space, n_trials=4, sampler="grid")
+    run_search(config)
+    study = _study(config)
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert len(failed) == 1 and failed[0].user_attrs["spec"] == str(bad)
+    assert "NonFiniteLossError" in failed[0].user_attrs["reason"]
+    assert failed[0].user_attrs["size_mb"] > 0
+    complete = {t.user_attrs["spec"] for t in study.trials if t.state == TrialState.COMPLETE}
+    assert complete == {"s1-d2-c40", "s1-d2-c48"}  # grid exhausted: 3 architectures, 3 trials
+
+
+def test_pruning_reports_epochs_and_prunes(tmp_path):
+    config = _config(tmp_path, n_trials=12, budget_mb=50.0, pruner="median",
+                     protocol=get_protocol("smoke").override({"epochs": 4}))
+    run_search(config)
+    study = _study(config)
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned, "the median pruner never fired on the synthetic landscape"
+    for trial in pruned:
+        assert trial.intermediate_values and trial.user_attrs["status"] == "pruned"
+        assert trial.user_attrs["train_seconds"] > 0
+
+
+def test_multi_objective_returns_a_pareto_front(tmp_path):
+    config = _config(tmp_path, n_trials=10, objectives=("nme", "size"), sampler="nsga2",
+                     budget_mb=2.0)
+    result = run_search(config)
+    study = _study(config)
+    assert len(study.directions) == 2
+    front = result.summary["pareto"]
+    assert front
+    for a in front:  # no point of the front dominates another
+        for b in front:
+            assert not (a["nme_image_pct"] < b["nme_image_pct"] and a["size_mb"] < b["size_mb"])
+    assert all(t.values[1] == pytest.approx(t.user_attrs["size_mb"]) for t in study.trials)
+
+
+def test_enqueued_architectures_come_first(tmp_path):
+    first = [("a", ModelSpec.parse("s1-d2-c32")), ("b", ModelSpec.parse("s1-d3-c40-ca"))]
+    config = _config(tmp_path, n_trials=3)
+    run_search(config, enqueue=first)
+    run_search(_config(tmp_path, n_trials=4), enqueue=first)  # not enqueued twice
+    trials = sorted(_study(config).trials, key=lambda t: t.number)
+    assert [t.user_attrs["spec"] for t in trials[:2]] == ["s1-d2-c32", "s1-d3-c40-ca"]
+    assert [t.user_attrs.get("label") for t in trials].count("a") == 1
+
+
+def test_fixed_candidates_in_input_order_and_resumable(tmp_path, monkeypatch):
+    other = SMOKE.override({"seed": 1})
+    candidates = [
+        ("base", ModelSpec.parse("s1-d2-c32"), SMOKE),
+        ("ca", ModelSpec.parse("s1-d2-c32-ca"), SMOKE),
+        ("seed1", ModelSpec.parse("s1-d2-c32"), other),
+        ("bad", ModelSpec.parse("s1-d2-c48"), SMOKE),
+    ]
+    monkeypatch.setenv("LIGHTMARK_FAKE_FAIL", "s1-d2-c48")
+    records = run_fixed_candidates(candidates, run_dir=tmp_path, study_name="abl", progress=False,
+                                   runner=RUNNER)
+    assert [r.spec for r in records] == ["s1-d2-c32", "s1-d2-c32-ca", "s1-d2-c32", "s1-d2-c48"]
+    assert [r.status for r in records] == ["complete", "complete", "complete", "failed"]
+    assert records[0].seed == 0 and records[2].seed == 1 and records[0].key != records[2].key
+    assert "NonFiniteLossError" in records[3].error
+    monkeypatch.delenv("LIGHTMARK_FAKE_FAIL")
+    again = run_fixed_candidates(candidates, run_dir=tmp_path, study_name="abl", progress=False,
+                                 runner=RUNNER)
+    assert [r.status for r in again] == ["complete"] * 4
+    assert again[:3] == records[:3]  # finished ones are not rerun
+    assert all(n == 1 for k, n in testing.trainings(tmp_path).items() if k != records[3].key)
+    study = optuna.load_study(study_name="abl", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    assert sorted(t.user_attrs["label"] for t in study.trials) == ["bad", "bad", "base", "ca", "seed1"]
+
+
+def test_impossible_protocol_mix_is_refused(tmp_path):
+    run_search(_config(tmp_path, n_trials=2))
+    from lightmark.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="different protocol"):
+        run_search(_config(tmp_path, n_trials=3, protocol=SMOKE.override({"epochs": 3})))
+
+
+def test_runner_errors_are_lightmark_errors():
+    assert issubclass(NonFiniteLossError, Exception)
