@@ -262,3 +262,36 @@ def test_contact_sheet_draws_points_in_part_colours():
     nan = samples[0].points.copy()
     nan[3] = np.nan
     draw_points(samples[0].image, nan)  # non-finite points are skipped, not a crash
+
+
+def test_render_with_masks_draws_the_same_face():
+    gen = SynthFaces(size=64, seed=9)
+    for i in range(5):
+        plain = gen.render(i)
+        sample, masks = gen.render_with_masks(i)
+        assert plain.image.tobytes() == sample.image.tobytes() and plain.meta == sample.meta
+        assert {"head", "lips", "nose"} <= set(masks)
+        assert all(m.dtype == bool and m.shape == (64, 64) for m in masks.values())
+
+
+def test_surface_normals_match_finite_differences():
+    """The analytic normal of the head surface equals the numerical gradient of its field."""
+    from lightmark.landmarks import synth_face3d as f3d
+
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        ident = f3d.Identity.sample(rng)
+        p = np.stack([rng.uniform(-1, 1, 300), rng.uniform(-1.4, 1.3, 300), rng.uniform(-1, 1.5, 300)], 1)
+
+        def field(q):
+            x, y, z = q[..., 0], q[..., 1], q[..., 2]
+            return ((x / f3d._width(ident, y)) ** 2 + ((y - f3d.HC) / f3d.HH) ** 2
+                    + ((z - f3d._shear(ident, y)) / ident.depth) ** 2)
+
+        grad = np.stack([field(p + e) - field(p - e) for e in np.eye(3) * 1e-6], -1)
+        grad /= np.linalg.norm(grad, axis=-1, keepdims=True)
+        np.testing.assert_allclose(f3d.surface_normal(ident, p), grad, atol=1e-6)
+        # Points placed on the face lie on the surface: the field is 1 there.
+        x, y = rng.uniform(-0.5, 0.5, 50), rng.uniform(-0.6, 0.9, 50)
+        on = np.stack([x, y, f3d.surface_z(ident, x, y)], 1)
+        np.testing.assert_allclose(field(on), 1.0, atol=1e-9)
