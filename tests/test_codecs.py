@@ -157,6 +157,9 @@ def test_bad_names_and_sizes_are_user_errors():
 
 
 def test_codec_speed_reports_milliseconds():
-    speed = codec_speed("subpixel", batch=2, size=24, repeats=2)
-    assert set(speed) == {"encode_ms", "decode_ms"}
-    assert all(math.isfinite(v) and v > 0 for v in speed.values())
+    for clock in ("wall", "cpu"):
+        speed = codec_speed("subpixel", batch=2, size=24, repeats=2, threads=1, clock=clock)
+        assert set(speed) == {"encode_ms", "decode_ms"}
+        assert all(math.isfinite(v) and v >= 0 for v in speed.values())
+    with pytest.raises(ConfigError, match="clock"):
+        codec_speed("plain", clock="gpu")

@@ -55,9 +55,11 @@ def _as_batched(points: torch.Tensor) -> tuple[torch.Tensor, bool]:
 
 def _argmax_2d(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Integer (row, col) of each map's maximum: heatmaps [B,K,H,W] -> two int64 [B,K]."""
-    w = heatmaps.shape[-1]
-    flat = heatmaps.flatten(2).argmax(dim=-1)
-    return flat // w, flat % w
+    # max of each row, then the best row, then the best column in it: same answer (first maximum in
+    # row-major order) as argmax over the flattened map, about 5x faster on a CPU
+    rows = heatmaps.amax(dim=-1).argmax(dim=-1)  # [B,K]
+    best_row = heatmaps.gather(2, rows[..., None, None].expand(-1, -1, 1, heatmaps.shape[-1])).squeeze(2)
+    return rows, best_row.argmax(dim=-1)
 
 
 def _gather_patch(heatmaps: torch.Tensor, row: torch.Tensor, col: torch.Tensor, radius: int,
@@ -76,10 +78,39 @@ def _gather_patch(heatmaps: torch.Tensor, row: torch.Tensor, col: torch.Tensor, 
     return vals
 
 
+def _gauss(dist: torch.Tensor, sigma: float, radius: float | None = None) -> torch.Tensor:
+    """exp(-dist^2 / (2 sigma^2)), zero beyond `radius` when given; overwrites `dist` (a temporary)."""
+    outside = dist.abs() > radius if radius is not None else None
+    out = dist.square_().mul_(-0.5 / sigma**2).exp_()
+    if outside is not None:
+        out.masked_fill_(outside, 0.0)
+    return out
+
+
 def _dilate_1d(profile: torch.Tensor) -> torch.Tensor:
     """Max over each cell and its two neighbours along the last axis (zero beyond the ends)."""
     padded = F.pad(profile, (1, 1))
     return torch.maximum(torch.maximum(padded[..., :-2], padded[..., 1:-1]), padded[..., 2:])
+
+
+MASK_RADIUS = 5  # every cell of the dilation mask lies within 5 cells of the profiles' peaks
+
+
+def _window_mask(gx: torch.Tensor, gy: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Dilation mask of the heatmaps gy[i] * gx[j] ([B,K,H,W] bool), filled only in an 11x11
+    window around each peak: profiles are <= 1, so a masked cell needs both dilated profiles >=
+    threshold, which holds within a few cells of their peak only."""
+    b, k, w = gx.shape
+    h = gy.shape[-1]
+    dx, dy = _dilate_1d(gx), _dilate_1d(gy)
+    offs = torch.arange(-MASK_RADIUS, MASK_RADIUS + 1, device=gx.device)
+    cols = (dx.argmax(-1, keepdim=True) + offs).clamp(0, w - 1)  # [B,K,P]
+    rows = (dy.argmax(-1, keepdim=True) + offs).clamp(0, h - 1)
+    local = torch.ge(dx.gather(-1, cols).unsqueeze(-2), (threshold / dy.gather(-1, rows)).unsqueeze(-1))
+    mask = torch.zeros(b, k, h * w, dtype=torch.bool, device=gx.device)
+    index = (rows.unsqueeze(-1) * w + cols.unsqueeze(-2)).flatten(2)  # clamped duplicates carry equal values
+    mask.scatter_(2, index, local.flatten(2))
+    return mask.view(b, k, h, w)
 
 
 def _smoothed_argmax(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,7 +164,7 @@ class Codec:
         pts = pts.float()
         gx, gy = self._profiles(pts)
         heatmaps = gy.unsqueeze(-1) * gx.unsqueeze(-2)
-        mask = torch.ge(_dilate_1d(gx).unsqueeze(-2), (threshold / _dilate_1d(gy)).unsqueeze(-1))
+        mask = _window_mask(gx, gy, threshold)
         return (heatmaps[0], mask[0]) if single else (heatmaps, mask)
 
     def decode(self, heatmaps: torch.Tensor) -> torch.Tensor:
@@ -163,8 +194,7 @@ class PlainCodec(Codec):
     def _profiles(self, pts):
         grid = self._grid(pts.device)
         centre = torch.round(pts / self.stride)  # [B,K,2]
-        dist = grid - centre[..., None]  # [B,K,2,W]
-        prof = torch.exp(-(dist**2) / (2 * self.sigma**2)) * (dist.abs() <= KERNEL_RADIUS)
+        prof = _gauss(grid - centre[..., None], self.sigma, KERNEL_RADIUS)  # [B,K,2,W]
         return prof[..., 0, :], prof[..., 1, :]
 
     def _decode(self, hm):
@@ -197,10 +227,10 @@ class OffsetCodec(Codec):
         d = (u - centre)[..., None]  # [B,K,2,1], in [-0.5, 0.5]
         shift = torch.sign(d)  # 0 when d == 0: no shifted term at all (the reference's bug is absent)
         dist = grid - centre[..., None]
-        g0 = torch.exp(-(dist**2) / (2 * self.sigma**2)) * (dist.abs() <= KERNEL_RADIUS)
-        dist1 = dist - shift
-        g1 = torch.exp(-(dist1**2) / (2 * self.sigma**2)) * (dist1.abs() <= KERNEL_RADIUS)
-        prof = (1 - d.abs()) * g0 + d.abs() * g1  # ratio kernel [1-|d|, |d|] convolved with the Gaussian
+        g1 = _gauss(dist - shift, self.sigma, KERNEL_RADIUS)
+        g0 = _gauss(dist, self.sigma, KERNEL_RADIUS)  # overwrites dist: after g1
+        ad = d.abs()
+        prof = g0.mul_(1 - ad).add_(g1.mul_(ad))  # ratio kernel [1-|d|, |d|] convolved with the Gaussian
         centre_value = (1 - d.abs()) + d.abs() * math.exp(-1 / (2 * self.sigma**2))
         prof = prof / centre_value  # centre cell = 1
         return prof[..., 0, :], prof[..., 1, :]
@@ -299,7 +329,7 @@ class SubpixelCodec(Codec):
     def _profiles(self, pts):
         grid = self._grid(pts.device)
         u = self.to_heatmap(pts)
-        prof = torch.exp(-((grid - u[..., None]) ** 2) / (2 * self.sigma**2))  # untruncated: exact log-quadratic
+        prof = _gauss(grid - u[..., None], self.sigma)  # untruncated: exactly log-quadratic
         return prof[..., 0, :], prof[..., 1, :]
 
     def _decode(self, hm):
@@ -367,9 +397,17 @@ class _Timing:
 
 
 def codec_speed(name: str, batch: int = 8, size: int = 96, repeats: int = 20, n_points: int = 68,
-                threads: int = 2, device: str = "cpu") -> dict:
+                threads: int = 2, device: str = "cpu", clock: str = "wall") -> dict:
     """Median ms to encode (heatmaps + the weighted-MSE mask) and to decode one batch, on `threads`
-    CPU threads (or a CUDA device)."""
+    CPU threads (or a CUDA device).
+
+    clock="wall" (default) is elapsed time. clock="cpu" is the CPU time of this process
+    (`time.process_time`), useful on a shared, overloaded machine where elapsed time mostly
+    measures waiting for a core; use it with threads=1 (with more threads it adds their times).
+    """
+    if clock not in ("wall", "cpu"):
+        raise ConfigError(f"clock: {clock!r} is not 'wall' or 'cpu'")
+    now = time.perf_counter if clock == "wall" else time.process_time
     codec = get_codec(name, size * STRIDE)
     points = uniform_points(batch, size * STRIDE, n_points, seed=1).to(device)
     old_threads = torch.get_num_threads()
@@ -380,13 +418,13 @@ def codec_speed(name: str, batch: int = 8, size: int = 96, repeats: int = 20, n_
         with torch.no_grad():
             for _ in range(repeats + 2):  # two warm-up rounds are dropped
                 sync()
-                t0 = time.perf_counter()
+                t0 = now()
                 heatmaps, _mask = codec.encode_with_mask(points)
                 sync()
-                t1 = time.perf_counter()
+                t1 = now()
                 codec.decode(heatmaps)
                 sync()
-                t2 = time.perf_counter()
+                t2 = now()
                 enc.append((t1 - t0) * 1e3)
                 dec.append((t2 - t1) * 1e3)
     finally:
