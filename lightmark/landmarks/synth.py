@@ -27,7 +27,7 @@ from lightmark.landmarks.sample import FaceSample
 SHIFT = 4  # cv2 fixed-point bits: coordinates are drawn with 1/16 pixel precision
 ONE = 1 << SHIFT
 AA = cv2.LINE_AA
-_LEVELS = 14  # shade levels per unit brightness of the head (the head is blurred afterwards)
+_LEVELS = 10  # shade levels per unit brightness of the head (the head is blurred afterwards)
 # Latitude and |longitude| at the centre of each head-mesh quad (read-only constants).
 _QUAD_V_FLAT = np.repeat((f3d._MESH_V[:-1, 0] + f3d._MESH_V[1:, 0]) / 2, f3d.N_U)
 _QUAD_ABS_U_FLAT = np.tile(np.abs((f3d._MESH_U[0, :-1] + f3d._MESH_U[0, 1:]) / 2), f3d.N_V)
@@ -170,10 +170,8 @@ class SynthFaces:
         img = self._background(rng, S)
         mk: dict[str, np.ndarray] = {}
         self._body(rng, img, sc, mesh2, lm, scale)
-        ears_cos = {}
+        ears_cos = {side: float(pcos[f"ear{side}"].mean()) for side in (-1, 1)}
         for side in (-1, 1):
-            n = np.array([side * 1.0, 0.0, 0.2])
-            ears_cos[side] = float(cam.facing(partc[f"ear{side}"].mean(0, keepdims=True), n[None])[0])
             if ears_cos[side] <= 0.05:
                 self._ear(img, sc, part2[f"ear{side}"], ears_cos[side])
         # The head, its faceted shading smoothed inside its own outline (the box around it keeps
@@ -193,7 +191,7 @@ class SynthFaces:
             # Two box filters (a tent) at half resolution: cheap, and the result is smooth anyway.
             h, w = padded.shape[:2]
             small = cv2.resize(padded, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_LINEAR)
-            half = (k // 4) | 1
+            half = (k // 2) | 1
             small = cv2.blur(cv2.blur(small, (half, half)), (half, half))
             smooth = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
             # Inside: the smooth head; outside: what was there; blend only the anti-aliased rim.

@@ -81,16 +81,23 @@ class Identity:
 
     @staticmethod
     def sample(rng: np.random.Generator) -> "Identity":
-        u = rng.uniform
-        return Identity(
-            width=u(0.88, 1.08), depth=u(1.05, 1.3), taper=u(0.15, 0.42),
-            chin_forward=u(0.25, 0.5), eye_dx=u(0.33, 0.41), eye_y=u(-0.03, 0.03),
-            eye_w=u(0.13, 0.17), eye_h=u(0.055, 0.085), eye_tilt=u(-0.06, 0.1),
-            brow_y=u(0.2, 0.28), brow_thick=u(0.03, 0.07), brow_arch=u(0.02, 0.07),
-            nose_len=u(0.45, 0.56), nose_w=u(0.12, 0.17), nose_h=u(0.22, 0.34),
-            mouth_y=u(0.76, 0.86), mouth_w=u(0.22, 0.3), lip_up=u(0.04, 0.07),
-            lip_low=u(0.05, 0.09), hairline=u(-0.7, -0.3), ear_y=u(0.1, 0.22), hair_side=u(0.3, 0.45) * np.pi,
-        )
+        """Every shape parameter uniform in its range (one vectorised draw)."""
+        lo, hi = _IDENTITY_RANGES[:, 0], _IDENTITY_RANGES[:, 1]
+        values = rng.uniform(lo, hi).tolist()
+        return Identity(**dict(zip(_IDENTITY_FIELDS, values)))
+
+
+_IDENTITY_SPEC = {
+    "width": (0.88, 1.08), "depth": (1.05, 1.3), "taper": (0.15, 0.42), "chin_forward": (0.25, 0.5),
+    "eye_dx": (0.33, 0.41), "eye_y": (-0.03, 0.03), "eye_w": (0.13, 0.17), "eye_h": (0.055, 0.085),
+    "eye_tilt": (-0.06, 0.1), "brow_y": (0.2, 0.28), "brow_thick": (0.03, 0.07), "brow_arch": (0.02, 0.07),
+    "nose_len": (0.45, 0.56), "nose_w": (0.12, 0.17), "nose_h": (0.22, 0.34), "mouth_y": (0.76, 0.86),
+    "mouth_w": (0.22, 0.3), "lip_up": (0.04, 0.07), "lip_low": (0.05, 0.09), "hairline": (-0.7, -0.3),
+    "ear_y": (0.1, 0.22), "hair_side": (0.3 * np.pi, 0.45 * np.pi),
+}
+_IDENTITY_FIELDS = tuple(_IDENTITY_SPEC)
+_IDENTITY_RANGES = np.array([_IDENTITY_SPEC[k] for k in _IDENTITY_FIELDS])
+_IDENTITY_RANGES.flags.writeable = False
 
 
 @dataclass(frozen=True)
