@@ -1,0 +1,546 @@
+"""Measuring one architecture: parameters, size (MiB of the saved state_dict), MACs, latency, memory.
+
+Size is the paper's definition: the bytes of the fp32 state_dict file `torch.save` writes (parameters,
+BatchNorm buffers and the serialisation overhead), in MiB (2^20 bytes). It is computed without real
+weights: the model is built on the meta device; its state_dict is pickled exactly as torch.save
+would pickle it (with uninitialised, never-touched CPU tensors standing in for the weights) and the
+zip container around it is laid out arithmetically (see `zip_archive_bytes`). The search calls it for
+every sampled candidate, so it must stay cheap.
+
+MACs: fvcore's "flops" and thop's counts are both multiply-accumulates. They agree on convolutions
+and differ in BatchNorm (fvcore: 1 per element, thop: 2 per element with affine) and in small
+elementwise ops; `count_macs` reports both, their relative difference, and the work of the ops
+fvcore skips (counted here as output elements, so it cannot hide real work).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import copy
+import functools
+import io
+import logging
+import math
+import pickle
+import statistics
+import time
+import warnings
+import weakref
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from lightmark.errors import SpecError
+from lightmark.models.spec import ModelSpec
+
+MIB = 2**20
+ARCHIVE_NAME = "archive"  # torch.save's zip folder for a buffer or a file named archive.pt
+MACS_DISAGREEMENT = 0.02  # flag fvcore vs thop beyond 2 %
+
+# -- torch.save's zip container (PyTorchFileWriter over miniz), derived from its format -------------
+_LOCAL_HEADER = 30  # local file header, before the name
+_CENTRAL_HEADER = 46  # central directory entry, before the name
+_EXTRA_HEADER = 4  # the "FB" padding extra field's id + length
+_DATA_DESCRIPTOR = 16  # crc + 32-bit sizes after each record's data
+_END_RECORDS = 56 + 20 + 22  # zip64 end of central directory + zip64 locator + end of central directory
+_ALIGNMENT = 64  # every record's data starts 64-byte aligned
+# Records the C++ writer adds when it closes the file (after data.pkl, .format_version,
+# .storage_alignment, byteorder and data/<key>, which torch.serialization._save writes): (name, bytes)
+_TAIL_RECORDS = (("version", 2), (".data/serialization_id", 40))
+
+
+def zip_archive_bytes(records: list[tuple[str, int]], archive: str = ARCHIVE_NAME) -> int:
+    """Bytes of torch.save's zip file holding `records` (name inside archive/, payload bytes) in order.
+
+    Each record: local header + name + padding extra (>= 4 bytes, so the data starts 64-aligned) +
+    data + data descriptor; then one central-directory entry per record and the zip64 end records.
+    Valid below 4 GiB (no zip64 per-record extras).
+    """
+    offset = 0
+    central = 0
+    for name, size in records:
+        full = len(archive) + 1 + len(name.encode())
+        start = offset + _LOCAL_HEADER + full + _EXTRA_HEADER
+        padding = (-start) % _ALIGNMENT
+        offset = start + padding + size + _DATA_DESCRIPTOR
+        central += _CENTRAL_HEADER + full
+    return offset + central + _END_RECORDS
+
+
+class _RecordingZip:
+    """Stands in for torch's zip writer: remembers each record's name and size, writes nothing."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, int]] = []
+
+    def write_record(self, name: str, data: object, num_bytes: int) -> None:
+        self.records.append((name, int(num_bytes)))
+
+    def write_record_metadata(self, name: str, num_bytes: int) -> None:
+        self.records.append((name, int(num_bytes)))
+
+
+class _CountingSink(io.RawIOBase):
+    """A write-only file that counts bytes (fallback path: a real torch.save without a real file)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[override]
+        size = memoryview(data).nbytes
+        self.count += size
+        return size
+
+
+def saved_bytes(state_dict: dict) -> int:
+    """Exact size of `torch.save(state_dict, <buffer>)` without copying or compressing the tensor data.
+
+    Uses torch's own pickling (so key names, shapes and metadata count exactly as in a real save) with
+    a recording writer, then lays out the zip container. Falls back to a real torch.save into a
+    byte-counting sink if torch's private `_save` ever changes shape.
+    """
+    recorder = _RecordingZip()
+    try:
+        torch.serialization._save(state_dict, recorder, pickle, torch.serialization.DEFAULT_PROTOCOL, False)
+    except (AttributeError, TypeError):  # pragma: no cover - depends on the torch version
+        sink = _CountingSink()
+        torch.save(state_dict, sink)
+        return sink.count
+    return zip_archive_bytes(list(recorder.records) + list(_TAIL_RECORDS))
+
+
+@dataclass(frozen=True)
+class SizeBreakdown:
+    """Where the bytes of the saved state_dict go."""
+
+    params: int  # trainable parameters (elements)
+    param_bytes: int
+    buffer_bytes: int  # BatchNorm running statistics and step counters
+    overhead_bytes: int  # pickle (key names, shapes, metadata) + zip container
+    total_bytes: int
+    n_tensors: int
+
+    @property
+    def size_mb(self) -> float:
+        return self.total_bytes / MIB
+
+
+def _as_spec(spec: ModelSpec | str) -> ModelSpec:
+    return ModelSpec.parse(spec) if isinstance(spec, str) else spec
+
+
+@functools.lru_cache(maxsize=512)  # pure function of a frozen spec; the search asks again on resume
+def size_breakdown(spec: ModelSpec | str) -> SizeBreakdown:
+    """Size of the spec's saved fp32 state_dict, without allocating or initialising real weights."""
+    from lightmark.models.hourglass import build_model  # models never import benchmarks
+
+    spec = _as_spec(spec)
+    with torch.device("meta"):
+        model = build_model(spec)
+    meta_state = model.state_dict()
+    # Uninitialised CPU stand-ins (never read or written) so torch pickles them as a CPU save would.
+    state: collections.OrderedDict = collections.OrderedDict(
+        (key, torch.empty(value.shape, dtype=value.dtype)) for key, value in meta_state.items()
+    )
+    state._metadata = meta_state._metadata  # type: ignore[attr-defined]
+    total = saved_bytes(state)
+    param_names = {name for name, _ in model.named_parameters()}
+    param_bytes = sum(v.numel() * v.element_size() for k, v in meta_state.items() if k in param_names)
+    buffer_bytes = sum(v.numel() * v.element_size() for k, v in meta_state.items() if k not in param_names)
+    params = sum(p.numel() for p in model.parameters())
+    return SizeBreakdown(
+        params=params,
+        param_bytes=param_bytes,
+        buffer_bytes=buffer_bytes,
+        overhead_bytes=total - param_bytes - buffer_bytes,
+        total_bytes=total,
+        n_tensors=len(meta_state),
+    )
+
+
+def state_dict_bytes(spec: ModelSpec | str) -> int:
+    """Bytes of `torch.save(build_model(spec).state_dict(), buffer)` (fp32), computed, not measured."""
+    return size_breakdown(spec).total_bytes
+
+
+def size_mb(spec: ModelSpec | str) -> float:
+    """The paper's model size: MiB (2^20 bytes) of the saved fp32 state_dict."""
+    return size_breakdown(spec).total_bytes / MIB
+
+
+def count_params(spec_or_model: ModelSpec | str | nn.Module) -> int:
+    """Trainable parameters (BatchNorm running statistics are buffers, not parameters)."""
+    if isinstance(spec_or_model, nn.Module):
+        return sum(p.numel() for p in spec_or_model.parameters())
+    return size_breakdown(spec_or_model).params
+
+
+# -- MACs -----------------------------------------------------------------------------------------
+# Ops fvcore has no formula for that our networks use. They are elementwise (or pooling / shape) ops,
+# i.e. O(output elements) work: we count their output elements separately so the report shows how
+# much work fvcore's total leaves out instead of silently dropping it.
+_FVCORE_EXTRA_OPS = (
+    "aten::add", "aten::add_", "aten::mul", "aten::mul_", "aten::sigmoid", "aten::hardswish",
+    "aten::relu", "aten::relu_", "aten::max_pool2d", "aten::linspace", "aten::div", "aten::sub",
+    "aten::clamp", "aten::hardtanh",
+)
+
+
+@dataclass(frozen=True)
+class MacCount:
+    """MACs (multiply-accumulates; FLOPs = 2 x MACs) of one forward pass at batch 1."""
+
+    input_size: int
+    fvcore: int  # fvcore's own total (ops it skips are not included)
+    thop: int
+    conv: int  # analytic: sum over convolutions of output elements x (in/groups x k x k)
+    rel_diff: float  # |fvcore - thop| / max(fvcore, thop)
+    flagged: bool  # rel_diff > 2 %
+    fvcore_by_op: dict = field(default_factory=dict)
+    fvcore_skipped_ops: dict = field(default_factory=dict)  # op -> calls fvcore has no formula for
+    fvcore_skipped_elements: int = 0  # output elements of those ops (their work, ~1 op each)
+    fvcore_skipped_pct: float = 0.0  # skipped elements as a percentage of fvcore's MACs
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """fvcore and thop warn and print a lot; keep stdout clean for --json."""
+    loggers = [logging.getLogger(name) for name in ("fvcore", "fvcore.nn.jit_analysis", "thop")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def _conv_macs(model: nn.Module, example: torch.Tensor) -> int:
+    total = 0
+
+    def hook(module: nn.Conv2d, _inputs, output: torch.Tensor) -> None:
+        nonlocal total
+        k = module.kernel_size[0] * module.kernel_size[1]
+        total += output.numel() * (module.in_channels // module.groups) * k
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total
+
+
+def count_macs(model_or_spec: nn.Module | ModelSpec | str, input_size: int) -> MacCount:
+    """fvcore and thop MACs for one [1, C, N, N] input, compared honestly (see MacCount)."""
+    with _quiet():  # both warn at import time
+        from fvcore.nn import FlopCountAnalysis
+        import thop
+
+    if isinstance(model_or_spec, nn.Module):
+        model = model_or_spec
+        in_channels = getattr(getattr(model, "spec", None), "in_channels", 3)
+    else:
+        from lightmark.models.hourglass import build_model
+
+        spec = _as_spec(model_or_spec)
+        spec.check_input_size(input_size)
+        model = build_model(spec)
+        in_channels = spec.in_channels
+    model = copy.deepcopy(model).float().cpu().eval()  # thop adds buffers; never touch the caller's
+    example = torch.zeros(1, in_channels, input_size, input_size)
+
+    skipped_calls: collections.Counter = collections.Counter()
+    skipped_elements = 0
+
+    def elementwise(inputs, outputs, *, op: str) -> int:
+        nonlocal skipped_elements
+        skipped_calls[op] += 1
+        numel = 1
+        for dim in outputs[0].type().sizes() or []:
+            numel *= dim
+        skipped_elements += numel
+        return 0  # kept out of fvcore's total: reported separately
+
+    with _quiet(), torch.no_grad():
+        analysis = FlopCountAnalysis(model, example)
+        analysis.unsupported_ops_warnings(False)
+        analysis.uncalled_modules_warnings(False)
+        analysis.tracer_warnings("none")
+        for op in _FVCORE_EXTRA_OPS:
+            analysis.set_op_handle(op, functools.partial(elementwise, op=op))
+        fvcore_total = int(analysis.total())
+        by_op = {k: int(v) for k, v in analysis.by_operator().items() if v}
+        still_unsupported = dict(analysis.unsupported_ops())
+        thop_total, _ = thop.profile(copy.deepcopy(model), inputs=(example,), verbose=False)
+    thop_total = int(thop_total)
+    skipped = dict(sorted(skipped_calls.items()))
+    skipped.update(still_unsupported)
+    rel = abs(fvcore_total - thop_total) / max(fvcore_total, thop_total, 1)
+    return MacCount(
+        input_size=input_size,
+        fvcore=fvcore_total,
+        thop=thop_total,
+        conv=_conv_macs(model, example),
+        rel_diff=rel,
+        flagged=rel > MACS_DISAGREEMENT,
+        fvcore_by_op=by_op,
+        fvcore_skipped_ops=skipped,
+        fvcore_skipped_elements=skipped_elements,
+        fvcore_skipped_pct=100.0 * skipped_elements / max(fvcore_total, 1),
+    )
+
+
+# -- latency and memory ---------------------------------------------------------------------------
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise SpecError(f"device: cannot use {device!r} ({exc})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SpecError(f"device: {device!r} requested but CUDA is not available")
+    return dev
+
+
+@contextlib.contextmanager
+def _threads(n: int | None):
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+def latency_stats(
+    model: nn.Module,
+    input_size: int,
+    device: str | torch.device = "cpu",
+    batch_size: int = 1,
+    *,
+    warmup: int = 1,
+    repeats: int = 10,
+    min_repeats: int = 3,
+    budget_s: float = 2.0,
+    threads: int | None = None,
+    amp: bool | None = None,
+) -> dict:
+    """Forward-pass latency in ms (eval, no_grad): median and spread over timed repeats.
+
+    CPU: a fixed thread count (default: torch's current), wall clock. CUDA: CUDA events around each
+    forward, synchronised, under autocast fp16 (amp=True by default on CUDA). Stops after `repeats`
+    or once `budget_s` is spent (but never before `min_repeats`), so big models stay affordable.
+    """
+    dev = torch.device(device) if not isinstance(device, torch.device) else device
+    use_amp = (dev.type == "cuda") if amp is None else amp
+    in_channels = getattr(getattr(model, "spec", None), "in_channels", 3)
+    model = model.to(dev).eval()
+    x = torch.randn(batch_size, in_channels, input_size, input_size, device=dev)
+    amp_dtype = torch.float16 if dev.type == "cuda" else torch.bfloat16
+    times: list[float] = []
+    with _threads(threads if dev.type == "cpu" else None) as n_threads, torch.no_grad():
+        autocast = torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp)
+        with autocast:
+            for _ in range(warmup):
+                model(x)
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            started = time.perf_counter()
+            while len(times) < repeats:
+                if dev.type == "cuda":
+                    begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                    begin.record()
+                    model(x)
+                    end.record()
+                    torch.cuda.synchronize(dev)
+                    times.append(begin.elapsed_time(end))
+                else:
+                    t0 = time.perf_counter()
+                    model(x)
+                    times.append((time.perf_counter() - t0) * 1e3)
+                if len(times) >= min_repeats and time.perf_counter() - started > budget_s:
+                    break
+    ordered = sorted(times)
+    return {
+        "median_ms": statistics.median(times),
+        "min_ms": ordered[0],
+        "p90_ms": ordered[min(len(ordered) - 1, math.ceil(0.9 * len(ordered)) - 1)],
+        "repeats": len(times),
+        "batch_size": batch_size,
+        "threads": n_threads if dev.type == "cpu" else None,
+        "amp": use_amp,
+        "device": str(dev),
+    }
+
+
+def measure_latency(
+    model: nn.Module, input_size: int, device: str | torch.device = "cpu", batch_size: int = 1, **kwargs
+) -> float:
+    """Median forward latency in ms (see latency_stats for the method)."""
+    return latency_stats(model, input_size, device, batch_size, **kwargs)["median_ms"]
+
+
+class _LiveTensorBytes(torch.utils._python_dispatch.TorchDispatchMode):
+    """Tracks bytes of tensor storages created by ops and still alive; remembers the peak."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+        self._refs: dict[int, list] = {}  # data_ptr -> [tensors alive, bytes]
+
+    def _release(self, ptr: int) -> None:
+        entry = self._refs.get(ptr)
+        if entry is None:
+            return
+        entry[0] -= 1
+        if entry[0] == 0:
+            self.live -= entry[1]
+            del self._refs[ptr]
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for tensor in torch.utils._pytree.tree_leaves(out):
+            if not isinstance(tensor, torch.Tensor):
+                continue
+            storage = tensor.untyped_storage()
+            ptr = storage.data_ptr()
+            if ptr == 0:
+                continue
+            entry = self._refs.get(ptr)
+            if entry is None:
+                self._refs[ptr] = [1, storage.nbytes()]
+                self.live += storage.nbytes()
+                self.peak = max(self.peak, self.live)
+            else:
+                entry[0] += 1
+            weakref.finalize(tensor, self._release, ptr)
+        return out
+
+
+def peak_memory(model: nn.Module, input_size: int, device: str | torch.device = "cpu", batch_size: int = 1) -> dict:
+    """Peak memory of one inference forward (eval, no_grad), in bytes, and how it was obtained.
+
+    CUDA: torch.cuda.max_memory_allocated over the forward (weights and input included).
+    CPU: no allocator statistics exist, so we track the storages ops create (a dispatch mode) and take
+    the peak of those alive at once, plus the weights and the input. It excludes allocator slack and
+    the convolution library's internal scratch space: a lower bound on what the process needs.
+    """
+    dev = torch.device(device) if not isinstance(device, torch.device) else device
+    in_channels = getattr(getattr(model, "spec", None), "in_channels", 3)
+    model = model.to(dev).eval()
+    x = torch.randn(batch_size, in_channels, input_size, input_size, device=dev)
+    static = sum(t.numel() * t.element_size() for t in model.state_dict().values()) + x.numel() * x.element_size()
+    with torch.no_grad():
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+            torch.cuda.reset_peak_memory_stats(dev)
+            model(x)
+            torch.cuda.synchronize(dev)
+            return {
+                "peak_memory_bytes": int(torch.cuda.max_memory_allocated(dev)),
+                "peak_memory_kind": "cuda max_memory_allocated (weights + input + activations)",
+                "batch_size": batch_size,
+            }
+        tracker = _LiveTensorBytes()
+        with tracker:
+            out = model(x)
+        del out
+    return {
+        "peak_memory_bytes": int(static + tracker.peak),
+        "peak_memory_kind": "cpu estimate: weights + input + peak live activation tensors (lower bound)",
+        "batch_size": batch_size,
+    }
+
+
+# -- everything at once ---------------------------------------------------------------------------
+def profile(
+    spec: ModelSpec | str,
+    input_size: int,
+    device: str = "cpu",
+    latency: bool = True,
+    *,
+    batch_sizes: tuple[int, ...] = (1, 8),
+    threads: int | None = None,
+    macs: bool = True,
+    memory: bool = True,
+) -> dict:
+    """All numbers for one spec at one input size, as a flat JSON-ready dict."""
+    from lightmark.models.hourglass import build_model
+
+    spec = _as_spec(spec)
+    if not isinstance(input_size, int) or isinstance(input_size, bool) or input_size < 4:
+        raise SpecError(f"input size must be a positive multiple of 4, got {input_size!r}")
+    spec.check_input_size(input_size)
+    if any(b < 1 for b in batch_sizes):
+        raise SpecError(f"batch sizes must be >= 1, got {list(batch_sizes)}")
+    dev = resolve_device(device)
+    sizes = size_breakdown(spec)
+    result: dict = {
+        "spec": str(spec),
+        "input_size": input_size,
+        "heatmap_size": spec.heatmap_size(input_size),
+        "params": sizes.params,
+        "size_bytes": sizes.total_bytes,
+        "size_mb": sizes.total_bytes / MIB,
+        "param_bytes": sizes.param_bytes,
+        "buffer_bytes": sizes.buffer_bytes,
+        "overhead_bytes": sizes.overhead_bytes,
+        "n_tensors": sizes.n_tensors,
+        "device": str(dev),
+        "threads": torch.get_num_threads() if not threads else threads,
+        "torch": torch.__version__,
+    }
+    model = build_model(spec) if (macs or latency or memory) else None
+    if macs:
+        count = count_macs(model, input_size)
+        result.update(
+            macs_fvcore=count.fvcore,
+            macs_thop=count.thop,
+            macs_conv=count.conv,
+            macs_rel_diff=count.rel_diff,
+            macs_flagged=count.flagged,
+            fvcore_skipped_ops=count.fvcore_skipped_ops,
+            fvcore_skipped_elements=count.fvcore_skipped_elements,
+            fvcore_skipped_pct=count.fvcore_skipped_pct,
+            macs_fvcore_by_op=count.fvcore_by_op,
+            gflops_fvcore=2 * count.fvcore / 1e9,
+        )
+    if latency:
+        per_batch = {}
+        for batch in batch_sizes:
+            stats = latency_stats(model, input_size, dev, batch, threads=threads)
+            per_batch[str(batch)] = stats
+        result["latency"] = per_batch
+        result["latency_ms_by_batch"] = {b: s["median_ms"] for b, s in per_batch.items()}
+        first = per_batch[str(batch_sizes[0])]
+        result["latency_ms"] = per_batch["1"]["median_ms"] if "1" in per_batch else first["median_ms"]
+        result["latency_amp"] = first["amp"]
+        if dev.type == "cpu":
+            result["threads"] = first["threads"]
+    else:
+        result["latency_ms"] = None
+        result["latency_ms_by_batch"] = {}
+    if memory:
+        mem = peak_memory(model, input_size, dev, batch_sizes[0])
+        result["peak_memory_bytes"] = mem["peak_memory_bytes"]
+        result["peak_memory_mb"] = mem["peak_memory_bytes"] / MIB
+        result["peak_memory_kind"] = mem["peak_memory_kind"]
+        result["peak_memory_batch_size"] = mem["batch_size"]
+    return result

@@ -1,0 +1,73 @@
+"""`lightmark models`: the preset architectures with their parameters, size and MACs."""
+
+from __future__ import annotations
+
+import argparse
+
+from lightmark.cli._common import print_json, stderr_console, stdout_console
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "models",
+        help="list the preset architectures (the paper's Tables 1-2 and small CPU ones)",
+        description=(
+            "Presets with parameters, size (MiB of the saved fp32 state_dict) and MACs at the "
+            "preset's input size (fvcore; multiply-accumulates, FLOPs = 2 x MACs)."
+        ),
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON on stdout")
+    parser.add_argument("--no-macs", action="store_true", help="skip MAC counting (instant)")
+    parser.set_defaults(func=run)
+
+
+def rows(with_macs: bool = True, progress: bool = False) -> list[dict]:
+    from rich.progress import Progress
+
+    from lightmark.benchmarks.profile import count_macs, size_breakdown
+    from lightmark.models.registry import PRESETS
+
+    out = []
+    with Progress(console=stderr_console(), transient=True, disable=not (progress and with_macs)) as bar:
+        task = bar.add_task("counting MACs", total=len(PRESETS))
+        for preset in PRESETS.values():
+            sizes = size_breakdown(preset.spec)
+            row = {
+                "name": preset.name,
+                "spec": str(preset.spec),
+                "input_size": preset.input_size,
+                "params": sizes.params,
+                "size_bytes": sizes.total_bytes,
+                "size_mb": sizes.size_mb,
+                "paper_size_mb": preset.paper_size_mb,
+                "size_diff_mb": None if preset.paper_size_mb is None else sizes.size_mb - preset.paper_size_mb,
+                "paper_nme": preset.paper_nme,
+                "description": preset.description,
+            }
+            if with_macs:
+                count = count_macs(preset.spec, preset.input_size)
+                row.update(macs_fvcore=count.fvcore, macs_thop=count.thop, macs_rel_diff=count.rel_diff)
+            out.append(row)
+            bar.advance(task)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    table_rows = rows(with_macs=not args.no_macs, progress=True)
+    if args.json:
+        print_json(table_rows)
+        return 0
+    from rich.table import Table
+
+    table = Table(title="lightmark presets (size = MiB of the saved fp32 state_dict)")
+    for name, justify in (("name", "left"), ("spec", "left"), ("input", "right"), ("params", "right"),
+                          ("size MiB", "right"), ("paper MiB", "right"), ("GMACs", "right")):
+        table.add_column(name, justify=justify)
+    for row in table_rows:
+        table.add_row(
+            row["name"], row["spec"], str(row["input_size"]), f"{row['params']:,}", f"{row['size_mb']:.3f}",
+            "" if row["paper_size_mb"] is None else f"{row['paper_size_mb']:.2f}",
+            f"{row['macs_fvcore'] / 1e9:.3f}" if "macs_fvcore" in row else "-",
+        )
+    stdout_console().print(table)
+    return 0
