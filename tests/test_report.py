@@ -128,3 +128,15 @@ def test_report_rebuilds_ablation_tables_from_records(tmp_path):
     assert frame[tables.STATUS].tolist()[4].startswith("complete 0/1")
     assert "not the paper's data" in text and "| s2-d4-c128-ca-cc |" in text
     assert (tmp_path / "table2.tex").exists() and "frontier_size.png" in text
+
+
+def test_report_command_prints_json(tmp_path, capsys):
+    from lightmark.cli.main import main
+
+    make_search_run(tmp_path)
+    assert main(["report", str(tmp_path), "--json", "--evaluate-best", "0"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["report"].endswith("report.md") and out["studies"] == ["search-smoke"]
+    assert out["records"] == {"complete": 4, "pruned": 1, "infeasible": 1, "failed": 1}
+    assert any(f.endswith("frontier_size.png") for f in out["files"])
+    assert main(["report", str(tmp_path / "missing")]) == 2
