@@ -90,6 +90,7 @@ def test_malformed_space_file_names_the_bad_key(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_resume_tops_up_one_study_and_json_summary(tmp_path):
     out = tmp_path / "run"
     first = _run(_cmd(out, "--json", n_trials=4))

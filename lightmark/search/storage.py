@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import socket
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,15 +104,17 @@ def open_storage(choice: StorageChoice | str) -> optuna.storages.BaseStorage:
         _fast_sqlite(storage)
         return storage
     try:
-        return optuna.storages.RDBStorage(
-            choice.url,
-            heartbeat_interval=HEARTBEAT_INTERVAL_S,
-            grace_period=max(2 * HEARTBEAT_INTERVAL_S, 2),
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=3
-            ),
-            engine_kwargs={"pool_pre_ping": True},
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                choice.url,
+                heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                grace_period=max(2 * HEARTBEAT_INTERVAL_S, 2),
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=3
+                ),
+                engine_kwargs={"pool_pre_ping": True},
+            )
     except ImportError as exc:
         raise ConfigError(f"--storage {choice.url}: missing database driver ({exc}); "
                           "pip install 'lightmark[postgres]'") from None

@@ -14,12 +14,14 @@ import contextlib
 import fcntl
 import json
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 from optuna.trial import TrialState
 
 from lightmark.benchmarks.record import Record, candidate_key
@@ -185,7 +187,10 @@ def counted(trial: optuna.trial.FrozenTrial) -> bool:
     pruned, or failed by an error of its own (not one re-queued after a crash or Ctrl-C)."""
     if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
         return True
-    return trial.state == TrialState.FAIL and not trial.user_attrs.get("requeued")
+    # A trial whose worker died (no status: it never got to record one) or that was re-queued
+    # after a crash or Ctrl-C is retried, so it does not count itself.
+    return (trial.state == TrialState.FAIL and trial.user_attrs.get("status") == "failed"
+            and not trial.user_attrs.get("requeued"))
 
 
 def progress_counts(trials: Sequence[optuna.trial.FrozenTrial]) -> tuple[int, int, int]:
@@ -267,6 +272,7 @@ def worker_loop(
     ran = 0
     while True:
         with _local_lock(Path(config.run_dir)):
+            _fail_stale(study)
             if not _work_left(study, config, started):
                 break
             trial = study.ask()
@@ -275,7 +281,8 @@ def worker_loop(
         if hooks.trial_started:
             hooks.trial_started(trial.number, trial.user_attrs.get("fixed_spec", ""))
         try:
-            values = objective(trial)
+            with get_heartbeat_thread(trial._trial_id, study._storage):
+                values = objective(trial)
         except optuna.TrialPruned:
             study.tell(trial, state=TrialState.PRUNED)
         except KeyboardInterrupt:
@@ -301,6 +308,15 @@ def worker_loop(
         if hooks.trial_finished:
             hooks.trial_finished(_frozen(study, trial))
     return ran
+
+
+def _fail_stale(study: optuna.Study) -> None:
+    """RDB storages with heartbeats: fail trials whose worker stopped beating; Optuna's
+    RetryHeartbeatStaleTrialCallback (set in storage.py) queues them again."""
+    if is_heartbeat_enabled(study._storage):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            optuna.storages.fail_stale_trials(study)
 
 
 def _frozen(study: optuna.Study, trial: optuna.Trial) -> optuna.trial.FrozenTrial:
@@ -369,6 +385,7 @@ def prepare(config: SearchConfig, *, enqueue: Sequence[tuple[str, ModelSpec]] = 
         return {"spec": str(spec), "size_mb": round(config.budget.size_of(spec), 6)}
 
     with _local_lock(Path(config.run_dir)):
+        _fail_stale(study)
         recovered = recover_orphans(study, params_of=size_attrs)
         queued = []
         seen = {t.user_attrs.get("label") for t in study.get_trials(deepcopy=False)}
