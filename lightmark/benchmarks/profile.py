@@ -314,6 +314,10 @@ def resolve_device(device: str) -> torch.device:
         raise SpecError(f"device: cannot use {device!r} ({exc})") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise SpecError(f"device: {device!r} requested but CUDA is not available")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise SpecError(f"device: {device!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    if dev.type not in ("cpu", "cuda"):
+        raise SpecError(f"device: {device!r} is not supported for profiling (use cpu, cuda, cuda:N or auto)")
     return dev
 
 
