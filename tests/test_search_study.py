@@ -177,3 +177,20 @@ def test_impossible_protocol_mix_is_refused(tmp_path):
 
 def test_runner_errors_are_lightmark_errors():
     assert issubclass(NonFiniteLossError, Exception)
+
+
+def test_a_second_machine_reuses_records_from_the_shared_study(tmp_path):
+    """Machines have their own candidate caches; the study itself says what is already trained."""
+    journal = f"journal:{tmp_path / 'shared.log'}"
+    first = _config(tmp_path / "a", storage=journal, n_trials=6)
+    run_search(first)
+    done = [t for t in _study(first).trials if t.user_attrs.get("status") == "complete"]
+    assert done
+    spec = ModelSpec.parse(done[0].user_attrs["spec"])
+    second = _config(tmp_path / "b", storage=journal, n_trials=7)
+    run_search(second, enqueue=[("again", spec)])
+    again = [t for t in _study(second).trials if t.user_attrs.get("label") == "again"][0]
+    assert again.user_attrs["reused"] is True
+    assert again.user_attrs["reused_from_trial"] == done[0].number
+    assert again.value == done[0].value
+    assert testing.trainings(tmp_path / "b") == {}  # nothing trained on the second machine

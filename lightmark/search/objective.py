@@ -26,7 +26,7 @@ from lightmark.errors import LightmarkError
 from lightmark.landmarks.protocol import Protocol
 from lightmark.models.spec import ModelSpec
 from lightmark.search.budget import Budget
-from lightmark.search.records import OBJECTIVE_KEYS, record_attrs
+from lightmark.search.records import OBJECTIVE_KEYS, RECORD_FIELDS, record_attrs
 from lightmark.search.space import SearchSpace
 
 OBJECTIVES = ("nme", "nme,size", "nme,macs", "nme,latency")
@@ -96,6 +96,16 @@ class Objective:
             self._set_size_early(trial, spec)
 
         reused = cached_record_path(self.cache_dir, key).exists()
+        if not reused:
+            # Another machine (own cache) may have trained it for this study already.
+            earlier = _completed_in_study(trial, key)
+            if earlier is not None:
+                for k, v in earlier.user_attrs.items():
+                    if k in RECORD_FIELDS:
+                        trial.set_user_attr(k, v)
+                trial.set_user_attr("reused", True)
+                trial.set_user_attr("reused_from_trial", earlier.number)
+                return self._values(Record.from_dict(earlier.user_attrs), spec)
         trial.set_user_attr("reused", reused)
         try:
             record = self._get_runner()(
@@ -205,6 +215,18 @@ class Objective:
                 raise LightmarkError(f"the Record of {spec} has no finite {key} ({value!r})")
             values.append(float(value))
         return values[0] if len(values) == 1 else tuple(values)
+
+
+def _completed_in_study(trial: optuna.Trial, key: str) -> optuna.trial.FrozenTrial | None:
+    try:
+        trials = trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    except Exception:  # noqa: BLE001 - a lookup failure just means "train it"
+        return None
+    for other in trials:
+        attrs = other.user_attrs
+        if attrs.get("key") == key and attrs.get("status") == "complete" and "nme_image_pct" in attrs:
+            return other
+    return None
 
 
 def _metric(metrics: dict, name: str) -> float | None:
