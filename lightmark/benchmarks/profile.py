@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
+from torch.utils import _pytree
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from lightmark.errors import SpecError
 from lightmark.models.spec import ModelSpec
@@ -400,7 +402,7 @@ def measure_latency(
     return latency_stats(model, input_size, device, batch_size, **kwargs)["median_ms"]
 
 
-class _LiveTensorBytes(torch.utils._python_dispatch.TorchDispatchMode):
+class _LiveTensorBytes(TorchDispatchMode):
     """Tracks bytes of tensor storages created by ops and still alive; remembers the peak."""
 
     def __init__(self) -> None:
@@ -420,7 +422,7 @@ class _LiveTensorBytes(torch.utils._python_dispatch.TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        for tensor in torch.utils._pytree.tree_leaves(out):
+        for tensor in _pytree.tree_leaves(out):
             if not isinstance(tensor, torch.Tensor):
                 continue
             storage = tensor.untyped_storage()

@@ -69,5 +69,8 @@ def run(args: argparse.Namespace) -> int:
             "" if row["paper_size_mb"] is None else f"{row['paper_size_mb']:.2f}",
             f"{row['macs_fvcore'] / 1e9:.3f}" if "macs_fvcore" in row else "-",
         )
-    stdout_console().print(table)
+    console = stdout_console()
+    if not console.is_terminal:  # pipes and files get 80 columns by default: too narrow for the names
+        console.width = max(console.width, 110)
+    console.print(table)
     return 0
