@@ -19,6 +19,16 @@ class Prune(Exception):
     pass
 
 
+@pytest.fixture
+def cheap_profile(monkeypatch):
+    """Skip MACs/latency measurement where a test is about caching and pruning, not profiling."""
+    import lightmark.benchmarks.runner as runner
+
+    monkeypatch.setattr(runner, "profile_candidate",
+                        lambda spec, protocol, device, cache=None: {"params": 1, "size_mb": 0.5, "macs": 2,
+                                                                     "latency_ms": 1.0})
+
+
 def test_run_candidate_writes_and_caches_a_record(tmp_path, monkeypatch):
     protocol = get_protocol("smoke")
     record = run_candidate(SPEC, protocol, tmp_path, device="cpu", progress=False)
@@ -44,8 +54,8 @@ def test_run_candidate_writes_and_caches_a_record(tmp_path, monkeypatch):
     assert load_records(tmp_path) == [record]
 
 
-def test_pruned_candidate_writes_a_pruned_record_and_reraises(tmp_path):
-    protocol = get_protocol("smoke").override({"epochs": 3})
+def test_pruned_candidate_writes_a_pruned_record_and_reraises(tmp_path, cheap_profile):
+    protocol = get_protocol("smoke").override({"epochs": 3, "train_samples": 16})
 
     def callback(epoch, metrics):
         assert "nme_image_pct" in metrics
@@ -60,7 +70,7 @@ def test_pruned_candidate_writes_a_pruned_record_and_reraises(tmp_path):
     assert again == record
 
 
-def test_interrupted_candidate_resumes(tmp_path):
+def test_interrupted_candidate_resumes(tmp_path, cheap_profile):
     protocol = get_protocol("smoke")
     out = candidate_dir(SPEC, protocol, tmp_path)
 
@@ -79,7 +89,7 @@ def test_interrupted_candidate_resumes(tmp_path):
     assert [json.loads(line)["epoch"] for line in log] == [1, 2]  # epoch 1 was not trained again
 
 
-def test_failures_propagate_without_a_record(tmp_path):
+def test_failures_propagate_without_a_record(tmp_path, cheap_profile):
     from lightmark.errors import SpecError
 
     with pytest.raises(SpecError):

@@ -55,26 +55,34 @@ def test_weight_decay_only_on_conv_and_linear_weights():
                                    id(model[4].weight), id(model[4].bias)}
 
 
-def test_train_writes_checkpoints_log_and_metrics(tmp_path):
-    result = train(SPEC, smoke(), tmp_path, device="cpu", progress=False)
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    """One uninterrupted smoke run shared by the tests below (keeps the fast set fast)."""
+    out = tmp_path_factory.mktemp("full")
+    return out, train(SPEC, smoke(), out, device="cpu", progress=False)
+
+
+def test_train_writes_checkpoints_log_and_metrics(full_run):
+    out, result = full_run
     assert result.epochs_done == 2 and result.global_step == 2 * (32 // 8)
-    lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [entry["epoch"] for entry in lines] == [1, 2]
     for entry in lines:
         for key in ("train_loss", "lr", "train_epoch_seconds", "images_per_s", "nme_image_pct",
                     "nme_inter_ocular_pct", "nme_inter_pupil_pct", "nme_bbox_pct", "failure_rate_8_pct"):
             assert np.isfinite(entry[key]), key
-    state = load_checkpoint(tmp_path / "last.pt")
+    assert lines[1]["train_loss"] < lines[0]["train_loss"]  # it learns something even on smoke
+    state = load_checkpoint(out / "last.pt")
     assert state["epoch"] == 2 and state["global_step"] == result.global_step
     assert state["mean_shape"].shape == (68, 2)
-    assert (tmp_path / "best.pt").exists()
+    assert (out / "best.pt").exists()
     assert result.baseline is not None and result.baseline["nme_image_pct"] > 0
     assert result.last_metrics["nme_image_pct"] == lines[-1]["nme_image_pct"]
     assert _same_weights(state["model"], {k: v.contiguous() for k, v in result.model.state_dict().items()})
 
 
-def test_resume_gives_identical_weights(tmp_path):
-    full = train(SPEC, smoke(), tmp_path / "full", device="cpu", progress=False)
+def test_resume_gives_identical_weights(full_run, tmp_path):
+    _, full = full_run
     with pytest.raises(Stop):
         train(SPEC, smoke(), tmp_path / "cut", device="cpu", progress=False, callback=_stop_after(1))
     assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 1  # written before the callback raised
@@ -102,7 +110,7 @@ def test_callback_sees_each_evaluation_and_stops_training(tmp_path):
         raise Stop
 
     with pytest.raises(Stop):
-        train(SPEC, smoke(epochs=3), tmp_path, device="cpu", progress=False, callback=callback)
+        train(SPEC, smoke(epochs=3, train_samples=16), tmp_path, device="cpu", progress=False, callback=callback)
     assert [e for e, _ in seen] == [1]
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 1
 
@@ -126,7 +134,8 @@ def test_bf16_autocast_and_channels_last_on_cpu(tmp_path, monkeypatch):
         return original(self, x, target)
 
     monkeypatch.setattr(trainer_mod.Trainer, "optimise", spy)
-    result = train(SPEC, smoke(epochs=1), tmp_path, device="cpu", precision="bf16", progress=False)
+    result = train(SPEC, smoke(epochs=1, train_samples=16), tmp_path, device="cpu", precision="bf16",
+                   progress=False)
     assert result.precision == "bf16"
     assert seen == {"channels_last": True, "dtype": torch.bfloat16}
     assert np.isfinite(result.last_metrics["nme_image_pct"])
@@ -139,33 +148,27 @@ def test_fp16_on_cpu_is_a_clear_error(tmp_path):
         train(SPEC, smoke(), tmp_path, device="cpu", precision="fp16", progress=False)
 
 
-def test_learning_happens_on_smoke(tmp_path):
-    """Enough steps on the smoke data lower the training loss (a sanity floor, not the quick target)."""
-    result = train(SPEC, smoke(epochs=4), tmp_path, device="cpu", progress=False)
-    losses = [h["train_loss"] for h in result.history]
-    assert losses[-1] < losses[0]
-
-
 @pytest.mark.slow
 def test_killed_cli_run_resumes_to_the_same_weights(tmp_path):
     """A real `lightmark train` process killed after its first checkpoint, then --resume."""
     env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", MPLBACKEND="Agg")
     args = [sys.executable, "-m", "lightmark.cli.main", "train", "s1-d2-c16", "--protocol", "smoke",
-            "--set", "epochs=4", "--device", "cpu", "--no-progress", "--json"]
+            "--set", "epochs=3", "--set", "train_samples=128", "--device", "cpu", "--no-progress", "--json"]
     ref = subprocess.run(args + ["--out", str(tmp_path / "ref")], env=env, capture_output=True, text=True, timeout=300)
     assert ref.returncode == 0, ref.stderr
     cut = tmp_path / "cut"
     proc = subprocess.Popen(args + ["--out", str(cut)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while time.time() < deadline and not (cut / "last.pt").exists():
-        time.sleep(0.05)
+        time.sleep(0.02)
+    time.sleep(0.3)  # into the second epoch: killed mid-epoch, after the first checkpoint
     proc.kill()
     proc.wait()
     assert (cut / "last.pt").exists()
     done = load_checkpoint(cut / "last.pt")["epoch"]
-    assert done < 4, "the process finished before it was killed; nothing was tested"
+    assert done < 3, "the process finished before it was killed; nothing was tested"
     res = subprocess.run(args + ["--out", str(cut), "--resume"], env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     a, b = load_checkpoint(tmp_path / "ref" / "last.pt"), load_checkpoint(cut / "last.pt")
-    assert a["epoch"] == b["epoch"] == 4
+    assert a["epoch"] == b["epoch"] == 3
     assert _same_weights(a["model"], b["model"])

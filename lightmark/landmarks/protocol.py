@@ -176,7 +176,7 @@ PROTOCOLS: dict[str, Protocol] = {
         schedule_unit="fraction",
     ),
     "quick": Protocol(
-        name="quick", input_size=128, epochs=6, batch_size=16, train_samples=2000, val_samples=200,
+        name="quick", input_size=128, epochs=5, batch_size=16, train_samples=1600, val_samples=200,
         lr=1e-3, warmup=0.05, milestones=(0.6, 0.85), milestone_lrs=(5e-4, 2e-4),
         schedule_unit="fraction",
     ),
