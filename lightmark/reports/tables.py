@@ -371,7 +371,11 @@ def print_table(frame: pd.DataFrame, console: Any) -> None:
     """Show the display columns as a rich table with the caption below."""
     from rich.table import Table
 
+    from rich.console import Console
+
     shown = display_frame(frame)
+    if not console.is_terminal:  # piped or captured: do not squeeze 14 columns into 80 characters
+        console = Console(file=console.file, width=max(console.width, 220))
     table = Table(title=frame.attrs.get("title"), caption="\n".join(_caption_text(frame)) or None,
                   caption_justify="left", show_lines=False)
     for col in shown.columns:
