@@ -295,3 +295,12 @@ def test_surface_normals_match_finite_differences():
         x, y = rng.uniform(-0.5, 0.5, 50), rng.uniform(-0.6, 0.9, 50)
         on = np.stack([x, y, f3d.surface_z(ident, x, y)], 1)
         np.testing.assert_allclose(field(on), 1.0, atol=1e-9)
+
+
+def test_generator_pickles_for_dataloader_workers():
+    import pickle
+
+    gen = SynthFaces(size=48, seed=3)
+    clone = pickle.loads(pickle.dumps(gen))
+    assert clone.render(5).image.tobytes() == gen.render(5).image.tobytes()
+    assert repr(clone) == "SynthFaces(size=48, seed=3)"
