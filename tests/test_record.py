@@ -42,3 +42,12 @@ def test_atomic_write_keeps_old_file_when_writer_fails(tmp_path):
     assert json.loads(path.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]  # no temp files left behind
     assert not any(name.endswith(".tmp") for name in os.listdir(tmp_path))
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        write_json_atomic(tmp_path / "r.json", {})
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644
