@@ -36,47 +36,53 @@ def record_for(spec: ModelSpec, protocol, status, nme=None, size=1.0, error=""):
 
 
 def make_search_run(run_dir):
-    """A search-like run: SQLite study in run_dir/study.db with every kind of trial."""
+    """A search-like run: SQLite study in run_dir/study.db with every kind of trial, each stored the
+    way the search stores it (Record in user attrs, size constraint in system attrs)."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+    from optuna.trial import TrialState, create_trial
+
     protocol = get_protocol("smoke")
     storage = f"sqlite:///{run_dir / 'study.db'}"
     study = optuna.create_study(study_name="search-smoke", storage=storage, direction="minimize")
     study.set_user_attr("budget", json.dumps({"size_mb": 2.0, "macs": None, "latency_ms": None}))
+    dists = {"channels": IntDistribution(16, 128, step=8),
+             "attention": CategoricalDistribution(["none", "se", "ca"])}
     plan = [  # (channels, attention, status, nme, size)
         (16, "none", "complete", 6.0, 0.3), (32, "none", "complete", 5.0, 0.8), (48, "se", "complete", 5.5, 1.5),
         (64, "ca", "complete", 4.5, 1.9), (56, "none", "pruned", 7.0, 1.7), (128, "ca", "infeasible", None, 6.0),
         (24, "se", "failed", None, 0.5), (40, "ca", "running", None, 1.1),
     ]
+    state = {"complete": TrialState.COMPLETE, "infeasible": TrialState.COMPLETE, "pruned": TrialState.PRUNED,
+             "failed": TrialState.FAIL, "running": TrialState.RUNNING}
     for channels, attention, status, nme, size in plan:
-        study.enqueue_trial({"channels": channels, "attention": attention})
-        t = study.ask()
-        c = t.suggest_int("channels", 16, 128, step=8)
-        a = t.suggest_categorical("attention", ["none", "se", "ca"])
-        spec = ModelSpec(n_stacks=1, depth=2, channels=c, attention=a)
+        spec = ModelSpec(n_stacks=1, depth=2, channels=channels, attention=attention)
         rec = record_for(spec, protocol, status if status != "running" else "complete", nme, size,
                          error="RuntimeError: out of memory" if status == "failed" else "")
         attrs = {k: v for k, v in rec.to_dict().items() if status != "running" or k in ("key", "spec", "size_mb")}
-        for k, v in attrs.items():
-            t.set_user_attr(k, v)
-        t.set_constraint("size_mb", size - 2.0)
+        if status == "failed":
+            attrs["reason"] = "RuntimeError: out of memory"
+        value = nme if status == "complete" else (float("inf") if status == "infeasible" else None)
+        study.add_trial(create_trial(
+            state=state[status], value=value, params={"channels": channels, "attention": attention},
+            distributions=dists, user_attrs=attrs, system_attrs={"constraints:size_mb": size - 2.0},
+            intermediate_values={0: nme} if status == "pruned" else None,
+        ))
         if status == "complete":
-            study.tell(t, nme)
             folder = run_dir / "candidates" / rec.key
             folder.mkdir(parents=True)
             (folder / "record.json").write_text(json.dumps(rec.to_dict()))
-        elif status == "infeasible":
-            study.tell(t, float("inf"))
-        elif status == "pruned":
-            t.report(nme, 0)
-            study.tell(t, state=optuna.trial.TrialState.PRUNED)
-        elif status == "failed":
-            t.set_user_attr("reason", "RuntimeError: out of memory")
-            study.tell(t, state=optuna.trial.TrialState.FAIL)
-        # "running": left as is, like a worker that is still training (or was killed)
     return study
 
 
-def test_report_from_study_with_failed_pruned_infeasible_and_running_trials(tmp_path):
-    make_search_run(tmp_path)
+@pytest.fixture(scope="module")
+def search_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("search-run")
+    make_search_run(run_dir)
+    return run_dir
+
+
+def test_report_from_study_with_failed_pruned_infeasible_and_running_trials(search_run):
+    tmp_path = search_run
     path = report.build_report(tmp_path, evaluate_best=0)
     text = path.read_text()
     assert path == tmp_path / "report.md"
@@ -130,10 +136,10 @@ def test_report_rebuilds_ablation_tables_from_records(tmp_path):
     assert (tmp_path / "table2.tex").exists() and "frontier_size.png" in text
 
 
-def test_report_command_prints_json(tmp_path, capsys):
+def test_report_command_prints_json(search_run, capsys):
     from lightmark.cli.main import main
 
-    make_search_run(tmp_path)
+    tmp_path = search_run
     assert main(["report", str(tmp_path), "--json", "--evaluate-best", "0"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["report"].endswith("report.md") and out["studies"] == ["search-smoke"]
