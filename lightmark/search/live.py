@@ -47,6 +47,8 @@ class LiveView:
             if self._live is not None:
                 self._live.__exit__(*exc)
                 self._live = None
+                if not self.console.is_terminal:
+                    self.console.file.write("\n")  # the last render ends without one
 
     def hooks(self):
         from lightmark.search.study import Hooks
@@ -91,13 +93,13 @@ class LiveView:
         from lightmark.search.study import progress_counts
 
         done, running, waiting = progress_counts(trials)
-        head = Table.grid(padding=(0, 2))
-        head.add_row(
-            Text(self.title, style="bold"),
-            f"done {done}" + (f"/{target}" if target and not self.config.fixed else ""),
-            f"running {running}", f"queued {waiting}", f"complete {counts['complete']}",
-            f"pruned {counts['pruned']}", f"infeasible {counts['infeasible']}",
-            f"failed {counts['failed']}", f"reused {summary['reused']}",
+        total = f"/{target}" if target and not self.config.fixed else ""
+        head = Text.assemble(
+            (self.title, "bold"), "  ",
+            f"done {done}{total} | running {running} | queued {waiting} | "
+            f"complete {counts['complete']} | pruned {counts['pruned']} | "
+            f"infeasible {counts['infeasible']} | failed {counts['failed']} | "
+            f"reused {summary['reused']}",
         )
         parts: list[Any] = [head]
         best = summary["best"]
