@@ -105,3 +105,43 @@ def test_ablate_table2_smoke_end_to_end(tmp_path):
     assert frame[tables.NOISE].tolist() == [stats.BASELINE] + [stats.UNDECIDED] * 5
     assert (out / "report.md").exists() and (out / "frontier_size.png").stat().st_size > 5000
     assert not math.isnan(frame[tables.MACS].iloc[0])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_ablate_all_smoke_end_to_end(tmp_path):
+    """`lightmark ablate all --protocol smoke --seeds 1`: 16 candidates through the real runner.
+
+    Minutes, not seconds (each s2-d4-c128-class candidate is profiled, trained for 2 tiny epochs and
+    evaluated); the slowest test of the suite."""
+    out = tmp_path / "all"
+    proc = subprocess.run(
+        [sys.executable, "-m", "lightmark.cli.main", "ablate", "all", "--protocol", "smoke", "--seeds", "1",
+         "--out", str(out), "--json"],
+        capture_output=True, text=True, timeout=3500,
+        env={**__import__("os").environ, "NO_ALBUMENTATIONS_UPDATE": "1", "MPLBACKEND": "Agg"},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    assert summary["candidates"] == 16 and summary["failed"] == 0
+    expected_rows = {"table1": 6, "table2": 6, "table3": 6, "table4": 3, "table5": 2}
+    config = {"table1": ["Stacks", "Depth", "Channels"], "table2": ["Attention", "CoordConv"],
+              "table3": ["Task", "Kernel"], "table4": ["Loss"], "table5": ["Erasing"]}
+    for name, n_rows in expected_rows.items():
+        frame = pd.read_csv(out / f"{name}.csv")
+        assert len(frame) == n_rows, name
+        for col in ["Row", *config[name], tables.SIZE, tables.NME, tables.PAPER_SIZE, tables.PAPER_NME,
+                    tables.NME_STD, tables.NME_CI, tables.DELTA, tables.NOISE, tables.PARAMS, tables.MACS,
+                    tables.LATENCY, "nme_normalisation", "data"]:
+            assert col in frame.columns, (name, col)
+        paper = [r.paper_nme_pct for r in suites.get_suite(name).rows]
+        assert [None if math.isnan(v) else v for v in frame[tables.PAPER_NME]] == paper
+        ran = frame[~frame[tables.STATUS].str.startswith("skipped")]
+        assert ran[tables.NME].notna().all(), name
+        assert (out / f"{name}.md").exists() and (out / f"{name}.tex").exists()
+    t1 = pd.read_csv(out / "table1.csv").set_index("Row")
+    assert t1.loc["s2-d5-c128", tables.STATUS].startswith("skipped")  # depth 5 needs >= 128 px
+    t3 = pd.read_csv(out / "table3.csv").set_index("Row")
+    assert t3.loc["round trip, subpixel", tables.NME] < t3.loc["round trip, offset", tables.NME] \
+        < t3.loc["round trip, plain", tables.NME]
+    assert (out / "report.md").exists()
