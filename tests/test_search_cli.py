@@ -162,12 +162,13 @@ def test_sigkill_mid_trial_then_rerun_retries_it_and_keeps_finished_ones(tmp_pat
 
 
 @pytest.mark.slow
-def test_sigint_stops_with_exit_130_and_a_consistent_study(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sigint_stops_with_exit_130_and_a_consistent_study(tmp_path, signum):
     out = tmp_path / "run"
     cmd = _cmd(out, "--budget-mb", "50", "--pruner", "none", n_trials=3)
     proc = _start(cmd, epoch_s=1.5)
     number = _wait_for_training(out / "study.db", proc)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
     study = _load(f"sqlite:///{out / 'study.db'}")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import sys
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -181,7 +183,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if storage.note:
         console.print(storage.note, highlight=False)
     enqueue = paper_candidates(space, console) if args.enqueue_paper else []
-    with LiveView(config, console=console) as view:
+    with terminate_as_interrupt(), LiveView(config, console=console) as view:
         result = run_search(config, workers=args.workers, hooks=view.hooks(), enqueue=enqueue,
                             view=view)
     summary = result.to_json()
@@ -191,6 +193,20 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary)
     return 0
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler's preemption, `kill`) stops like Ctrl-C: the running trial is
+    recorded as interrupted and queued again, instead of being left RUNNING."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _latency_device(device: str) -> str:

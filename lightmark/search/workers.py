@@ -57,11 +57,17 @@ def _env(**updates: str | None) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def _worker_main(config: Any, index: int) -> None:
     from lightmark.search.study import worker_loop
 
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     os.environ.setdefault("MPLBACKEND", "Agg")
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if the parent ignored it
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         worker_loop(config, worker=index)
     except KeyboardInterrupt:
