@@ -186,3 +186,24 @@ def test_sigint_stops_with_exit_130_and_a_consistent_study(tmp_path, signum):
     assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 3
     retry = [t for t in study.trials if t.user_attrs.get("retry_of") == number]
     assert retry and retry[0].state == TrialState.COMPLETE
+
+
+def test_space_flags_narrow_the_file(tmp_path):
+    import argparse
+
+    from lightmark.cli.search import build_space
+    from lightmark.errors import ConfigError
+
+    space_file = tmp_path / "s.toml"
+    space_file.write_text("n_stacks = [1, 2, 3]\nattention = ['none', 'ca']\n")
+    args = argparse.Namespace(space=space_file, stacks="1-2", depth="2,5", channels="32-64",
+                              attention=None, coordconv="false")
+    space = build_space(args, 64)
+    assert space.n_stacks == (1, 2) and space.depth == (2,)  # depth 5 does not fit 64 px
+    assert space.channels == (32, 40, 48, 56, 64)  # channel ranges step by 8 by default
+    assert space.attention == ("none", "ca") and space.coordconv == (False,)
+    args.channels = "32-64:16"
+    assert build_space(args, 64).channels == (32, 48, 64)
+    args.channels = "36"
+    with pytest.raises(ConfigError, match="--channels"):
+        build_space(args, 64)

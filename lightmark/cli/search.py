@@ -71,18 +71,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=cmd_search)
 
 
-def _range_values(text: str, kind: str) -> list[Any]:
+def _range_values(text: str, kind: str, step: int = 1) -> list[Any]:
     """'2-5' / '32-256:8' / '1,2' / 'ca' / 'true,false' -> a list of values."""
     text = text.strip()
     items: list[Any] = []
     for part in text.split(","):
         part = part.strip()
         if kind == "int":
-            body, _, step = part.partition(":")
+            body, _, step_text = part.partition(":")
             if "-" in body:
                 low, _, high = body.partition("-")
                 try:
-                    items.extend(range(int(low), int(high) + 1, int(step or 1)))
+                    items.extend(range(int(low), int(high) + 1, int(step_text or step)))
                 except ValueError:
                     raise ConfigError(f"cannot read {part!r} as MIN-MAX[:STEP]") from None
             else:
@@ -106,7 +106,7 @@ def build_space(args: argparse.Namespace, input_size: int):
     fixed = {
         "n_stacks": args.stacks and _range_values(args.stacks, "int"),
         "depth": args.depth and _range_values(args.depth, "int"),
-        "channels": args.channels and _range_values(args.channels, "int"),
+        "channels": args.channels and _range_values(args.channels, "int", step=8),
         "attention": args.attention and _range_values(args.attention, "str"),
         "coordconv": args.coordconv and _range_values(args.coordconv, "bool"),
     }

@@ -89,7 +89,7 @@ class SearchSpace:
                 continue
             if dim not in DIMS:
                 raise ConfigError(f"unknown search-space dimension {dim!r}")
-            updates[dim] = _parse_dim(dim, value, "flag")
+            updates[dim] = _parse_dim(dim, value, f"--{'stacks' if dim == 'n_stacks' else dim}")
         return replace(self, **updates) if updates else self
 
     def to_dict(self) -> dict[str, list]:
