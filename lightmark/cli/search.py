@@ -189,7 +189,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     summary = result.to_json()
     plots = None if args.no_report else _build_report(run_dir, console)
     summary["report"] = str(plots) if plots else None
-    _print_summary(summary, console)
+    _print_summary({**summary, "notes": [n for n in summary["notes"] if n != storage.note]}, console)
     if args.json:
         print_json(summary)
     return 0
