@@ -228,22 +228,20 @@ def _quiet():
             logger.setLevel(level)
 
 
-def _conv_macs(model: nn.Module, example: torch.Tensor) -> int:
-    total = 0
+class _ConvMacs:
+    """Our own count of convolution MACs (output elements x in/groups x kh x kw), via forward hooks."""
 
-    def hook(module: nn.Conv2d, _inputs, output: torch.Tensor) -> None:
-        nonlocal total
+    def __init__(self, model: nn.Module) -> None:
+        self.total = 0
+        self._handles = [m.register_forward_hook(self._hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+
+    def _hook(self, module: nn.Conv2d, _inputs, output: torch.Tensor) -> None:
         k = module.kernel_size[0] * module.kernel_size[1]
-        total += output.numel() * (module.in_channels // module.groups) * k
+        self.total += output.numel() * (module.in_channels // module.groups) * k
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
-    try:
-        with torch.no_grad():
-            model(example)
-    finally:
-        for handle in handles:
+    def remove(self) -> None:
+        for handle in self._handles:
             handle.remove()
-    return total
 
 
 def count_macs(model_or_spec: nn.Module | ModelSpec | str, input_size: int) -> MacCount:
@@ -287,7 +285,10 @@ def count_macs(model_or_spec: nn.Module | ModelSpec | str, input_size: int) -> M
         fvcore_total = int(analysis.total())
         by_op = {k: int(v) for k, v in analysis.by_operator().items() if v}
         still_unsupported = dict(analysis.unsupported_ops())
-        thop_total, _ = thop.profile(copy.deepcopy(model), inputs=(example,), verbose=False)
+        thop_model = copy.deepcopy(model)
+        conv_counter = _ConvMacs(thop_model)  # shares thop's forward pass
+        thop_total, _ = thop.profile(thop_model, inputs=(example,), verbose=False)
+        conv_counter.remove()
     thop_total = int(thop_total)
     skipped = dict(sorted(skipped_calls.items()))
     skipped.update(still_unsupported)
@@ -296,7 +297,7 @@ def count_macs(model_or_spec: nn.Module | ModelSpec | str, input_size: int) -> M
         input_size=input_size,
         fvcore=fvcore_total,
         thop=thop_total,
-        conv=_conv_macs(model, example),
+        conv=conv_counter.total,
         rel_diff=rel,
         flagged=rel > MACS_DISAGREEMENT,
         fvcore_by_op=by_op,
