@@ -61,7 +61,7 @@ def run_bench(
                 "best_size_mb": best["size_mb"] if best else None,
                 "feasible": counts["complete"], "infeasible": counts["infeasible"],
                 "failed": counts["failed"],
-                "distinct_feasible": len({t.get("spec") for t in result.summary["pareto"]}),
+                "budget_check_ms_max": result.summary["budget_check_ms"]["max"],
             }
             rows.append(row)
             if console is not None:
@@ -74,6 +74,7 @@ def run_bench(
     for sampler in samplers:
         values = [r["best_nme_image_pct"] for r in rows if r["sampler"] == sampler]
         means[sampler] = statistics.fmean(values) if values and None not in values else None
+    checks = [r["budget_check_ms_max"] for r in rows if r["budget_check_ms_max"] is not None]
     verdict = None
     if "tpe" in means and "random" in means and None not in (means["tpe"], means["random"]):
         verdict = means["tpe"] <= means["random"]
@@ -82,6 +83,8 @@ def run_bench(
         "budget_mb": budget.size_mb, "space": space.describe(), "rows": rows,
         "mean_best_nme_image_pct": means, "tpe_at_least_as_good": verdict,
         "cache": str(out / "cache"),
+        "budget_check_ms_max": max(checks) if checks else None,
+        "trainings": len(list((out / "cache" / "candidates").glob("*/record.json"))),
     }
 
 
@@ -125,6 +128,8 @@ def cmd_bench_search(args: argparse.Namespace) -> int:
         table.add_row(str(seed), *cells)
     table.add_row("mean", *[_fmt(result["mean_best_nme_image_pct"][s]) for s in samplers])
     console.print(table)
+    console.print(f"{result['trainings']} distinct candidates trained (shared cache); slowest "
+                  f"budget check {_fmt(result['budget_check_ms_max'])} ms", highlight=False)
     if result["tpe_at_least_as_good"] is not None:
         console.print("TPE at least as good as random on average: "
                       f"{'yes' if result['tpe_at_least_as_good'] else 'NO'}", highlight=False)

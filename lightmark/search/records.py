@@ -106,13 +106,17 @@ def summarise_trials(trials: Sequence[Any], objectives: Sequence[str]) -> dict[s
     counts = {s: 0 for s in ("complete", "pruned", "infeasible", "failed", "running", "waiting")}
     feasible_rows: list[dict[str, Any]] = []
     trained = reused = 0
+    check_ms: list[float] = []
     for trial in trials:
         status = _status_of(trial)
         counts[status] = counts.get(status, 0) + 1
         if trial.user_attrs.get("reused"):
             reused += 1
-        if status in ("complete", "pruned") and float(trial.user_attrs.get("train_seconds") or 0) > 0:
+        if (status in ("complete", "pruned") and not trial.user_attrs.get("reused")
+                and float(trial.user_attrs.get("train_seconds") or 0) > 0):
             trained += 1
+        if isinstance(trial.user_attrs.get("budget_check_ms"), (int, float)):
+            check_ms.append(float(trial.user_attrs["budget_check_ms"]))
         if status == "complete" and is_feasible(trial):
             row = {k: trial.user_attrs.get(k) for k in RECORD_FIELDS}
             row["trial"] = trial.number
@@ -133,6 +137,11 @@ def summarise_trials(trials: Sequence[Any], objectives: Sequence[str]) -> dict[s
         "best": ranked[0] if ranked else None,
         "pareto": pareto_front(ranked, keys),
         "pareto_keys": keys,
+        "budget_check_ms": {
+            "n": len(check_ms),
+            "median": sorted(check_ms)[len(check_ms) // 2] if check_ms else None,
+            "max": max(check_ms) if check_ms else None,
+        },
     }
 
 
