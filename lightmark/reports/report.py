@@ -315,12 +315,15 @@ def build_report(run_dir: Path | str, *, evaluate_best: int = 3, progress: bool 
         class _S:  # param_importances needs .trials only
             trials = view.trials
 
-        importances, why = plots.param_importances(_S)
+        if not any(t.params for t in view.trials):  # fixed candidates (an ablation): nothing to rank
+            importances, why = None, ""
+        else:
+            importances, why = plots.param_importances(_S)
         if importances:
             path = plots.plot_importances(importances, out / f"importances_{slug}.png")
             files.append(path)
             lines += [f"![parameter importances]({path.name})", ""]
-        else:
+        elif why:
             lines += [f"Parameter importances: not computed ({why}).", ""]
         problems = [t for t in view.trials if plots.trial_status(t) in ("failed", "running")]
         if problems:
