@@ -210,3 +210,18 @@ def test_datasets_pickle_for_spawned_workers():
     for key in ((0, 3), (2, 5)):
         a, b = train.dataset[key], copy[key]
         assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_workers_start_from_a_clean_process_and_caches_are_not_shipped():
+    import multiprocessing
+    import pickle
+
+    source = ds.SyntheticSource(64, 1, 4, cache=True)
+    source[0]
+    assert source._cache[0] is not None
+    assert pickle.loads(pickle.dumps(source))._cache == [None] * 4
+    loader = ds.make_loader(ds.LandmarkDataset(source), batch_size=2, shuffle=False, seed=0, num_workers=1)
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        # plain fork inherits OpenCV/OpenMP pool state and could deadlock a worker
+        assert loader.multiprocessing_context.get_start_method() == "forkserver"
+    assert ds.make_loader(ds.LandmarkDataset(source), batch_size=2, shuffle=False, seed=0).num_workers == 0

@@ -40,8 +40,8 @@ class SyntheticSource:
     """Faces 0..n-1 of `SynthFaces(size, seed)`, rendered on demand.
 
     `cache=True` keeps every rendered sample in memory (the training set is fixed, so each face is
-    rendered once per process); `warm()` renders them all up front, e.g. before DataLoader workers
-    fork so they share the pages.
+    rendered once per process); `warm()` renders them all up front. The cache is not pickled:
+    each DataLoader worker fills its own.
     """
 
     def __init__(self, size: int, seed: int, n: int, *, cache: bool = False) -> None:
@@ -74,6 +74,13 @@ class SyntheticSource:
     def warm(self) -> None:
         for i in range(self.n):
             self[i]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for worker processes without the rendered cache (each worker fills its own)."""
+        state = dict(self.__dict__)
+        if state["_cache"] is not None:
+            state["_cache"] = [None] * self.n
+        return state
 
 
 class SubsetSource:
@@ -201,9 +208,35 @@ def make_loader(dataset: LandmarkDataset, *, batch_size: int, shuffle: bool, see
     workers = int(num_workers)
     return DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+        # a train set smaller than one batch still yields one batch instead of none
         drop_last=drop_last and len(dataset) >= batch_size, pin_memory=pin_memory,
         persistent_workers=workers > 0, worker_init_fn=_worker_init if workers > 0 else None,
+        multiprocessing_context=_worker_context() if workers > 0 else None,
     )
+
+
+def _worker_context() -> Any:
+    """Workers start from a clean process ("forkserver") where available.
+
+    Plain fork copies the parent's OpenCV / OpenMP thread-pool state; a worker then calling
+    cv2 (or cv2.setNumThreads) can deadlock, which we saw intermittently. The dataset is pickled
+    to each worker instead (sources keep names and points; caches are not sent).
+    """
+    import multiprocessing
+    import sys
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return None
+    # forkserver re-imports the main script in each worker; code fed through stdin cannot be
+    # re-imported, so it keeps plain fork.
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main_file is not None and not Path(main_file).is_file():
+        return None
+    context = multiprocessing.get_context("forkserver")
+    # The server imports these once (no thread pools start on import); workers fork from it.
+    context.set_forkserver_preload(["torch", "cv2", "lightmark.landmarks.dataset",
+                                    "lightmark.landmarks.augment", "lightmark.landmarks.formats"])
+    return context
 
 
 def _cap(source: Any, cap: int) -> Any:
