@@ -79,3 +79,34 @@ def test_pareto_front_keeps_only_non_dominated_rows():
         {"spec": "e", "nme": None, "size": 0.5},  # unusable
     ]
     assert [r["spec"] for r in pareto_front(rows, ["nme", "size"])] == ["d", "b", "a"]
+
+
+def test_recover_orphans_fails_dead_workers_trials_and_requeues_them(tmp_path):
+    import optuna
+    from optuna.trial import TrialState
+
+    from lightmark.search.storage import recover_orphans
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", study_name="s")
+    me = process_identity()
+    dead_pid = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                                  capture_output=True, text=True).stdout)
+    orphan = study.ask()
+    orphan.suggest_int("channels", 16, 64, step=8)
+    for key, value in {**me, "pid": dead_pid, "pid_start": ""}.items():
+        orphan.set_user_attr(key, value)
+    mine = study.ask()  # a live worker: this process
+    for key, value in me.items():
+        mine.set_user_attr(key, value)
+    fresh = study.ask()  # asked a moment ago, not yet labelled: left alone
+    assert recover_orphans(study) == [orphan.number]
+    trials = {t.number: t for t in study.get_trials()}
+    assert trials[orphan.number].state == TrialState.FAIL
+    assert trials[orphan.number].user_attrs["requeued"] is True
+    assert trials[mine.number].state == TrialState.RUNNING
+    assert trials[fresh.number].state == TrialState.RUNNING
+    retry = [t for t in trials.values() if t.state == TrialState.WAITING]
+    assert len(retry) == 1 and retry[0].user_attrs["retry_of"] == orphan.number
+    assert retry[0].params == trials[orphan.number].params
+    assert recover_orphans(study) == []  # idempotent

@@ -21,6 +21,7 @@ import os
 import socket
 import warnings
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from lightmark.errors import ConfigError
 JOURNAL_SUFFIXES = (".log", ".jsonl", ".journal")
 DEFAULT_SQLITE = "study.db"
 DEFAULT_JOURNAL = "study.journal"
+UNLABELLED_GRACE_S = 120
 HEARTBEAT_INTERVAL_S = int(os.environ.get("LIGHTMARK_HEARTBEAT_S", "60"))
 
 
@@ -188,9 +190,16 @@ def recover_orphans(study: optuna.Study, params_of: Any = None) -> list[int]:
     recovered = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = trial.user_attrs
-        alive = process_alive(attrs.get("host"), attrs.get("pid"), attrs.get("pid_start"))
-        if alive is None or alive:
-            continue
+        if "host" not in attrs:
+            # Asked but not yet labelled (a worker elsewhere, this very moment), or killed in
+            # that instant: only an old one is an orphan.
+            started = trial.datetime_start
+            if started is None or (datetime.now() - started).total_seconds() < UNLABELLED_GRACE_S:
+                continue
+        else:
+            alive = process_alive(attrs.get("host"), attrs.get("pid"), attrs.get("pid_start"))
+            if alive is None or alive:
+                continue
         reason = f"worker died (host {attrs.get('host')}, pid {attrs.get('pid')})"
         try:
             storage.set_trial_user_attr(trial._trial_id, "status", "failed")
