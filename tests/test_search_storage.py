@@ -108,5 +108,5 @@ def test_recover_orphans_fails_dead_workers_trials_and_requeues_them(tmp_path):
     assert trials[fresh.number].state == TrialState.RUNNING
     retry = [t for t in trials.values() if t.state == TrialState.WAITING]
     assert len(retry) == 1 and retry[0].user_attrs["retry_of"] == orphan.number
-    assert retry[0].params == trials[orphan.number].params
+    assert retry[0].system_attrs["fixed_params"] == trials[orphan.number].params
     assert recover_orphans(study) == []  # idempotent
