@@ -115,6 +115,7 @@ def test_pruning_reports_epochs_and_prunes(tmp_path):
     assert pruned, "the median pruner never fired on the synthetic landscape"
     for trial in pruned:
         assert trial.intermediate_values and trial.user_attrs["status"] == "pruned"
+        assert 2 <= max(trial.intermediate_values) < 4  # not on epoch 1 alone, never after the last
         assert trial.user_attrs["train_seconds"] > 0
 
 

@@ -166,7 +166,8 @@ class Objective:
                 self.on_epoch(trial.number, epoch, metrics)
             if self.pruning and not self.multi and value is not None:
                 trial.report(float(value), int(epoch))
-                if trial.should_prune():
+                # Pruning after the last epoch would throw away a finished result.
+                if int(epoch) < protocol.epochs and trial.should_prune():
                     raise optuna.TrialPruned(f"epoch {epoch}: val {self.metric} {value:.3f}")
 
         return callback

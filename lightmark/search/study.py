@@ -136,7 +136,8 @@ def make_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
         return optuna.pruners.NopPruner()  # Optuna prunes single-objective studies only
     epochs = config.protocol.epochs
     if config.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(1, epochs // 3))
+        # Epochs are reported from 1; judge no trial on its first epoch alone.
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(2, epochs // 3))
     if config.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1),
                                               reduction_factor=3)
