@@ -71,27 +71,38 @@ def _write_faces(folder, n=3, size=64):
 def test_predict_writes_json_csv_solution_and_pngs(trained, tmp_path, capsys):
     images = tmp_path / "imgs"
     _write_faces(images)
-    big = cv2.resize(cv2.imread(str(images / "face0.png")), (128, 96))
-    cv2.imwrite(str(tmp_path / "wide.jpg"), big)
+    # face0 stretched 2x horizontally (nearest): resizing back to 64x64 restores face0 exactly, so its
+    # points must be face0's mapped by the pixel-centre rule x' = (x + 0.5) * 2 - 0.5, y' = y
+    wide = cv2.resize(cv2.imread(str(images / "face0.png")), (128, 64), interpolation=cv2.INTER_NEAREST)
+    cv2.imwrite(str(tmp_path / "wide.png"), wide)
     out = tmp_path / "pred"
     capsys.readouterr()
-    assert main(["predict", str(trained / "last.pt"), str(images), str(tmp_path / "wide.jpg"), "--out", str(out),
+    assert main(["predict", str(trained / "last.pt"), str(images), str(tmp_path / "wide.png"), "--out", str(out),
                  "--device", "cpu", "--json"]) == 0
     assert _json_out(capsys)["n_images"] == 4
     lines = (out / "solution.txt").read_text().splitlines()
-    assert [line.split()[0] for line in lines] == ["face0.png", "face1.png", "face2.png", "wide.jpg"]
+    assert [line.split()[0] for line in lines] == ["face0.png", "face1.png", "face2.png", "wide.png"]
     assert all(len(line.split()) == 1 + 2 * N_LANDMARKS for line in lines)
     payload = json.loads((out / "points.json").read_text())
-    wide = payload["images"][3]
-    assert (wide["width"], wide["height"]) == (128, 96)
-    pts = np.array(wide["points"])
+    stretched = payload["images"][3]
+    assert (stretched["width"], stretched["height"]) == (128, 64)
+    pts = np.array(stretched["points"])
     assert pts.shape == (N_LANDMARKS, 2)
-    # the 128x96 copy of face0 gets face0's points scaled by (2, 1.5) in the pixel-centre convention
     face0 = np.array(payload["images"][0]["points"])
-    expected = (face0 + 0.5) * np.array([2.0, 1.5]) - 0.5
-    assert np.abs(pts - expected).mean() < 6.0
+    expected = np.stack([(face0[:, 0] + 0.5) * 2.0 - 0.5, face0[:, 1]], axis=1)
+    assert np.abs(pts - expected).max() < 0.01
+    first = [float(v) for v in lines[0].split()[1:]]
+    assert np.allclose(np.array(first).reshape(N_LANDMARKS, 2), face0, atol=1e-3)
     assert len((out / "points.csv").read_text().splitlines()) == 5
     assert sorted(p.name for p in (out / "drawn").iterdir()) == ["face0.png", "face1.png", "face2.png", "wide.png"]
+
+
+def test_pixel_centre_mapping():
+    from lightmark.landmarks.predict import to_image_coords
+
+    pts = np.array([[0.0, 0.0], [63.0, 31.5], [-0.5, -0.5]])
+    mapped = to_image_coords(pts, width=128, height=32, input_size=64)
+    assert np.allclose(mapped, [[0.5, -0.25], [126.5, 15.5], [-0.5, -0.5]])
 
 
 @pytest.mark.parametrize("argv, needle", [

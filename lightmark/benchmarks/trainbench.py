@@ -59,8 +59,17 @@ def _time_loop(trainer: Any, steps: int, prefetch: bool) -> tuple[float, int]:
 
 
 def bench_train(spec: ModelSpec, protocol: Protocol, *, steps: int = 20, warmup: int = 3, device: str = "auto",
-                precision: str = "auto", prefetch: bool = True) -> dict[str, Any]:
+                precision: str = "auto", prefetch: bool = True, threads: int | None = None) -> dict[str, Any]:
     """images/s of the model step alone vs the whole loop, their ratio, and codec ms per batch."""
+    from lightmark.landmarks.device import intra_op_threads
+
+    with intra_op_threads(threads):
+        return _bench(spec, protocol, steps=steps, warmup=warmup, device=device, precision=precision,
+                      prefetch=prefetch)
+
+
+def _bench(spec: ModelSpec, protocol: Protocol, *, steps: int, warmup: int, device: str, precision: str,
+           prefetch: bool) -> dict[str, Any]:
     from lightmark.landmarks.trainer import Trainer, mean_training_shape
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -17,6 +17,7 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed steps of the loop (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: torch's choice)")
     parser.add_argument("--no-prefetch", action="store_true", help="no background batch thread")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     parser.set_defaults(func=run)
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     protocol = protocol_from_args(args)
     spec.check_input_size(protocol.input_size)
     r = bench_train(spec, protocol, steps=args.steps, device=args.device, precision=args.precision,
-                    prefetch=not args.no_prefetch)
+                    prefetch=not args.no_prefetch, threads=args.threads)
     if args.json:
         print_json(r)
         return 0

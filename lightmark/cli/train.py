@@ -19,6 +19,12 @@ def resolve_spec(text: str):
     return resolve(text)[0]
 
 
+def add_threads_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (default 0: torch's choice; 1 is often faster on a loaded "
+                             "shared machine)")
+
+
 def add_device_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA if available) | cpu | cuda | cuda:N")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
@@ -33,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, help="output directory (default: runs/train/<spec>-<protocol>)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
     add_device_args(parser)
+    add_threads_arg(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)
@@ -46,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     spec.check_input_size(protocol.input_size)
     out = args.out or Path("runs") / "train" / f"{spec}-{protocol.name}"
     result = train(spec, protocol, out, device=args.device, resume=args.resume,
-                   progress=not args.no_progress, precision=args.precision)
+                   progress=not args.no_progress, precision=args.precision, threads=args.threads)
     summary = {
         "spec": str(spec),
         "protocol": protocol.name,

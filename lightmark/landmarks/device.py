@@ -102,3 +102,22 @@ def describe(device: torch.device) -> str:
         index = device.index if device.index is not None else torch.cuda.current_device()
         return f"cuda:{torch.cuda.get_device_name(index)}"
     return "cpu"
+
+
+@contextlib.contextmanager
+def intra_op_threads(n: int | None) -> Iterator[None]:
+    """Run with `n` torch CPU threads (None or 0: leave the current setting), restored afterwards.
+
+    On a loaded shared VM two OpenMP threads can be many times slower than one (measured here: a
+    quick-protocol step 0.5-7 s with 2 threads vs 0.25-0.3 s with 1), so the CLI exposes --threads."""
+    if not n:
+        yield
+        return
+    if n < 0:
+        raise ConfigError(f"--threads must be >= 0, got {n}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -32,6 +32,13 @@ def prepare_images(images: torch.Tensor, device: torch.device, channels_last: bo
     return x.sub_(mean).div_(std)
 
 
+def eval_batch_size(protocol: Any) -> int:
+    """Evaluation needs no gradients, so it uses bigger batches than training (fewer, larger ops ran
+    about twice as fast on a loaded 2-core CPU): 64 images at 128 px, scaled down with the pixel count,
+    never below the training batch."""
+    return max(int(protocol.batch_size), int(64 * (128 / protocol.input_size) ** 2))
+
+
 @dataclass
 class EvalResult:
     """Numbers from one pass over a loader. Units: NME in percent; per-image arrays keep them all."""
@@ -157,7 +164,7 @@ def evaluate_checkpoint(path: Any, data: Any = None, device: str = "auto", batch
     dev = resolve_device(device)
     model, spec, protocol, state = load_model(path, dev)
     codec = get_codec(protocol.codec, protocol.input_size)
-    batch = int(batch_size or protocol.batch_size)
+    batch = int(batch_size or eval_batch_size(protocol))
     if data is not None:
         from lightmark.landmarks.formats import open_source
 
@@ -166,7 +173,9 @@ def evaluate_checkpoint(path: Any, data: Any = None, device: str = "auto", batch
         loader = make_loader(dataset, batch_size=batch, shuffle=False, seed=protocol.seed)
         described = f"{data} ({len(dataset)} images)"
     else:
-        loader = build_loaders(protocol)[1]
+        val_set = build_loaders(protocol)[1].dataset
+        loader = make_loader(val_set, batch_size=batch, shuffle=False, seed=protocol.seed,
+                             num_workers=protocol.num_workers)
         described = (f"protocol {protocol.name} validation set ({len(loader.dataset)} images"
                      + (", held-out synthetic faces)" if protocol.data is None else ")"))
     mean_shape = state.get("mean_shape")

@@ -37,12 +37,13 @@ from lightmark.landmarks.device import (
     autocast,
     configure_backend,
     describe,
+    intra_op_threads,
     make_scaler,
     resolve_device,
     resolve_precision,
     use_channels_last,
 )
-from lightmark.landmarks.evaluate import EvalResult, evaluate_model, prepare_images
+from lightmark.landmarks.evaluate import EvalResult, eval_batch_size, evaluate_model, prepare_images
 from lightmark.landmarks.protocol import Protocol
 from lightmark.landmarks.schedule import StepSchedule, build_scheduler
 from lightmark.models.spec import ModelSpec
@@ -252,6 +253,13 @@ class Trainer:
 
             loaders = build_loaders(protocol, pin_memory=self.device.type == "cuda")
         self.train_loader, self.val_loader = loaders
+        if isinstance(self.val_loader, torch.utils.data.DataLoader) and \
+                eval_batch_size(protocol) > (self.val_loader.batch_size or 0):
+            from lightmark.landmarks.dataset import make_loader
+
+            self.val_loader = make_loader(self.val_loader.dataset, batch_size=eval_batch_size(protocol),
+                                          shuffle=False, seed=protocol.seed, num_workers=protocol.num_workers,
+                                          pin_memory=self.device.type == "cuda")
         self.steps_per_epoch = len(self.train_loader)
         if self.steps_per_epoch < 1:
             raise ConfigError(
@@ -389,6 +397,8 @@ class Trainer:
         if self.mean_shape is None:
             self.mean_shape = mean_training_shape(self.train_loader)
         log_path = self.out_dir / LOG_NAME
+        if self.epoch == 0:
+            log_path.unlink(missing_ok=True)  # a fresh run: no lines from an earlier run in this folder
         bar = _Bar(self.progress_enabled, self.total_steps, self.global_step,
                    f"train {self.spec} [{self.protocol.name}]")
         try:
@@ -443,6 +453,7 @@ def train(
     precision: str = "auto",
     prefetch: bool = True,
     loaders: tuple[Any, Any] | None = None,
+    threads: int | None = None,
 ) -> TrainResult:
     """Train `spec` under `protocol`, writing config.json, log.jsonl, best.pt and last.pt to `out_dir`.
 
@@ -450,10 +461,12 @@ def train(
     a finished run returns at once. `callback(epoch, metrics)` runs after each evaluation (epochs
     counted from 1); whatever it raises propagates after the checkpoint is written. A NaN/inf loss
     raises NonFiniteLossError (with `.step`). `loaders` replaces build_loaders(protocol) (tests, bench).
+    `threads` sets torch's CPU thread count for the run (None: unchanged).
     """
-    trainer = Trainer(spec, protocol, out_dir, device=device, precision=precision, progress=progress,
-                      prefetch=prefetch, loaders=loaders)
-    last_path = Path(out_dir) / LAST_NAME
-    if resume and last_path.exists():
-        trainer.resume_from(last_path)
-    return trainer.run(callback)
+    with intra_op_threads(threads):
+        trainer = Trainer(spec, protocol, out_dir, device=device, precision=precision, progress=progress,
+                          prefetch=prefetch, loaders=loaders)
+        last_path = Path(out_dir) / LAST_NAME
+        if resume and last_path.exists():
+            trainer.resume_from(last_path)
+        return trainer.run(callback)
