@@ -195,3 +195,25 @@ def test_a_second_machine_reuses_records_from_the_shared_study(tmp_path):
     assert again.user_attrs["reused_from_trial"] == done[0].number
     assert again.value == done[0].value
     assert testing.trainings(tmp_path / "b") == {}  # nothing trained on the second machine
+
+
+def test_out_of_memory_and_data_errors_fail_only_their_trial(tmp_path):
+    from lightmark.errors import DataError
+
+    def runner(spec, protocol, run_dir, **kw):
+        if spec.channels == 32:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        if spec.channels == 40:
+            raise DataError("/data/annot.pkl: entry 17 has 67 points")
+        return testing.synthetic_runner(spec, protocol, run_dir, **kw)
+
+    space = SearchSpace(n_stacks=(1,), depth=(2,), channels=(32, 40, 48), attention=("none",),
+                        coordconv=(False,))
+    config = _config(tmp_path, space=space, n_trials=3, sampler="grid", runner=None)
+    run_search(config, runner=runner)
+    trials = {t.user_attrs["spec"]: t for t in _study(config).trials}
+    assert trials["s1-d2-c32"].state == TrialState.FAIL
+    assert "out of memory" in trials["s1-d2-c32"].user_attrs["reason"]
+    assert trials["s1-d2-c40"].state == TrialState.FAIL
+    assert "entry 17" in trials["s1-d2-c40"].user_attrs["error"]
+    assert trials["s1-d2-c48"].state == TrialState.COMPLETE

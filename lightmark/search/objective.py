@@ -129,7 +129,11 @@ class Objective:
         if record.status == "pruned":
             if self.pruning:
                 raise optuna.TrialPruned(f"cached Record of {spec} was pruned")
-        elif record.status not in ("complete", ""):
+            raise LightmarkError(
+                f"{spec} was pruned earlier under this protocol (its cached Record: "
+                f"{cached_record_path(self.cache_dir, key)}); remove that directory to train it fully"
+            )
+        if record.status not in ("complete", ""):
             raise LightmarkError(f"runner returned status {record.status!r} for {spec}: {record.error}")
         trial.set_user_attr("status", "complete")
         return self._values(record, spec)

@@ -300,7 +300,9 @@ def worker_loop(
                 trial.set_user_attr("status", "failed")
                 trial.set_user_attr("reason", f"{type(exc).__name__}: {exc}"[:300])
             study.tell(trial, state=TrialState.FAIL)
-            if not isinstance(exc, LightmarkError) and not _is_oom(exc):
+            if _is_oom(exc):
+                _release_gpu_memory()
+            elif not isinstance(exc, LightmarkError):
                 _warn(f"trial {trial.number} failed: {type(exc).__name__}: {exc}")
         else:
             study.tell(trial, values)
@@ -326,6 +328,20 @@ def _frozen(study: optuna.Study, trial: optuna.Trial) -> optuna.trial.FrozenTria
 
 def _is_oom(exc: BaseException) -> bool:
     return "out of memory" in str(exc).lower()
+
+
+def _release_gpu_memory() -> None:
+    """After an out-of-memory trial, give the cached blocks back before the next candidate."""
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:  # noqa: BLE001 - best effort
+        pass
 
 
 def _warn(message: str) -> None:
