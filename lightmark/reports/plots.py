@@ -111,8 +111,13 @@ def plot_frontier(
                     label=f"Pareto front ({len(front)})")
             ax.scatter(fx, fy, s=70, facecolors="none", edgecolors="tab:red", linewidths=1.5, zorder=5)
             if annotate:
+                # an ablation trains one spec under several codecs/losses: then say which
+                varied = len({(r.codec, r.loss, r.erasing) for r in done}) > 1
                 for i in front[:12]:
-                    ax.annotate(keep[i].spec, pts[i], textcoords="offset points", xytext=(5, 4),
+                    r = keep[i]
+                    text = r.spec + (f" ({r.codec}, {r.loss}{', erasing' if r.erasing else ''})"
+                                     if varied else "")
+                    ax.annotate(text, pts[i], textcoords="offset points", xytext=(5, 4),
                                 fontsize=7, color="tab:red")
     if pruned:
         x, y = xy(pruned)
