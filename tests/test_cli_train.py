@@ -137,7 +137,7 @@ def test_protocols_lists_presets(capsys):
 
 def test_bench_train_json(capsys):
     assert main(["bench", "train", "s1-d2-c16", "--protocol", "smoke", "--steps", "2", "--device", "cpu",
-                 "--json"]) == 0
+                 "--threads", "1", "--json"]) == 0
     data = _json_out(capsys)
     for key in ("model_step_images_per_s", "loop_images_per_s", "loop_over_step_ratio", "slowdown_pct",
                 "codec_encode_ms", "codec_decode_ms"):

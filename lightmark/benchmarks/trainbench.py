@@ -2,16 +2,17 @@
 
 In one run it measures images/s of the model step alone (one fixed batch already on the device,
 heatmaps already made) and of the whole training loop (loader, augmentation, heatmap encoding on the
-device, step), and the codec's encode/decode ms per batch. The model step is timed before and after
-the loop and averaged, so drift on a shared machine hits both sides alike.
+device, step), and the codec's encode/decode ms per batch. The two are timed in interleaved rounds
+and the medians compared, so drift on a shared machine hits both sides alike.
 """
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -19,6 +20,7 @@ from lightmark.landmarks.protocol import Protocol
 from lightmark.models.spec import ModelSpec
 
 TARGET_SLOWDOWN_PCT = 15.0
+ROUNDS = 5
 
 
 def _sync(device: torch.device) -> None:
@@ -35,25 +37,31 @@ def _time_model_step(trainer: Any, x: torch.Tensor, target: torch.Tensor, steps:
     return time.perf_counter() - t0
 
 
-def _time_loop(trainer: Any, steps: int, prefetch: bool) -> tuple[float, int]:
+def _batches(trainer: Any, prefetch: bool) -> Iterator[dict]:
+    """The training loader's batches, epoch after epoch, as the trainer iterates them."""
     from lightmark.landmarks.dataset import set_epoch
     from lightmark.landmarks.trainer import _prefetch
 
-    done, images, epoch = 0, 0, 0
-    _sync(trainer.device)
-    t0 = time.perf_counter()
-    while done < steps:
+    epoch = 0
+    while True:
         set_epoch(trainer.train_loader, epoch)
         batches = _prefetch(trainer.train_loader) if prefetch else iter(trainer.train_loader)
-        for batch in batches:
-            trainer.optimise(*trainer.prepare(batch))
-            images += int(batch["image"].shape[0])
-            done += 1
-            if done >= steps:
-                break
-        if hasattr(batches, "close"):
-            batches.close()
+        try:
+            yield from batches
+        finally:
+            if hasattr(batches, "close"):
+                batches.close()
         epoch += 1
+
+
+def _time_loop(trainer: Any, batches: Iterator[dict], steps: int) -> tuple[float, int]:
+    images = 0
+    _sync(trainer.device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        batch = next(batches)
+        trainer.optimise(*trainer.prepare(batch))
+        images += int(batch["image"].shape[0])
     _sync(trainer.device)
     return time.perf_counter() - t0, images
 
@@ -83,19 +91,27 @@ def _bench(spec: ModelSpec, protocol: Protocol, *, steps: int, warmup: int, devi
     bs = int(x.shape[0])
     trainer.model.train()
     _time_model_step(trainer, x, target, warmup)
-    half = max(1, steps // 2)
-    step_a = _time_model_step(trainer, x, target, half)
-    loop_seconds, loop_images = _time_loop(trainer, steps, prefetch)
-    step_b = _time_model_step(trainer, x, target, half)
-    step_ips = 2 * half * bs / (step_a + step_b)
-    loop_ips = loop_images / loop_seconds
+    batches = _batches(trainer, prefetch)
+    _time_loop(trainer, batches, 1)  # start the loader (and its prefetch thread) before timing
+    # interleaved rounds: step alone, then the loop, ROUNDS times; medians of the per-round rates, so
+    # load changes on a shared machine hit both sides alike
+    per_round = max(1, steps // ROUNDS)
+    step_rates, loop_rates = [], []
+    for _ in range(ROUNDS):
+        step_rates.append(per_round * bs / _time_model_step(trainer, x, target, per_round))
+        seconds, images = _time_loop(trainer, batches, per_round)
+        loop_rates.append(images / seconds)
+    batches.close()
+    step_ips, loop_ips = statistics.median(step_rates), statistics.median(loop_rates)
     result: dict[str, Any] = {
         "spec": str(spec),
         "protocol": protocol.name,
         "codec": protocol.codec,
         "input_size": protocol.input_size,
         "batch_size": bs,
-        "steps": steps,
+        "steps": per_round * ROUNDS,
+        "rounds": ROUNDS,
+        "loop_over_step_by_round": [round(lr / sr, 4) for lr, sr in zip(loop_rates, step_rates)],
         "device": str(trainer.device),
         "precision": trainer.precision.name,
         "num_workers": protocol.num_workers,
