@@ -145,3 +145,17 @@ def test_ablate_all_smoke_end_to_end(tmp_path):
     assert t3.loc["round trip, subpixel", tables.NME] < t3.loc["round trip, offset", tables.NME] \
         < t3.loc["round trip, plain", tables.NME]
     assert (out / "report.md").exists()
+
+
+@pytest.mark.slow
+def test_ablate_with_two_worker_processes_trains_each_candidate_once(tmp_path):
+    """Workers share one journal storage: every row x seed is trained exactly once."""
+    protocol = get_protocol("smoke")
+    result = ablate([suites.get_suite("table2")], protocol, seeds=2, out=tmp_path, study_name="ablate-table2-smoke",
+                    workers=2, progress=False, report=False, runner="lightmark.search.testing:synthetic_runner")
+    logs = sorted(tmp_path.glob("candidates/*/trainings.log"))
+    assert len(logs) == 12
+    assert all(len(p.read_text().splitlines()) == 1 for p in logs)
+    frame = result.frames[0]
+    assert len(frame) == 6 and frame[tables.SEEDS].tolist() == [2] * 6
+    assert any(tmp_path.glob("*.journal"))

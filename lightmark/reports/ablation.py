@@ -65,9 +65,12 @@ def ablate(
     progress: bool = True,
     command: str = "",
     report: bool = True,
-    runner: Callable[..., Record] | None = None,
+    runner: Callable[..., Record] | str | None = None,
 ) -> AblationResult:
-    """Train (or reuse) every candidate of `suites` and write their tables into `out`."""
+    """Train (or reuse) every candidate of `suites` and write their tables into `out`.
+
+    `runner`: None = the real candidate runner; a callable (one process) or "module:function"
+    (also used by worker processes) for tests."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plan = plan_candidates(list(suites), protocol, seeds)
