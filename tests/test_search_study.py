@@ -217,3 +217,26 @@ def test_out_of_memory_and_data_errors_fail_only_their_trial(tmp_path):
     assert trials["s1-d2-c40"].state == TrialState.FAIL
     assert "entry 17" in trials["s1-d2-c40"].user_attrs["error"]
     assert trials["s1-d2-c48"].state == TrialState.COMPLETE
+
+
+def test_timeout_stops_a_long_trial_at_the_hard_limit_and_a_rerun_resumes_it(tmp_path, monkeypatch):
+    import time as _time
+
+    from lightmark.search.study import HARD_LIMIT_FACTOR
+
+    monkeypatch.setenv("LIGHTMARK_FAKE_EPOCH_S", "0.4")
+    space = SearchSpace(n_stacks=(1,), depth=(2,), channels=(32,), attention=("none",), coordconv=(False,))
+    slow = get_protocol("smoke").override({"epochs": 6})
+    config = _config(tmp_path, space=space, protocol=slow, n_trials=1, timeout=1.0, pruner="none")
+    start = _time.monotonic()
+    result = run_search(config)  # returns normally: the time limit is not an error
+    assert _time.monotonic() - start < 1.0 * HARD_LIMIT_FACTOR + 1.5
+    trial = _study(config).trials[0]
+    assert trial.state == TrialState.FAIL and "time limit" in trial.user_attrs["reason"]
+    assert result.summary["counts"]["waiting"] == 1  # queued again
+    monkeypatch.setenv("LIGHTMARK_FAKE_EPOCH_S", "0")
+    run_search(_config(tmp_path, space=space, protocol=slow, n_trials=1, pruner="none"))
+    trials = _study(config).trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    log = next((tmp_path / "candidates").glob("*/trainings.log")).read_text().splitlines()
+    assert len(log) == 2 and not log[1].endswith("epoch 0")  # resumed from its checkpoint

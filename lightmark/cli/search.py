@@ -50,7 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--n-trials", type=int, default=20,
                      help="TOTAL finished trials the study should have (a re-run tops it up; "
                           "default: %(default)s)")
-    run.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
+    run.add_argument("--timeout", type=float,
+                     help="seconds after which no new trial starts; a trial still running at "
+                          "1.2x this is stopped and queued again (resumes on the next run)")
     run.add_argument("--sampler", choices=SAMPLERS, default="tpe")
     run.add_argument("--pruner", choices=PRUNERS, default="median",
                      help="single-objective only (default: %(default)s)")

@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -51,6 +53,9 @@ PRUNERS = ("median", "hyperband", "none")
 RECORDS_CSV = "records.csv"
 PARETO_JSON = "pareto.json"
 LOCK_FILE = ".search.lock"
+# --timeout S: no trial starts after S seconds, and one still running at 1.2 x S is stopped
+# (recorded, re-queued; its checkpoint resumes it on the next run), so a command ends by then.
+HARD_LIMIT_FACTOR = 1.2
 
 
 @dataclass(frozen=True)
@@ -270,6 +275,7 @@ def worker_loop(
     )
     identity = {**process_identity(), "worker": worker}
     started = time.monotonic()
+    hard_deadline = None if config.timeout is None else started + HARD_LIMIT_FACTOR * config.timeout
     ran = 0
     while True:
         with _local_lock(Path(config.run_dir)):
@@ -281,19 +287,17 @@ def worker_loop(
                 trial.set_user_attr(key, value)
         if hooks.trial_started:
             hooks.trial_started(trial.number, trial.user_attrs.get("fixed_spec", ""))
+        left = None if hard_deadline is None else hard_deadline - time.monotonic()
         try:
-            with get_heartbeat_thread(trial._trial_id, study._storage):
+            with _hard_limit(left), get_heartbeat_thread(trial._trial_id, study._storage):
                 values = objective(trial)
         except optuna.TrialPruned:
             study.tell(trial, state=TrialState.PRUNED)
+        except TimeLimitReached:
+            _interrupted(study, trial, config, "stopped at the time limit (--timeout); resumes on re-run")
+            break
         except KeyboardInterrupt:
-            trial.set_user_attr("status", "failed")
-            trial.set_user_attr("reason", "interrupted")
-            trial.set_user_attr("requeued", True)
-            frozen = _frozen(study, trial)
-            study.tell(trial, state=TrialState.FAIL)
-            requeue(study, frozen, "interrupted")
-            write_run_files(study, config)
+            _interrupted(study, trial, config, "interrupted")
             raise
         except Exception as exc:  # noqa: BLE001 - any candidate error fails only that trial
             if "reason" not in trial.user_attrs:
@@ -311,6 +315,43 @@ def worker_loop(
         if hooks.trial_finished:
             hooks.trial_finished(_frozen(study, trial))
     return ran
+
+
+class TimeLimitReached(BaseException):
+    """Raised (SIGALRM) in a worker's main thread when a trial outlives the time limit; a
+    BaseException so that no `except Exception` in a runner or trainer swallows it."""
+
+
+@contextlib.contextmanager
+def _hard_limit(seconds: float | None) -> Iterator[None]:
+    """Interrupt the trial after `seconds` (main thread with SIGALRM only; else no limit)."""
+    if (seconds is None or threading.current_thread() is not threading.main_thread()
+            or not hasattr(signal, "setitimer")):
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise TimeLimitReached()
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.01))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _interrupted(study: optuna.Study, trial: optuna.Trial, config: SearchConfig, reason: str) -> None:
+    """Record a stopped trial (FAIL, not counted) and queue its architecture again: the
+    runner's checkpoint lets the retry resume where this one stopped."""
+    trial.set_user_attr("status", "failed")
+    trial.set_user_attr("reason", reason)
+    trial.set_user_attr("requeued", True)
+    frozen = _frozen(study, trial)
+    study.tell(trial, state=TrialState.FAIL)
+    requeue(study, frozen, reason)
+    write_run_files(study, config)
 
 
 def _fail_stale(study: optuna.Study) -> None:
