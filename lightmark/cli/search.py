@@ -223,10 +223,8 @@ def _latency_device(device: str) -> str:
 
 
 def _build_report(run_dir: Path, console: Any) -> Path | None:
-    try:
-        from lightmark.reports.report import build_report
-    except ImportError:
-        return None
+    from lightmark.reports.report import build_report
+
     try:
         return Path(build_report(run_dir))
     except Exception as exc:  # noqa: BLE001 - the search result stands without its plots
