@@ -51,3 +51,10 @@ def test_atomic_files_get_ordinary_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_json_writes_are_strict_json(tmp_path):
+    write_json_atomic(tmp_path / "r.json", {"nme": float("nan"), "size": float("inf"), "p": tmp_path, "l": [1.5]})
+    text = (tmp_path / "r.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"nme": None, "size": None, "p": str(tmp_path), "l": [1.5]}

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+
+from lightmark.atomic import json_safe
 
 
 def stderr_console() -> Console:
@@ -21,21 +22,9 @@ def stdout_console() -> Console:
     return Console()
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def print_json(data: Any) -> None:
     """Strict JSON (NaN/inf become null) on stdout."""
-    json.dump(_clean(data), sys.stdout, indent=2, sort_keys=False, default=str)
+    json.dump(json_safe(data), sys.stdout, indent=2, sort_keys=False, default=str)
     sys.stdout.write("\n")
     sys.stdout.flush()
 

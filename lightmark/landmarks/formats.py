@@ -80,6 +80,16 @@ def _outside_mask(points: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     return low | high
 
 
+def _drop_outside(images: list[Path], points: np.ndarray, where: object) -> np.ndarray:
+    """Indices of the samples to keep under outside="drop"; logs how many were dropped."""
+    sizes = np.array([image_size(path) for path in images], dtype=np.float32).reshape(-1, 2)
+    bad = _outside_mask(points, sizes)
+    if bad.any():
+        log.warning("%s: dropped %d of %d samples with points outside the image",
+                    where, int(bad.sum()), len(images))
+    return np.flatnonzero(~bad)
+
+
 def _check_outside(outside: str) -> None:
     if outside not in OUTSIDE_POLICIES:
         raise DataError(f"outside must be one of {', '.join(OUTSIDE_POLICIES)}, got {outside!r}")
@@ -110,15 +120,9 @@ class ChallengeSource:
         names, points = _load_annot(self.annot_path)
         self.n_dropped = 0
         if outside == "drop":
-            sizes = np.array([image_size(self.root / n) for n in names], dtype=np.float32).reshape(-1, 2)
-            bad = _outside_mask(points, sizes)
-            self.n_dropped = int(bad.sum())
-            if self.n_dropped:
-                log.warning("%s: dropped %d of %d samples with points outside the image",
-                            self.annot_path, self.n_dropped, len(names))
-                keep = np.flatnonzero(~bad)
-                names = [names[i] for i in keep]
-                points = points[keep]
+            keep = _drop_outside([self.root / n for n in names], points, self.annot_path)
+            self.n_dropped = len(names) - len(keep)
+            names, points = [names[i] for i in keep], points[keep]
         self.names: list[str] = names
         self.raw_points: np.ndarray = points  # (N, 68, 2) float32, in the files' own pixels (not resized)
 
@@ -269,15 +273,9 @@ class PtsSource:
         points = np.stack([parse_pts(p) for p in pts_files])
         self.n_dropped = 0
         if outside == "drop":
-            sizes = np.array([image_size(p) for p in images], dtype=np.float32).reshape(-1, 2)
-            bad = _outside_mask(points, sizes)
-            self.n_dropped = int(bad.sum())
-            if self.n_dropped:
-                log.warning("%s: dropped %d of %d samples with points outside the image",
-                            self.root, self.n_dropped, len(images))
-                keep = np.flatnonzero(~bad)
-                images = [images[i] for i in keep]
-                points = points[keep]
+            keep = _drop_outside(images, points, self.root)
+            self.n_dropped = len(images) - len(keep)
+            images, points = [images[i] for i in keep], points[keep]
         self.image_paths: list[Path] = images
         self.raw_points: np.ndarray = points  # (N, 68, 2) float32, original-image pixels, 0-based
         self.names: list[str] = [str(p.relative_to(self.root)) for p in images]

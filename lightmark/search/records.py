@@ -15,7 +15,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from lightmark.atomic import write_json_atomic, write_text_atomic
+from lightmark.atomic import json_safe, write_json_atomic, write_text_atomic
 from lightmark.benchmarks.record import Record
 
 RECORD_FIELDS = tuple(f.name for f in fields(Record))
@@ -25,7 +25,7 @@ OBJECTIVE_KEYS = {"nme": "nme_image_pct", "size": "size_mb", "macs": "macs", "la
 
 def record_attrs(record: Record) -> dict[str, Any]:
     """The Record as flat user attributes (JSON-safe: NaN/inf become None)."""
-    return {k: _json_safe(v) for k, v in record.to_dict().items()}
+    return {k: json_safe(v) for k, v in record.to_dict().items()}
 
 
 def trial_record(trial: Any) -> Record | None:
@@ -146,18 +146,10 @@ def summarise_trials(trials: Sequence[Any], objectives: Sequence[str]) -> dict[s
 
 
 def write_pareto_json(path: Path, summary: dict[str, Any], extra: dict[str, Any]) -> None:
-    write_json_atomic(path, _json_safe({**extra, **summary}))
+    write_json_atomic(path, json_safe({**extra, **summary}))
 
 
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
