@@ -14,61 +14,17 @@ MSE and the offset kernel (its final setting) and say so in the table's caption.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 from lightmark.errors import ConfigError, LightmarkError
 from lightmark.landmarks.protocol import Protocol
 from lightmark.models.spec import ModelSpec
+from lightmark.paper import PaperRow, paper_row, paper_rows  # noqa: F401 (re-exported for the suites' users)
 
 TABLE_NAMES = ("table1", "table2", "table3", "table4", "table5")
 KINDS = ("train", "roundtrip")  # roundtrip: encode + decode ground truth with a codec, no model
-
-
-@dataclass(frozen=True)
-class PaperRow:
-    """One line of the packaged paper_tables.csv (sizes in the paper's MB, NME in % of image side)."""
-
-    table: int
-    row: int
-    config: dict[str, str]
-    model_size_mb: float | None
-    test_nme: float | None
-    what: str
-
-
-@lru_cache(maxsize=1)
-def _paper_rows_cached() -> tuple[PaperRow, ...]:
-    text = resources.files("lightmark.benchmarks").joinpath("paper_tables.csv").read_text()
-    rows = []
-    for raw in csv.DictReader(text.splitlines()):
-        rows.append(
-            PaperRow(
-                table=int(raw["table"]),
-                row=int(raw["row"]),
-                config={k: raw[k] for k in ("n_stacks", "depth", "channels", "attention", "coordconv",
-                                            "loss", "offset_kernel", "erasing")},
-                model_size_mb=float(raw["model_size_mb"]) if raw["model_size_mb"] else None,
-                test_nme=float(raw["test_nme"]) if raw["test_nme"] else None,
-                what=raw["what"],
-            )
-        )
-    return tuple(rows)
-
-
-def paper_rows() -> list[PaperRow]:
-    """Every row of the paper's five tables, as packaged with lightmark."""
-    return list(_paper_rows_cached())
-
-
-def paper_row(table: int, row: int) -> PaperRow:
-    for item in _paper_rows_cached():
-        if item.table == table and item.row == row:
-            return item
-    raise KeyError(f"paper table {table} has no row {row}")
 
 
 @dataclass(frozen=True)

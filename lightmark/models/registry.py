@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from lightmark.errors import SpecError
 from lightmark.models.spec import ModelSpec
+from lightmark.paper import paper_row, spec_text
 
 PAPER_INPUT_SIZE = 384
 DEFAULT_INPUT_SIZE = PAPER_INPUT_SIZE  # for a bare spec string
@@ -33,25 +34,28 @@ class Preset:
     paper_nme: float | None = None
 
 
-def _paper(name: str, spec: str, description: str, size_mb: float, nme: float) -> Preset:
-    return Preset(name, ModelSpec.parse(spec), PAPER_INPUT_SIZE, description, size_mb, nme)
+def _paper(name: str, table: int, row: int, description: str) -> Preset:
+    """A preset for one row of the paper's Tables 1-2: spec, size and NME come from paper_tables.csv."""
+    line = paper_row(table, row)
+    return Preset(name, ModelSpec.parse(spec_text(line)), PAPER_INPUT_SIZE, description,
+                  line.model_size_mb, line.test_nme)
 
 
 _ALL: tuple[Preset, ...] = (
     # Table 1: basic structure (n_stacks, depth, channels); MSE, offset kernel, no erasing.
-    _paper("paper-t1-s1-d2-c256", "s1-d2-c256", "Table 1 row 1 (1,2,256)", 14.0, 2.7770),
-    _paper("paper-t1-s1-d4-c128", "s1-d4-c128", "Table 1 row 2 (1,4,128)", 6.12, 2.4217),
-    _paper("paper-t1-s2-d4-c128", "s2-d4-c128", "Table 1 row 3 (2,4,128)", 11.8, 2.2929),
-    _paper("paper-t1-s2-d5-c128", "s2-d5-c128", "Table 1 row 4 (2,5,128)", 14.2, 2.3211),
-    _paper("paper-t1-s3-d3-c128", "s3-d3-c128", "Table 1 row 5 (3,3,128)", 14.0, 2.6709),
-    _paper("paper-t1-s4-d2-c128", "s4-d2-c128", "Table 1 row 6 (4,2,128)", 13.8, 2.7012),
+    _paper("paper-t1-s1-d2-c256", 1, 1, "Table 1 row 1 (1,2,256)"),
+    _paper("paper-t1-s1-d4-c128", 1, 2, "Table 1 row 2 (1,4,128)"),
+    _paper("paper-t1-s2-d4-c128", 1, 3, "Table 1 row 3 (2,4,128)"),
+    _paper("paper-t1-s2-d5-c128", 1, 4, "Table 1 row 4 (2,5,128)"),
+    _paper("paper-t1-s3-d3-c128", 1, 5, "Table 1 row 5 (3,3,128)"),
+    _paper("paper-t1-s4-d2-c128", 1, 6, "Table 1 row 6 (4,2,128)"),
     # Table 2: attention and CoordConv on (2,4,128); its baseline duplicates Table 1 row 3.
-    _paper("paper-t2-none", "s2-d4-c128", "Table 2 row 1: no extra structure", 11.8, 2.2929),
-    _paper("paper-t2-se", "s2-d4-c128-se", "Table 2 row 2: SE attention", 12.1, 2.2347),
-    _paper("paper-t2-ca", "s2-d4-c128-ca", "Table 2 row 3: coordinate attention", 12.2, 2.3044),
-    _paper("paper-t2-cc", "s2-d4-c128-cc", "Table 2 row 4: CoordConv", 11.8, 2.2121),
-    _paper("paper-t2-se-cc", "s2-d4-c128-se-cc", "Table 2 row 5: SE + CoordConv", 12.1, 2.2211),
-    _paper("paper-t2-ca-cc", "s2-d4-c128-ca-cc", "Table 2 row 6: CA + CoordConv (the paper's model)", 12.2, 2.1242),
+    _paper("paper-t2-none", 2, 1, "Table 2 row 1: no extra structure"),
+    _paper("paper-t2-se", 2, 2, "Table 2 row 2: SE attention"),
+    _paper("paper-t2-ca", 2, 3, "Table 2 row 3: coordinate attention"),
+    _paper("paper-t2-cc", 2, 4, "Table 2 row 4: CoordConv"),
+    _paper("paper-t2-se-cc", 2, 5, "Table 2 row 5: SE + CoordConv"),
+    _paper("paper-t2-ca-cc", 2, 6, "Table 2 row 6: CA + CoordConv (the paper's model)"),
     # Small presets for CPU work and tests.
     Preset("tiny", ModelSpec.parse("s1-d2-c32"), 64, "tests and smoke runs (seconds on CPU)"),
     Preset("cpu-small", ModelSpec.parse("s1-d3-c64"), 128, "quick protocol on 2 CPU cores"),
