@@ -308,14 +308,8 @@ def to_markdown(frame: pd.DataFrame) -> str:
 
 
 def _caption_lines(frame: pd.DataFrame) -> list[str]:
-    lines = []
-    if frame.attrs.get("caption"):
-        lines.append(frame.attrs["caption"])
-    if frame.attrs.get("nme_normalisation"):
-        lines.append(f"NME normalisation: {frame.attrs['nme_normalisation']}.")
-    if frame.attrs.get("data"):
-        lines.append(f"Data: {frame.attrs['data']}. Protocol: {frame.attrs.get('protocol', '?')}.")
-    lines += frame.attrs.get("notes", [])
+    """The caption as Markdown block-quote lines (the same text LaTeX puts in \\caption)."""
+    lines = _caption_text(frame)
     return [*(f"> {line}  " for line in lines), ""] if lines else []
 
 
@@ -352,7 +346,7 @@ def _caption_text(frame: pd.DataFrame) -> list[str]:
     if frame.attrs.get("nme_normalisation"):
         parts.append(f"NME normalisation: {frame.attrs['nme_normalisation']}.")
     if frame.attrs.get("data"):
-        parts.append(f"Data: {frame.attrs['data']}.")
+        parts.append(f"Data: {frame.attrs['data']}. Protocol: {frame.attrs.get('protocol', '?')}.")
     parts += frame.attrs.get("notes", [])
     return parts
 
