@@ -50,6 +50,8 @@ class Record:
     epochs_done: int = 0
     train_seconds: float = 0.0
     device: str = ""
+    precision: str = ""  # fp32 | bf16 | fp16: how it was trained (an execution detail, not in the key)
+    threads: int = 0  # torch CPU threads during training (0: not recorded)
     codec: str = ""
     loss: str = ""
     erasing: bool = False

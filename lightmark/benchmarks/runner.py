@@ -73,7 +73,8 @@ def _versions() -> dict[str, str]:
 
 
 def make_record(spec: ModelSpec, protocol: Protocol, status: str, prof: dict, metrics: dict | None,
-                *, epochs_done: int = 0, train_seconds: float = 0.0, device: str = "", error: str = "") -> Record:
+                *, epochs_done: int = 0, train_seconds: float = 0.0, device: str = "", error: str = "",
+                precision: str = "", threads: int = 0) -> Record:
     metrics = metrics or {}
     return Record(
         key=candidate_key(spec, protocol), spec=str(spec), n_stacks=spec.n_stacks, depth=spec.depth,
@@ -84,7 +85,7 @@ def make_record(spec: ModelSpec, protocol: Protocol, status: str, prof: dict, me
         latency_ms=None if prof.get("latency_ms") is None else float(prof["latency_ms"]),
         **{k: (None if metrics.get(k) is None else float(metrics[k])) for k in METRIC_KEYS},
         epochs_done=int(epochs_done), train_seconds=float(train_seconds), device=device,
-        codec=protocol.codec, loss=protocol.loss, erasing=bool(protocol.augment.erase), error=error,
+        precision=precision, threads=int(threads), codec=protocol.codec, loss=protocol.loss, erasing=bool(protocol.augment.erase), error=error,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"), **_versions(),
     )
 
@@ -98,14 +99,18 @@ def run_candidate(
     callback: Callable[[int, dict], None] | None = None,
     progress: bool = True,
     precision: str = "auto",
+    threads: int | None = None,
 ) -> Record:
     """Profile, train (resuming if a last.pt exists), evaluate and cache one candidate's Record.
 
     The Record's NME fields are the LAST evaluated epoch's validation numbers (no selection on the
     held-out faces); best.pt in the candidate directory keeps the best epoch for users.
     If `callback` raises, a Record with status "pruned" is written and the exception re-raised.
-    A cached record (any status) is returned as is: callers treat status "pruned" themselves."""
-    from lightmark.landmarks.device import describe, resolve_device
+    A cached record (any status) is returned as is: callers treat status "pruned" themselves.
+    `precision` and `threads` are how it runs, not what it is: they are recorded, not part of the key."""
+    import torch
+
+    from lightmark.landmarks.device import describe, intra_op_threads, resolve_device, resolve_precision
     from lightmark.landmarks.trainer import LAST_NAME, train
 
     out_dir = candidate_dir(spec, protocol, run_dir)
@@ -114,8 +119,11 @@ def run_candidate(
         return read_record(record_path)
     spec.check_input_size(protocol.input_size)
     dev = resolve_device(device)
+    precision_name = resolve_precision(precision, dev, protocol.amp).name
     out_dir.mkdir(parents=True, exist_ok=True)
-    prof = profile_candidate(spec, protocol, dev, out_dir / PROFILE_NAME)
+    with intra_op_threads(threads):
+        prof = profile_candidate(spec, protocol, dev, out_dir / PROFILE_NAME)
+        n_threads = torch.get_num_threads()
 
     seen: dict[str, Any] = {}
 
@@ -131,7 +139,7 @@ def run_candidate(
     start = time.perf_counter()
     try:
         result = train(spec, protocol, out_dir, device=str(dev), resume=(out_dir / LAST_NAME).exists(),
-                       callback=watch, progress=progress, precision=precision)
+                       callback=watch, progress=progress, precision=precision, threads=threads)
     except BaseException as exc:
         if seen.get("raised"):
             metrics = seen.get("metrics", {})
@@ -139,11 +147,13 @@ def run_candidate(
                 spec, protocol, "pruned", prof, metrics, epochs_done=seen.get("epoch", 0),
                 train_seconds=float(metrics.get("train_seconds", time.perf_counter() - start)),
                 device=describe(dev), error=f"pruned at epoch {seen.get('epoch', 0)}: {type(exc).__name__}",
+                precision=precision_name, threads=n_threads,
             )
             write_json_atomic(record_path, record.to_dict())
         raise
     record = make_record(spec, protocol, "complete", prof, result.last_metrics, epochs_done=result.epochs_done,
-                         train_seconds=result.train_seconds, device=result.device)
+                         train_seconds=result.train_seconds, device=result.device,
+                         precision=result.precision, threads=n_threads)
     write_json_atomic(record_path, record.to_dict())
     if result.baseline:
         write_json_atomic(out_dir / "baseline.json", {"mean_shape_baseline": result.baseline})

@@ -266,7 +266,7 @@ class Candidate:
 
 
 def plan_candidates(suites: list[Suite], base: Protocol, seeds: int) -> list[Candidate]:
-    """Every train row x seed of `suites`, deduplicated by candidate key (first use first).
+    """Every train row x seed of `suites`, deduplicated by candidate key (first use first), seed by seed.
 
     Rows whose architecture cannot run at the protocol's input size (`SuiteRow.skip_reason`) are
     left out; the tables show them as skipped with the reason.
@@ -277,11 +277,11 @@ def plan_candidates(suites: list[Suite], base: Protocol, seeds: int) -> list[Can
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     order: list[str] = []
     found: dict[str, Candidate] = {}
-    for suite in suites:
-        for row in suite.train_rows:
-            if row.skip_reason(base):
-                continue
-            for seed in range(seeds):
+    for seed in range(seeds):  # seed-major: an interrupted run has every row at one seed first
+        for suite in suites:
+            for row in suite.train_rows:
+                if row.skip_reason(base):
+                    continue
                 protocol = row.protocol(base, seed)
                 key = candidate_key(row.spec, protocol)
                 use = (suite.name, row.label, seed)

@@ -29,6 +29,30 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+THREADS_PER_WORKER_HELP = "torch CPU threads per worker (default 0: torch's choice with one worker; cores / workers with several)"
+
+
+def add_device_args(parser: argparse.ArgumentParser, *, threads_help: str = "") -> None:
+    """--device, --precision and --threads: how a run executes (never part of a candidate's key)."""
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available) | cpu | cuda | cuda:N")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                        help="auto: bf16/fp16 autocast on CUDA, fp32 on the CPU; bf16 also runs on the CPU "
+                             "(faster where the CPU has bf16 units) (default: %(default)s)")
+    parser.add_argument("--threads", type=_non_negative_int, default=0,
+                        help=threads_help or "torch CPU threads (default 0: torch's choice; 1 is often faster "
+                                             "on a loaded shared machine)")
+
+
 def add_protocol_args(parser: argparse.ArgumentParser, default: str = "quick") -> None:
     """--protocol NAME, --protocol-file TOML, --set key=value (repeatable), --data DIR."""
     parser.add_argument("--protocol", default=default, help="smoke | quick | paper (default: %(default)s)")

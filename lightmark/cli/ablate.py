@@ -12,7 +12,15 @@ import shlex
 import time
 from pathlib import Path
 
-from lightmark.cli._common import add_protocol_args, print_json, protocol_from_args, stderr_console, stdout_console
+from lightmark.cli._common import (
+    THREADS_PER_WORKER_HELP,
+    add_device_args,
+    add_protocol_args,
+    print_json,
+    protocol_from_args,
+    stderr_console,
+    stdout_console,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
     parser.add_argument("--storage", help="Optuna storage URL (default: study.db in --out, a journal "
                                           "file with several workers)")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add_device_args(parser, threads_help=THREADS_PER_WORKER_HELP)
     parser.add_argument("--no-report", action="store_true", help="skip report.md and its plots")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     parser.set_defaults(func=run)
@@ -57,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     result = ablate(
         suites, protocol, seeds=args.seeds, out=out, study_name=f"ablate-{args.table}-{protocol.name}",
-        storage=args.storage, workers=args.workers, device=args.device, progress=True,
+        storage=args.storage, workers=args.workers, device=args.device, precision=args.precision,
+        threads=args.threads or None, progress=True,
         command=_command(args), report=not args.no_report,
     )
     seconds = time.perf_counter() - start
@@ -99,6 +108,12 @@ def _command(args: argparse.Namespace) -> str:
         parts += ["--data", str(args.data)]
     if args.workers != 1:
         parts += ["--workers", str(args.workers)]
+    if args.device != "auto":
+        parts += ["--device", args.device]
+    if args.precision != "auto":
+        parts += ["--precision", args.precision]
+    if args.threads:
+        parts += ["--threads", str(args.threads)]
     if args.out:
         parts += ["--out", str(args.out)]
     return " ".join(shlex.quote(p) for p in parts)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lightmark.cli._common import add_protocol_args, print_json, stdout_console
+from lightmark.cli._common import add_device_args, add_protocol_args, print_json, stdout_console
 
 
 def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
@@ -15,9 +15,7 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("spec", metavar="SPEC_OR_PRESET")
     add_protocol_args(parser, default="quick")
     parser.add_argument("--steps", type=int, default=20, help="timed steps of the loop (default: %(default)s)")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: torch's choice)")
+    add_device_args(parser)
     parser.add_argument("--no-prefetch", action="store_true", help="no background batch thread")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     parser.set_defaults(func=run)

@@ -10,7 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from lightmark.cli._common import add_protocol_args, print_json, protocol_from_args, stderr_console
+from lightmark.cli._common import (
+    THREADS_PER_WORKER_HELP,
+    add_device_args,
+    add_protocol_args,
+    print_json,
+    protocol_from_args,
+    stderr_console,
+)
 from lightmark.errors import ConfigError
 
 # Test/plug-in hooks: "module:function" replacing the candidate runner / the size function.
@@ -63,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--study", help="study name (default: lightmark-<protocol>)")
     run.add_argument("--workers", type=int, default=1, help="local worker processes (default: 1)")
     run.add_argument("--seed", type=int, default=0, help="sampler seed (default: %(default)s)")
-    run.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    add_device_args(run, threads_help=THREADS_PER_WORKER_HELP)
     run.add_argument("--out", type=Path, default=Path("runs/search"),
                      help="run directory (default: %(default)s)")
     run.add_argument("--enqueue-paper", action="store_true",
@@ -172,8 +179,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         protocol=protocol, run_dir=run_dir, storage=storage,
         study_name=args.study or default_study_name(protocol), space=space, budget=budget,
         objectives=objectives, sampler=args.sampler, pruner=args.pruner, seed=args.seed,
-        n_trials=args.n_trials, timeout=args.timeout, device=device,
-        runner=os.environ.get(RUNNER_ENV) or None,
+        n_trials=args.n_trials, timeout=args.timeout, device=device, precision=args.precision,
+        threads=args.threads or None, runner=os.environ.get(RUNNER_ENV) or None,
     )
     console.print(f"search space: {space.describe()}", highlight=False)
     if len(space) != len(full):

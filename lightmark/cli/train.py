@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lightmark.cli._common import add_protocol_args, print_json, protocol_from_args, stderr_console
+from lightmark.cli._common import add_device_args, add_protocol_args, print_json, protocol_from_args, stderr_console
 
 
 def resolve_spec(text: str):
@@ -19,18 +19,6 @@ def resolve_spec(text: str):
     return resolve(text)[0]
 
 
-def add_threads_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch CPU threads (default 0: torch's choice; 1 is often faster on a loaded "
-                             "shared machine)")
-
-
-def add_device_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", help="auto (CUDA if available) | cpu | cuda | cuda:N")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                        help="auto: bf16/fp16 autocast on CUDA, fp32 on the CPU (default: %(default)s)")
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train one spec or preset under a protocol",
                                    description="Train one network; writes config.json, log.jsonl, best.pt, last.pt.")
@@ -39,7 +27,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, help="output directory (default: runs/train/<spec>-<protocol>)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
     add_device_args(parser)
-    add_threads_arg(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)

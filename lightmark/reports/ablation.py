@@ -62,6 +62,8 @@ def ablate(
     storage: str | None = None,
     workers: int = 1,
     device: str = "auto",
+    precision: str = "auto",
+    threads: int | None = None,
     progress: bool = True,
     command: str = "",
     report: bool = True,
@@ -98,7 +100,7 @@ def ablate(
     from lightmark.search.study import run_fixed_candidates
 
     kwargs: dict[str, Any] = dict(run_dir=out, study_name=study_name, storage=storage, workers=workers,
-                                  device=device, progress=progress)
+                                  device=device, precision=precision, threads=threads, progress=progress)
     if runner is not None:
         kwargs["runner"] = runner
     records = run_fixed_candidates([(c.label, c.spec, c.protocol) for c in plan], **kwargs)

@@ -64,6 +64,8 @@ class Objective:
     metric: str = "nme_image_pct"
     pruning: bool = True
     device: str = "auto"
+    precision: str = "auto"  # passed to the runner: auto | fp32 | bf16 | fp16
+    threads: int | None = None  # torch CPU threads per candidate (None: torch's choice)
     runner: Runner | None = None
     on_epoch: EpochHook | None = None
     _runner: Runner | None = field(default=None, init=False, repr=False)
@@ -109,8 +111,8 @@ class Objective:
         trial.set_user_attr("reused", reused)
         try:
             record = self._get_runner()(
-                spec, protocol, self.cache_dir, device=self.device,
-                callback=self._callback(trial, protocol), progress=False,
+                spec, protocol, self.cache_dir, device=self.device, precision=self.precision,
+                threads=self.threads, callback=self._callback(trial, protocol), progress=False,
             )
         except optuna.TrialPruned:
             self._store_cached(trial, key, status="pruned")

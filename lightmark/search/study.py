@@ -75,6 +75,8 @@ class SearchConfig:
     n_trials: int | None = None  # the study's total target; None: until timeout / Ctrl-C
     timeout: float | None = None  # seconds per invocation: no new trial starts after it
     device: str = "auto"
+    precision: str = "auto"  # auto: autocast on CUDA, fp32 on the CPU; bf16 is faster on CPUs with bf16 units
+    threads: int | None = None  # torch CPU threads per worker; None: see workers.threads_per_worker
     cache_dir: Path | None = None  # runner cache; default run_dir (shared across studies)
     runner: str | None = None  # "module:function"; None: benchmarks.runner.run_candidate
     fixed: bool = False
@@ -269,7 +271,7 @@ def worker_loop(
         protocol=config.protocol, cache_dir=config.cache, space=config.space,
         budget=None if config.fixed else config.budget, objectives=config.objectives,
         metric=config.metric, pruning=not config.fixed and config.pruner != "none",
-        device=config.device,
+        device=config.device, precision=config.precision, threads=config.threads,
         runner=runner or load_callable(config.runner, default_runner),
         on_epoch=hooks.epoch,
     )
@@ -505,6 +507,8 @@ def run_fixed_candidates(
     storage: str | None = None,
     workers: int = 1,
     device: str = "auto",
+    precision: str = "auto",
+    threads: int | None = None,
     progress: bool = True,
     runner: Callable[..., Record] | str | None = None,
 ) -> list[Record]:
@@ -524,7 +528,8 @@ def run_fixed_candidates(
     config = SearchConfig(
         protocol=candidates[0][2], run_dir=run_dir,
         storage=choose_storage(storage, run_dir, workers), study_name=study_name,
-        fixed=True, device=device, runner=runner if isinstance(runner, str) else None,
+        fixed=True, device=device, precision=precision, threads=threads or None,
+        runner=runner if isinstance(runner, str) else None,
     )
     study, _recovered, _ = prepare(config)
     with _local_lock(run_dir):

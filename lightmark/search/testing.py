@@ -47,7 +47,8 @@ def synthetic_nme(spec: ModelSpec, protocol: Protocol) -> float:
     return round(base + 0.2 * noise, 4)
 
 
-def synthetic_runner(spec, protocol, run_dir, *, device="auto", callback=None, progress=True) -> Record:
+def synthetic_runner(spec, protocol, run_dir, *, device="auto", callback=None, progress=True,
+                     precision="auto", threads=None) -> Record:
     key = candidate_key(spec, protocol)
     folder = Path(run_dir) / "candidates" / key
     record_path = folder / "record.json"
