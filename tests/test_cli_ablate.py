@@ -3,6 +3,8 @@ end to end in the slow tier), shared candidates trained once, resume, tables wri
 
 from __future__ import annotations
 
+import os
+
 import json
 import math
 import subprocess
@@ -84,6 +86,10 @@ def test_ablate_cli_rejects_bad_arguments(tmp_path):
     assert main(["ablate", "table2", "--protocol", "smoke", "--seeds", "0", "--out", str(tmp_path)]) == 2
     with pytest.raises(SystemExit):
         main(["ablate", "table9"])
+    with pytest.raises(SystemExit):
+        main(["ablate", "table2", "--threads", "-1", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        main(["ablate", "table2", "--precision", "fp8", "--out", str(tmp_path)])
 
 
 @pytest.mark.slow
@@ -156,6 +162,8 @@ def test_ablate_with_two_worker_processes_trains_each_candidate_once(tmp_path):
     logs = sorted(tmp_path.glob("candidates/*/trainings.log"))
     assert len(logs) == 12
     assert all(len(p.read_text().splitlines()) == 1 for p in logs)
+    per_worker = max(1, len(os.sched_getaffinity(0)) // 2)  # CPU workers split the cores
+    assert all(f" threads {per_worker} precision auto" in p.read_text() for p in logs)
     frame = result.frames[0]
     assert len(frame) == 6 and frame[tables.SEEDS].tolist() == [2] * 6
     assert any(tmp_path.glob("*.journal"))

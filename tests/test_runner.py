@@ -37,6 +37,7 @@ def test_run_candidate_writes_and_caches_a_record(tmp_path, monkeypatch):
     assert record.params > 0 and record.size_mb > 0 and record.macs and record.macs > 0
     assert record.latency_ms and record.latency_ms > 0
     assert record.epochs_done == protocol.epochs and record.train_seconds > 0
+    assert record.precision == "fp32" and record.threads >= 1  # how it ran is recorded
     for name in ("nme_image_pct", "nme_inter_ocular_pct", "nme_inter_pupil_pct", "nme_bbox_pct",
                  "failure_rate_8_pct", "failure_rate_10_pct"):
         assert getattr(record, name) is not None
@@ -95,3 +96,16 @@ def test_failures_propagate_without_a_record(tmp_path, cheap_profile):
     with pytest.raises(SpecError):
         run_candidate(ModelSpec.parse("s1-d5-c16"), get_protocol("smoke"), tmp_path, device="cpu", progress=False)
     assert load_records(tmp_path) == []
+
+
+def test_precision_and_threads_reach_training_and_the_record_but_not_the_key(tmp_path, cheap_profile):
+    import torch
+
+    before = torch.get_num_threads()
+    protocol = get_protocol("smoke").override({"epochs": 1, "train_samples": 16})
+    record = run_candidate(SPEC, protocol, tmp_path, device="cpu", progress=False, precision="bf16", threads=1)
+    assert (record.precision, record.threads) == ("bf16", 1)
+    assert record.key == candidate_key(SPEC, protocol)
+    config = json.loads((candidate_dir(SPEC, protocol, tmp_path) / "config.json").read_text())
+    assert "bf16" in json.dumps(config)
+    assert torch.get_num_threads() == before  # restored afterwards

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import csv
 import json
 from pathlib import Path
@@ -240,3 +242,14 @@ def test_timeout_stops_a_long_trial_at_the_hard_limit_and_a_rerun_resumes_it(tmp
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
     log = next((tmp_path / "candidates").glob("*/trainings.log")).read_text().splitlines()
     assert len(log) == 2 and not log[1].endswith("epoch 0")  # resumed from its checkpoint
+
+
+def test_cpu_workers_split_the_cores_unless_told():
+    from lightmark.search.workers import threads_per_worker
+
+    cores = len(os.sched_getaffinity(0))
+    assert threads_per_worker(None, 1, []) == cores
+    assert threads_per_worker(None, 2, []) == max(1, cores // 2)
+    assert threads_per_worker(None, 10 * cores, []) == 1
+    assert threads_per_worker(3, 2, []) == 3  # explicit wins
+    assert threads_per_worker(None, 2, ["0"]) is None  # GPU workers: torch's default

@@ -77,6 +77,9 @@ def test_shared_baseline_is_one_candidate_and_seeds_multiply():
     three = suites.plan_candidates(suites.all_suites(), base, seeds=3)
     assert len(three) == 51
     assert {c.protocol.seed for c in three} == {0, 1, 2}
+    # seed by seed: an interrupted run has every row at seed 0 before any row at seed 1
+    assert [c.protocol.seed for c in three] == [0] * 17 + [1] * 17 + [2] * 17
+    assert [str(c.spec) for c in three[:17]] == [str(c.spec) for c in three[17:34]]
     with pytest.raises(ConfigError):
         suites.plan_candidates(suites.all_suites(), base, seeds=0)
 
