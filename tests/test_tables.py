@@ -142,3 +142,16 @@ def test_written_files_round_trip_and_carry_the_caption(tmp_path):
     tex = paths["tex"].read_text()
     assert r"\begin{tabular}" in tex and r"\%" in tex and "2.1242" in tex and r"$\pm$" in tex
 
+
+
+def test_caption_says_how_the_rows_were_trained():
+    suite = suites.get_suite("table5")
+    protocol = get_protocol("quick")
+    results = {row.label: [make_record(row.spec, row.protocol(protocol, 0), 3.0, device="cpu",
+                                       precision="bf16", threads=1)]
+               for row in suite.train_rows}
+    frame = tables.suite_table(suite, results, protocol=protocol, seeds=1)
+    assert "Trained on: cpu, bf16, 1 torch thread(s)." in tables.to_markdown(frame)
+    assert tables.execution_notes([]) == []
+    old = make_record(suite.rows[0].spec, protocol, 3.0)  # a Record from before precision was kept
+    assert tables.execution_notes([old]) == ["Trained on: ?, unrecorded."]

@@ -175,9 +175,21 @@ def suite_table(
         name=suite.name, title=suite.title, caption=suite.caption,
         nme_normalisation=describe_normalisation(nme_key), data=describe_data(protocol),
         protocol=protocol.name, seeds=seeds, config_columns=list(suite.config_columns),
-        notes=_notes(seeds),
+        notes=_notes(seeds) + execution_notes([r for recs in records.values() for r in recs]),
     )
     return frame
+
+
+def execution_notes(records: Sequence[Record]) -> list[str]:
+    """How the complete candidates were trained (device, precision, threads): not part of a
+    candidate's key, so a table built from reused runs must say it."""
+    done = [r for r in records if r.status == "complete"]
+    if not done:
+        return []
+    ways = sorted({(r.device or "?", r.precision or "unrecorded", r.threads) for r in done})
+    text = "; ".join(f"{device}, {precision}" + (f", {threads} torch thread(s)" if threads else "")
+                     for device, precision, threads in ways)
+    return [f"Trained on: {text}."]
 
 
 def _agrees(delta: float, paper_delta: float, flag: str, is_base: bool) -> str:
