@@ -127,6 +127,10 @@ def test_table3_roundtrip_rows_are_exact_and_skipped_rows_say_why():
     t1 = suites.get_suite("table1")
     frame1 = tables.suite_table(t1, fake_results(t1, protocol, {}), protocol=protocol, seeds=1)
     assert frame1.set_index("Row").loc["s2-d5-c128", tables.STATUS].startswith("skipped")
+    # a baseline that has not finished yet shows no delta (not +0.0)
+    assert frame1.set_index("Row").loc["s2-d4-c128", tables.NOISE] == stats.BASELINE
+    assert math.isnan(frame1.set_index("Row").loc["s2-d4-c128", tables.DELTA])
+    assert frame[tables.DELTA].iloc[3] == 0.0  # a finished baseline does
 
 
 def test_written_files_round_trip_and_carry_the_caption(tmp_path):

@@ -130,8 +130,8 @@ def suite_table(
         line[NME_CI] = summary.ci_half
         line[SEEDS] = summary.n if row.kind == "train" else 0
 
-        if row is base:
-            delta, delta_ci, flag = 0.0, math.nan, stats.BASELINE
+        if row is base:  # a baseline without a result has no delta to show either
+            delta, delta_ci, flag = (0.0 if summary.n else math.nan), math.nan, stats.BASELINE
         elif row.kind == "roundtrip":
             delta = summary.mean - base_summary.mean
             delta_ci, flag = 0.0, (stats.EXACT if math.isfinite(delta) else stats.NO_DATA)
