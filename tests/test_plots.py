@@ -103,3 +103,16 @@ def test_ced_and_prediction_grid(tmp_path):
     path = plots.plot_predictions(images, gt + 1.0, gt, tmp_path / "grid.png",
                                   titles=[f"NME {i}" for i in range(5)], ncols=3)
     assert_png(path)
+
+
+def test_architecture_frontier_has_two_panels_and_tolerates_missing_results(tmp_path):
+    points = [
+        plots.ArchitecturePoint("s1-d4-c128", 6.1, 4.5, 0.1, 6.12, 2.42),
+        plots.ArchitecturePoint("s2-d4-c128", 11.9, 4.1, 0.2, 11.8, 2.29),
+        plots.ArchitecturePoint("s4-d2-c128", float("nan"), float("nan"), float("nan"), 13.8, 2.70),
+    ]
+    img = assert_png(plots.plot_architecture_frontier(points, tmp_path / "arch.png", ours="synthetic faces"),
+                     min_w=900)
+    assert img.shape[1] > 1.8 * img.shape[0]  # side by side: ours and the paper's
+    empty = [plots.ArchitecturePoint("s1-d4-c128", float("nan"), float("nan"), float("nan"), 6.12, 2.42)]
+    assert_png(plots.plot_architecture_frontier(empty, tmp_path / "empty.png", ours="x"), min_w=900)

@@ -4,6 +4,7 @@ running trials (Records in user attrs), runner-cached records, and an ablation m
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import optuna
@@ -134,6 +135,12 @@ def test_report_rebuilds_ablation_tables_from_records(tmp_path):
     assert frame[tables.STATUS].tolist()[4].startswith("complete 0/1")
     assert "not the paper's data" in text and "| s2-d4-c128-ca-cc |" in text
     assert (tmp_path / "table2.tex").exists() and "frontier_size.png" in text
+    # one point per architecture: ours for the four finished rows, the paper's for all six
+    assert "frontier_architectures.png" in text and (tmp_path / "frontier_architectures.png").exists()
+    points = report.architecture_points(report.ablation_frames(
+        json.loads((tmp_path / "ablation.json").read_text()), report.load_run(tmp_path).records))
+    assert [p.label for p in points] == frame["Row"].tolist()
+    assert sum(math.isfinite(p.nme) for p in points) == 4 and all(math.isfinite(p.paper_nme) for p in points)
 
 
 def test_report_command_prints_json(search_run, capsys):

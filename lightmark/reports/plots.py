@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,75 @@ def plot_frontier(
     ax.set_title((title or f"NME vs {axis}") + f"\n{counts}", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+@dataclass(frozen=True)
+class ArchitecturePoint:
+    """One architecture row of an ablation: our mean NME over seeds and the paper's own numbers."""
+
+    label: str
+    size_mb: float  # ours, MiB of the fp32 state_dict (nan: not trained yet)
+    nme: float  # ours, mean over seeds (nan: no result yet)
+    nme_std: float  # sample std over seeds (nan with one seed)
+    paper_size_mb: float  # the paper's Model Size (MB), nan if absent
+    paper_nme: float  # the paper's Test NME (%), nan if absent
+
+
+def _place_labels(ax: Any, rows: Sequence[tuple[str, float, float]], *, fontsize: int = 7) -> None:
+    """Label points top-down, moving a label down until it clears those already placed (display
+    pixels), so labels of nearly coinciding points stack instead of overlapping."""
+    ax.autoscale_view()
+    line = fontsize * 1.6
+    placed: list[tuple[float, float]] = []
+    for label, a, b in sorted(rows, key=lambda r: -r[2]):
+        px, py = ax.transData.transform((a, b))
+        ty = py + 4
+        while any(abs(ty - qy) < line and abs(px - qx) < 8 * len(label) for qx, qy in placed):
+            ty -= line
+        placed.append((px, ty))
+        ax.annotate(label, (a, b), textcoords="offset pixels", xytext=(6, ty - py), fontsize=fontsize)
+
+
+def plot_architecture_frontier(
+    points: Sequence[ArchitecturePoint],
+    path: Path | str,
+    *,
+    ours: str,
+    nme_label: str = NME_LABEL["nme_image_pct"],
+) -> Path:
+    """Size vs NME per architecture, ours beside the paper's, each with its own Pareto front.
+
+    Two panels, never one axis: the paper's NME is on its data at 384 px, ours on `ours`, so only
+    the orderings and the shape of the fronts compare. Error bars are one std over seeds."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5), sharex=True)
+    panels = (
+        (left, [(p.label, p.size_mb, p.nme, p.nme_std) for p in points], f"ours: {ours}", "tab:blue"),
+        (right, [(p.label, p.paper_size_mb, p.paper_nme, math.nan) for p in points],
+         "the paper's numbers (its data, 384 px, its schedule)", "tab:green"),
+    )
+    for ax, rows, title, color in panels:
+        rows = [r for r in rows if math.isfinite(r[1]) and math.isfinite(r[2])]
+        if rows:
+            x = np.array([r[1] for r in rows])
+            y = np.array([r[2] for r in rows])
+            err = np.array([r[3] if math.isfinite(r[3]) else 0.0 for r in rows])
+            ax.errorbar(x, y, yerr=err if err.any() else None, fmt="o", color=color, ecolor=color,
+                        capsize=3, zorder=3, label=f"architectures ({len(rows)})"
+                        + (", bars: 1 std over seeds" if err.any() else ""))
+            front = pareto_front(list(zip(x.tolist(), y.tolist())))
+            ax.step(x[front], y[front], where="post", color="tab:red", linewidth=1.5, zorder=2,
+                    label=f"Pareto front ({len(front)})")
+            _place_labels(ax, [(label, a, b) for label, a, b, _ in rows])
+            ax.legend(fontsize=8, loc="best")
+        else:
+            ax.text(0.5, 0.5, "no results yet", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("Model size (MiB, fp32 state_dict; the paper writes MB)")
+        ax.set_ylabel(nme_label + " (lower is better)")
+        ax.grid(True, alpha=0.3)
+    fig.suptitle("Architectures of Tables 1-2: size vs NME (compare orderings, not values)", fontsize=11)
+    fig.tight_layout()
     return _save(fig, path)
 
 

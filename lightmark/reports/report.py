@@ -212,6 +212,22 @@ def ablation_frames(manifest: dict[str, Any], records: list[Record]) -> list[Any
     return frames
 
 
+def architecture_points(frames: list[Any]) -> list[plots.ArchitecturePoint]:
+    """The architecture rows of Tables 1-2 (one point per spec, the shared baseline once)."""
+    seen: dict[str, plots.ArchitecturePoint] = {}
+    for frame in frames:
+        if frame.attrs.get("name") not in ("table1", "table2"):
+            continue
+        for row in frame.to_dict(orient="records"):
+            if row["Row"] in seen or str(row.get(tables.STATUS, "")).startswith("skipped"):
+                continue
+            seen[row["Row"]] = plots.ArchitecturePoint(
+                label=row["Row"], size_mb=float(row[tables.SIZE]), nme=float(row[tables.NME]),
+                nme_std=float(row[tables.NME_STD]), paper_size_mb=float(row[tables.PAPER_SIZE]),
+                paper_nme=float(row[tables.PAPER_NME]))
+    return list(seen.values())
+
+
 # -- budgets --------------------------------------------------------------------------------------
 
 def _budgets(data: RunData) -> dict[str, float]:
@@ -276,12 +292,21 @@ def build_report(run_dir: Path | str, *, evaluate_best: int = 3, progress: bool 
                   "(the delta and whether it is beyond the seed noise), not raw numbers.", ""]
         if data.manifest.get("command"):
             lines += [f"Command: `{data.manifest['command']}`", ""]
-        for frame in ablation_frames(data.manifest, data.records):
+        frames = ablation_frames(data.manifest, data.records)
+        for frame in frames:
             paths = tables.write_table(frame, out, frame.attrs["name"])
             files += paths.values()
             lines += [tables.to_markdown(frame),
                       f"Files: [{paths['csv'].name}]({paths['csv'].name}), "
                       f"[{paths['tex'].name}]({paths['tex'].name})", ""]
+        points = architecture_points(frames)
+        if points:
+            ours = (f"{str(frames[0].attrs.get('data', 'this run')).split(':')[0]}, "
+                    f"{frames[0].attrs.get('protocol', '?')} protocol")
+            path = plots.plot_architecture_frontier(points, out / "frontier_architectures.png", ours=ours)
+            files.append(path)
+            lines += ["### Architecture frontier (Tables 1-2)", "",
+                      f"![size vs NME per architecture, ours and the paper's]({path.name})", ""]
 
     budgets = _budgets(data)
     if data.records:
