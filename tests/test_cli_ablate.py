@@ -163,7 +163,7 @@ def test_ablate_with_two_worker_processes_trains_each_candidate_once(tmp_path):
     assert len(logs) == 12
     assert all(len(p.read_text().splitlines()) == 1 for p in logs)
     per_worker = max(1, len(os.sched_getaffinity(0)) // 2)  # CPU workers split the cores
-    assert all(f" threads {per_worker} precision auto" in p.read_text() for p in logs)
+    assert all(f" threads {per_worker} precision auto start" in p.read_text() for p in logs)
     frame = result.frames[0]
     assert len(frame) == 6 and frame[tables.SEEDS].tolist() == [2] * 6
     assert any(tmp_path.glob("*.journal"))

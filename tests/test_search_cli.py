@@ -166,7 +166,8 @@ def test_sigkill_mid_trial_then_rerun_retries_it_and_keeps_finished_ones(tmp_pat
 def test_sigint_stops_with_exit_130_and_a_consistent_study(tmp_path, signum):
     out = tmp_path / "run"
     cmd = _cmd(out, "--budget-mb", "50", "--pruner", "none", n_trials=3)
-    proc = _start(cmd, epoch_s=1.5)
+    # 4 s epochs: the signal must land mid-trial even when a loaded machine makes polling slow
+    proc = _start(cmd, epoch_s=4.0)
     number = _wait_for_training(out / "study.db", proc)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)

@@ -58,7 +58,7 @@ def synthetic_runner(spec, protocol, run_dir, *, device="auto", callback=None, p
     state_path = folder / "state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {"epoch": 0, "seconds": 0.0}
     with open(folder / "trainings.log", "a") as log:
-        log.write(f"{os.getpid()} start at epoch {state['epoch']} threads {threads} precision {precision}\n")
+        log.write(f"{os.getpid()} threads {threads} precision {precision} start at epoch {state['epoch']}\n")
     final = synthetic_nme(spec, protocol)
     epoch_s = float(os.environ.get("LIGHTMARK_FAKE_EPOCH_S", "0"))
     status = "complete"
