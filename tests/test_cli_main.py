@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 
@@ -43,3 +44,21 @@ def test_bugs_keep_their_traceback(monkeypatch):
     monkeypatch.setattr(cli_main, "build_parser", lambda: _parser_with(bug))
     with pytest.raises(ZeroDivisionError):
         cli_main.main(["boom"])
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_long_runs_stop_like_ctrl_c_even_when_started_with_sigint_ignored(signum):
+    """`nohup lightmark ablate ... &` inherits SIGINT ignored; kill -INT / -TERM must still stop it."""
+    import os
+    import time
+
+    from lightmark.cli._common import terminate_as_interrupt
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with pytest.raises(KeyboardInterrupt), terminate_as_interrupt():
+            os.kill(os.getpid(), signum)
+            time.sleep(1)  # the handler raises before this ends
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # restored
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +79,20 @@ def protocol_from_args(args: argparse.Namespace):
     if getattr(args, "data", None):
         protocol = protocol.override({"data": str(Path(args.data).resolve())})
     return protocol
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler's preemption, `kill`) and SIGINT stop a long run like Ctrl-C: the running
+    trial is recorded as interrupted and queued again instead of being left RUNNING. SIGINT is set
+    explicitly because a process started in the background (`nohup ... &`) inherits it ignored."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, handler if sig == signal.SIGTERM else signal.default_int_handler)
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

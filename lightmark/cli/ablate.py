@@ -20,6 +20,7 @@ from lightmark.cli._common import (
     protocol_from_args,
     stderr_console,
     stdout_console,
+    terminate_as_interrupt,
 )
 
 
@@ -63,12 +64,13 @@ def run(args: argparse.Namespace) -> int:
         f"[bold]ablate {args.table}[/]: {len(plan)} candidates to train ({args.seeds} seed(s), "
         f"identical rows shared) under protocol {protocol.name}; output in {out}")
     start = time.perf_counter()
-    result = ablate(
-        suites, protocol, seeds=args.seeds, out=out, study_name=f"ablate-{args.table}-{protocol.name}",
-        storage=args.storage, workers=args.workers, device=args.device, precision=args.precision,
-        threads=args.threads or None, progress=True,
-        command=_command(args), report=not args.no_report,
-    )
+    with terminate_as_interrupt():
+        result = ablate(
+            suites, protocol, seeds=args.seeds, out=out, study_name=f"ablate-{args.table}-{protocol.name}",
+            storage=args.storage, workers=args.workers, device=args.device, precision=args.precision,
+            threads=args.threads or None, progress=True,
+            command=_command(args), report=not args.no_report,
+        )
     seconds = time.perf_counter() - start
     for frame in result.frames:
         tables.print_table(frame, console)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +14,7 @@ from lightmark.cli._common import (
     print_json,
     protocol_from_args,
     stderr_console,
+    terminate_as_interrupt,
 )
 from lightmark.errors import ConfigError
 
@@ -202,20 +200,6 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary)
     return 0
-
-
-@contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a scheduler's preemption, `kill`) stops like Ctrl-C: the running trial is
-    recorded as interrupted and queued again, instead of being left RUNNING."""
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _latency_device(device: str) -> str:
