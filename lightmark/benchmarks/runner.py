@@ -85,7 +85,8 @@ def make_record(spec: ModelSpec, protocol: Protocol, status: str, prof: dict, me
         latency_ms=None if prof.get("latency_ms") is None else float(prof["latency_ms"]),
         **{k: (None if metrics.get(k) is None else float(metrics[k])) for k in METRIC_KEYS},
         epochs_done=int(epochs_done), train_seconds=float(train_seconds), device=device,
-        precision=precision, threads=int(threads), codec=protocol.codec, loss=protocol.loss, erasing=bool(protocol.augment.erase), error=error,
+        precision=precision, threads=int(threads), codec=protocol.codec, loss=protocol.loss,
+        erasing=bool(protocol.augment.erase), error=error,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"), **_versions(),
     )
 

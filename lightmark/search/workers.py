@@ -46,7 +46,8 @@ def threads_per_worker(threads: int | None, n_workers: int, gpus: list[str]) -> 
     """CPU workers share the cores instead of each starting one torch thread per core.
 
     N processes x all-cores OpenMP pools oversubscribe the CPU; on this project's 2-core VM two
-    1-thread workers train 2.7x the images per second of one 2-thread process (docs/ablations.md).
+    1-thread bf16 workers train 1.5x the images per second of one 2-thread bf16 process
+    (docs/training.md).
     An explicit `threads` wins; GPU workers keep torch's default."""
     if threads or gpus:
         return threads or None
