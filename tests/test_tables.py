@@ -159,3 +159,14 @@ def test_caption_says_how_the_rows_were_trained():
     assert tables.execution_notes([]) == []
     old = make_record(suite.rows[0].spec, protocol, 3.0)  # a Record from before precision was kept
     assert tables.execution_notes([old]) == ["Trained on: ?, unrecorded."]
+
+
+def test_row_latency_is_the_fastest_seed_measurement():
+    suite = suites.get_suite("table5")
+    protocol = get_protocol("quick")
+    row = suite.train_rows[0]
+    recs = [make_record(row.spec, row.protocol(protocol, s), 3.0, seed=s) for s in range(3)]
+    recs = [Record.from_dict({**r.to_dict(), "latency_ms": ms}) for r, ms in zip(recs, (80.0, 36.0, 41.0))]
+    frame = tables.suite_table(suite, {row.label: recs}, protocol=protocol, seeds=3)
+    assert frame[tables.LATENCY].iloc[0] == 36.0  # interference only adds time
+    assert math.isnan(frame[tables.LATENCY].iloc[1])  # no result, no latency
