@@ -108,6 +108,9 @@ def test_table_with_three_seeds_flags_noise_per_row():
     assert frame.loc[labels[4], tables.STATUS].startswith("complete 0/3")
     assert frame.loc[labels[5], tables.AGREES] == "yes"
     assert frame.loc[labels[1], tables.AGREES] == "yes (within noise)"
+    # a person reading the Markdown sees how many seeds each row really has
+    shown = tables.display_frame(frame.reset_index()).set_index("Row")[tables.SEEDS]
+    assert shown[[labels[0], labels[3], labels[4]]].tolist() == ["3", "1", "0"]
 
 
 def test_table3_roundtrip_rows_are_exact_and_skipped_rows_say_why():
@@ -123,6 +126,7 @@ def test_table3_roundtrip_rows_are_exact_and_skipped_rows_say_why():
     assert frame[tables.PAPER_NME].iloc[0] == 0.5127 and math.isnan(frame[tables.PAPER_NME].iloc[2])
     assert frame[tables.DELTA].iloc[4] == pytest.approx(-0.5)  # prediction half vs its own baseline
     assert frame["Extra row"].tolist() == ["", "", "ours", "", "", "ours"]
+    assert tables.display_frame(frame)[tables.SEEDS].tolist() == ["-", "-", "-", "1", "1", "0"]
 
     t1 = suites.get_suite("table1")
     frame1 = tables.suite_table(t1, fake_results(t1, protocol, {}), protocol=protocol, seeds=1)

@@ -136,7 +136,7 @@ def suite_table(
         line[PAPER_NME] = row.paper_nme_pct if row.paper_nme_pct is not None else math.nan
         line[NME_STD] = summary.std
         line[NME_CI] = summary.ci_half
-        line[SEEDS] = summary.n if row.kind == "train" else 0
+        line[SEEDS] = summary.n if row.kind == "train" else math.nan  # a round trip has no seeds
 
         if row is base:  # a baseline without a result has no delta to show either
             delta, delta_ci, flag = (0.0 if summary.n else math.nan), math.nan, stats.BASELINE
@@ -221,8 +221,10 @@ def _notes(seeds: int) -> list[str]:
         notes.append("One seed per row: no confidence interval, and whether a difference is beyond "
                      "the seed noise cannot be decided (n/a (1 seed)).")
     else:
-        notes.append(f"{seeds} seeds per row: mean, sample std and the 95% t-interval; the noise flag "
-                     "compares each row with its baseline by Welch's 95% interval of the difference.")
+        notes.append(f"{seeds} seeds per row (the Seeds column counts those finished): mean, sample std "
+                     "and the 95% t-interval; the noise flag compares each row with its baseline by "
+                     "Welch's 95% interval of the difference, one row at a time (no correction for "
+                     "the several rows of a table).")
     return notes
 
 
@@ -256,8 +258,8 @@ def leaderboard(records: Sequence[Record], top: int = 10) -> pd.DataFrame:
 
 # -- writers -------------------------------------------------------------------------------------
 
-DISPLAY_EXTRA = (SIZE, PAPER_SIZE, NME, PAPER_NME, DELTA, PAPER_DELTA, NOISE, AGREES, PARAMS, MACS,
-                 LATENCY)
+DISPLAY_EXTRA = (SIZE, PAPER_SIZE, NME, PAPER_NME, SEEDS, DELTA, PAPER_DELTA, NOISE, AGREES, PARAMS,
+                 MACS, LATENCY)
 
 
 def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -282,6 +284,8 @@ def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
             out[col] = [_fmt(v, 2) for v in frame[col]]
         elif col == PAPER_NME:
             out[col] = [_fmt(v, 4) for v in frame[col]]
+        elif col == SEEDS:  # finished seeds: fewer than asked while a run is going or was cut short
+            out[col] = [str(int(v)) if _finite(v) else "-" for v in frame[col]]
         else:
             out[col] = [_fmt(v) for v in frame[col]]
     skipped = [s for s in frame.get(STATUS, []) if isinstance(s, str) and s.startswith(("skipped", "missing"))]
