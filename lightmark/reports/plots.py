@@ -90,6 +90,8 @@ def plot_frontier(
     infeasible = [r for r in records if r.status == "infeasible" and math.isfinite(_value(r, attr, scale))]
     failed = [r for r in records if r.status == "failed"]
 
+    front_labels: list[tuple[str, float, float]] = []
+
     def xy(items: Sequence[Record]) -> tuple[np.ndarray, np.ndarray]:
         return (np.array([_value(r, attr, scale) for r in items]),
                 np.array([float(getattr(r, nme_key)) for r in items]))
@@ -118,8 +120,7 @@ def plot_frontier(
                     r = keep[i]
                     text = r.spec + (f" ({r.codec}, {r.loss}{', erasing' if r.erasing else ''})"
                                      if varied else "")
-                    ax.annotate(text, pts[i], textcoords="offset points", xytext=(5, 4),
-                                fontsize=7, color="tab:red")
+                    front_labels.append((text, *pts[i]))
     if pruned:
         x, y = xy(pruned)
         ax.scatter(x, y, s=36, facecolors="none", edgecolors="grey", zorder=2,
@@ -139,6 +140,8 @@ def plot_frontier(
         ax.set_xlim(min(0.0, min(xs)), right)
         if budget is not None and right > budget:
             ax.axvspan(budget, right, color="grey", alpha=0.08, zorder=0)
+    if front_labels:
+        _place_labels(ax, front_labels, color="tab:red")
     if not (done or pruned or infeasible):
         ax.text(0.5, 0.5, "no completed candidates yet", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel(xlabel)
@@ -162,11 +165,15 @@ class ArchitecturePoint:
     paper_nme: float  # the paper's Test NME (%), nan if absent
 
 
-def _place_labels(ax: Any, rows: Sequence[tuple[str, float, float]], *, fontsize: int = 7) -> None:
+def _place_labels(ax: Any, rows: Sequence[tuple[str, float, float]], *, fontsize: int = 7,
+                  color: str | None = None) -> None:
     """Label points top-down, moving a label down until it clears those already placed (display
-    pixels), so labels of nearly coinciding points stack instead of overlapping."""
+    pixels), so labels of nearly coinciding points stack instead of overlapping. A label that
+    would run past the right edge of the axes goes to the left of its point."""
     ax.autoscale_view()
     line = fontsize * 1.6
+    right_edge = ax.get_window_extent().x1
+    char = 0.6 * fontsize * ax.figure.dpi / 72  # rough width of one character, display pixels
     placed: list[tuple[float, float]] = []
     for label, a, b in sorted(rows, key=lambda r: -r[2]):
         px, py = ax.transData.transform((a, b))
@@ -174,7 +181,9 @@ def _place_labels(ax: Any, rows: Sequence[tuple[str, float, float]], *, fontsize
         while any(abs(ty - qy) < line and abs(px - qx) < 8 * len(label) for qx, qy in placed):
             ty -= line
         placed.append((px, ty))
-        ax.annotate(label, (a, b), textcoords="offset pixels", xytext=(6, ty - py), fontsize=fontsize)
+        left = px + 6 + char * len(label) > right_edge
+        ax.annotate(label, (a, b), textcoords="offset pixels", xytext=(-6 if left else 6, ty - py),
+                    ha="right" if left else "left", fontsize=fontsize, color=color)
 
 
 def plot_architecture_frontier(
