@@ -38,6 +38,7 @@ def test_run_candidate_writes_and_caches_a_record(tmp_path, monkeypatch):
     assert record.latency_ms and record.latency_ms > 0
     assert record.epochs_done == protocol.epochs and record.train_seconds > 0
     assert record.precision == "fp32" and record.threads >= 1  # how it ran is recorded
+    assert record.host and "CPUs" in record.host  # and where: timings compare only on one machine
     for name in ("nme_image_pct", "nme_inter_ocular_pct", "nme_inter_pupil_pct", "nme_bbox_pct",
                  "failure_rate_8_pct", "failure_rate_10_pct"):
         assert getattr(record, name) is not None

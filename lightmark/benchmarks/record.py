@@ -52,6 +52,7 @@ class Record:
     device: str = ""
     precision: str = ""  # fp32 | bf16 | fp16: how it was trained (an execution detail, not in the key)
     threads: int = 0  # torch CPU threads during training (0: not recorded)
+    host: str = ""  # the machine (CPU model and cores, or GPU name): timings only compare on one host
     codec: str = ""
     loss: str = ""
     erasing: bool = False

@@ -74,7 +74,7 @@ def _versions() -> dict[str, str]:
 
 def make_record(spec: ModelSpec, protocol: Protocol, status: str, prof: dict, metrics: dict | None,
                 *, epochs_done: int = 0, train_seconds: float = 0.0, device: str = "", error: str = "",
-                precision: str = "", threads: int = 0) -> Record:
+                precision: str = "", threads: int = 0, host: str = "") -> Record:
     metrics = metrics or {}
     return Record(
         key=candidate_key(spec, protocol), spec=str(spec), n_stacks=spec.n_stacks, depth=spec.depth,
@@ -85,7 +85,7 @@ def make_record(spec: ModelSpec, protocol: Protocol, status: str, prof: dict, me
         latency_ms=None if prof.get("latency_ms") is None else float(prof["latency_ms"]),
         **{k: (None if metrics.get(k) is None else float(metrics[k])) for k in METRIC_KEYS},
         epochs_done=int(epochs_done), train_seconds=float(train_seconds), device=device,
-        precision=precision, threads=int(threads), codec=protocol.codec, loss=protocol.loss,
+        precision=precision, threads=int(threads), host=host, codec=protocol.codec, loss=protocol.loss,
         erasing=bool(protocol.augment.erase), error=error,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"), **_versions(),
     )
@@ -111,7 +111,8 @@ def run_candidate(
     `precision` and `threads` are how it runs, not what it is: they are recorded, not part of the key."""
     import torch
 
-    from lightmark.landmarks.device import describe, intra_op_threads, resolve_device, resolve_precision
+    from lightmark.landmarks.device import (describe, host_name, intra_op_threads, resolve_device,
+                                            resolve_precision)
     from lightmark.landmarks.trainer import LAST_NAME, train
 
     out_dir = candidate_dir(spec, protocol, run_dir)
@@ -121,6 +122,7 @@ def run_candidate(
     spec.check_input_size(protocol.input_size)
     dev = resolve_device(device)
     precision_name = resolve_precision(precision, dev, protocol.amp).name
+    host = host_name(dev)
     out_dir.mkdir(parents=True, exist_ok=True)
     with intra_op_threads(threads):
         prof = profile_candidate(spec, protocol, dev, out_dir / PROFILE_NAME)
@@ -148,13 +150,13 @@ def run_candidate(
                 spec, protocol, "pruned", prof, metrics, epochs_done=seen.get("epoch", 0),
                 train_seconds=float(metrics.get("train_seconds", time.perf_counter() - start)),
                 device=describe(dev), error=f"pruned at epoch {seen.get('epoch', 0)}: {type(exc).__name__}",
-                precision=precision_name, threads=n_threads,
+                precision=precision_name, threads=n_threads, host=host,
             )
             write_json_atomic(record_path, record.to_dict())
         raise
     record = make_record(spec, protocol, "complete", prof, result.last_metrics, epochs_done=result.epochs_done,
                          train_seconds=result.train_seconds, device=result.device,
-                         precision=result.precision, threads=n_threads)
+                         precision=result.precision, threads=n_threads, host=host)
     write_json_atomic(record_path, record.to_dict())
     if result.baseline:
         write_json_atomic(out_dir / "baseline.json", {"mean_shape_baseline": result.baseline})

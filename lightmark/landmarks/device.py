@@ -8,7 +8,10 @@ autocast + channels_last path can be forced with ``precision="bf16"`` so tests e
 from __future__ import annotations
 
 import contextlib
+import os
+import platform
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import torch
@@ -102,6 +105,24 @@ def describe(device: torch.device) -> str:
         index = device.index if device.index is not None else torch.cuda.current_device()
         return f"cuda:{torch.cuda.get_device_name(index)}"
     return "cpu"
+
+
+def host_name(device: torch.device | None = None) -> str:
+    """Which machine measured a number: the GPU's name on CUDA, else the CPU model and core count.
+
+    Timings taken on different machines are not comparable; Records and latency sheets carry this."""
+    if device is not None and device.type == "cuda":
+        return describe(device).removeprefix("cuda:")
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    model = model or platform.processor() or platform.machine() or "unknown CPU"
+    return f"{model}, {os.cpu_count() or '?'} CPUs"
 
 
 @contextlib.contextmanager
