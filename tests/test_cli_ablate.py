@@ -74,6 +74,9 @@ def test_ablate_all_trains_shared_candidates_once_and_resumes(tmp_path):
     again = ablate([suites.get_suite("table2")], protocol, seeds=2, out=tmp_path,
                    study_name="ablate-table2-smoke", progress=False, runner=runner, report=True)
     assert len(runner.calls) == 32  # nothing retrained: the runner's cache answers
+    resumed = json.loads((tmp_path / "ablation.json").read_text())
+    assert resumed["started"] == manifest["started"]  # when the run first started, not the last resume
+    assert len(resumed["resumed"]) == 1
     assert len(again.frames[0]) == 6 and again.report is not None
     text = again.report.read_text()
     assert "Table 1" in text and "Table 5" in text  # the report keeps every table of the run dir

@@ -89,11 +89,14 @@ def ablate(
     if same_protocol and old.get("seeds") == seeds:  # keep tables of earlier calls in the report
         names = list(dict.fromkeys([*old.get("tables", []), *names]))
         roundtrip = {**old.get("roundtrip", {}), **roundtrip}
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    resumed = same_protocol and bool(old.get("started"))  # keep when the run first started
     manifest = {
         "tables": names, "protocol": json.loads(protocol.canonical_json()), "seeds": seeds,
         "roundtrip": roundtrip, "command": command, "study_name": study_name,
         "candidates": {c.key: c.label for c in plan},
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": old["started"] if resumed else now,
+        **({"resumed": [*old.get("resumed", []), now]} if resumed else {}),
     }
     write_json_atomic(manifest_path, manifest)
 
