@@ -151,5 +151,43 @@ def test_report_command_prints_json(search_run, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["report"].endswith("report.md") and out["studies"] == ["search-smoke"]
     assert out["records"] == {"complete": 4, "pruned": 1, "infeasible": 1, "failed": 1}
+    assert out["latency"] is None  # no sheet measured: each record keeps its own number
     assert any(f.endswith("frontier_size.png") for f in out["files"])
     assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+def test_measured_latency_sheet_replaces_every_candidates_own_number(tmp_path, capsys):
+    from lightmark.benchmarks.latency import read_sheet, sheet_key, write_sheet
+    from lightmark.cli.main import main
+
+    make_search_run(tmp_path)  # every record says 2.0 ms, as if measured beside training
+    assert main(["report", str(tmp_path), "--measure-latency", "--threads", "1", "--rounds", "1",
+                 "--evaluate-best", "0", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    sheet = read_sheet(tmp_path / "latency.json")
+    # the four complete and the pruned architecture, at the smoke protocol's 64 px; nothing untrained
+    assert sorted(sheet.median_ms) == sorted(f"s1-d2-c{c}@64" for c in ("16", "32", "48-se", "64-ca", "56"))
+    assert sheet.threads == 1 and sheet.rounds == 1
+    board = pd.read_csv(tmp_path / "leaderboard.csv")
+    assert board[tables.LATENCY].tolist() == pytest.approx([sheet.lookup(s, 64) for s in board["Spec"]])
+    text = (tmp_path / "report.md").read_text()
+    assert sheet.describe() in text and "[latency.json](latency.json)" in text
+    assert out["latency"] == str(tmp_path / "latency.json")
+
+    # a candidate that finished after the sheet was measured gets no latency rather than a mixed one
+    partial = type(sheet)(**{**sheet.__dict__, "median_ms": {k: v for k, v in sheet.median_ms.items()
+                                                            if k != sheet_key("s1-d2-c16", 64)}})
+    write_sheet(partial, tmp_path / "latency.json")
+    data = report.load_run(tmp_path)
+    by_spec = {r.spec: r.latency_ms for r in data.records}
+    assert by_spec["s1-d2-c16"] is None and by_spec["s1-d2-c32"] == sheet.lookup("s1-d2-c32", 64)
+    assert any("finished after latency.json" in note and "s1-d2-c16" in note for note in data.notes)
+
+
+def test_ablation_captions_name_the_latency_sheet(tmp_path):
+    base = get_protocol("smoke")
+    suite = suites.get_suite("table4")
+    frame = tables.suite_table(suite, {}, protocol=base, seeds=3, latency_note="Latency: measured in one sitting.")
+    assert "Latency: measured in one sitting." in tables.to_markdown(frame)
+    default = tables.suite_table(suite, {}, protocol=base, seeds=3)
+    assert "--measure-latency" in tables.to_markdown(default)

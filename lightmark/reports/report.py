@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lightmark.atomic import write_text_atomic
+from lightmark.benchmarks.latency import SHEET_NAME, LatencySheet, read_sheet
 from lightmark.benchmarks.record import Record, candidate_key
 from lightmark.errors import DataError
 from lightmark.reports import plots, tables
@@ -45,6 +46,7 @@ class RunData:
     studies: list[StudyView] = field(default_factory=list)
     manifest: dict[str, Any] | None = None
     pareto: dict[str, Any] | None = None
+    latency: LatencySheet | None = None  # latency.json: when present, every record's latency comes from it
     notes: list[str] = field(default_factory=list)
 
 
@@ -126,8 +128,8 @@ def _csv_records(path: Path, notes: list[str]) -> list[Record]:
 
 _INT_FIELDS = {"n_stacks", "depth", "channels", "input_size", "seed", "params", "macs", "epochs_done"}
 _BOOL_FIELDS = {"coordconv", "erasing"}
-_STR_FIELDS = {"key", "spec", "attention", "protocol", "status", "device", "codec", "loss", "error",
-               "torch_version", "lightmark_version", "created"}
+_STR_FIELDS = {"key", "spec", "attention", "protocol", "status", "device", "precision", "host", "codec", "loss",
+               "error", "torch_version", "lightmark_version", "created"}
 
 
 def _parse_cell(key: str, value: str | None) -> Any:
@@ -183,15 +185,54 @@ def load_run(run_dir: Path | str) -> RunData:
         if record.key not in best or rank < best[record.key][0]:
             best[record.key] = (rank, record)
     data.records = [record for _, record in best.values()]
+    data.latency = read_sheet(run_dir / SHEET_NAME)
+    if data.latency is not None:
+        data.records = _with_sheet_latency(data.records, data.latency, data.notes)
     if not data.records and not data.studies:
         data.notes.append("no study storage and no records found: nothing has finished yet")
     return data
 
 
+def _with_sheet_latency(records: list[Record], sheet: LatencySheet, notes: list[str]) -> list[Record]:
+    """Every record's latency from the one-sitting sheet; a candidate it lacks gets none, since its
+    own start-of-training number would not compare with the others."""
+    from dataclasses import replace
+
+    out, missing = [], []
+    for record in records:
+        value = sheet.lookup(record.spec, record.input_size)
+        if value is None and record.status in ("complete", "pruned"):
+            missing.append(record.spec)
+        out.append(replace(record, latency_ms=value))
+    if missing:
+        notes.append(f"{len(missing)} trained candidate(s) finished after {SHEET_NAME} was measured and have no "
+                     f"latency ({', '.join(sorted(set(missing))[:5])}); measure again with "
+                     "`lightmark report RUN_DIR --measure-latency`.")
+    return out
+
+
+def measure_run_latency(run_dir: Path | str, *, device: str = "cpu", threads: int | None = None,
+                        rounds: int = 5, repeats: int = 3, command: str = "",
+                        progress: Any = None) -> LatencySheet:
+    """Time every trained architecture of the run in one sitting and write `latency.json` there."""
+    from lightmark.benchmarks.latency import measure_sheet, write_sheet
+    from lightmark.models.spec import ModelSpec
+
+    run_dir = Path(run_dir)
+    records = load_run(run_dir).records
+    items = [(ModelSpec.parse(r.spec), r.input_size) for r in records if r.status in ("complete", "pruned")]
+    sheet = measure_sheet(items, device=device, threads=threads, rounds=rounds, repeats=repeats,
+                          command=command, progress=progress)
+    write_sheet(sheet, run_dir / SHEET_NAME)
+    return sheet
+
+
 # -- ablation tables ------------------------------------------------------------------------------
 
-def ablation_frames(manifest: dict[str, Any], records: list[Record]) -> list[Any]:
-    """Rebuild every ablation table the manifest names from whichever Records exist."""
+def ablation_frames(manifest: dict[str, Any], records: list[Record], latency_note: str | None = None) -> list[Any]:
+    """Rebuild every ablation table the manifest names from whichever Records exist.
+
+    `latency_note`: how the records' latencies were measured, when not the runner's own numbers."""
     from lightmark.benchmarks.suites import get_suite
     from lightmark.landmarks.protocol import Protocol
 
@@ -208,7 +249,8 @@ def ablation_frames(manifest: dict[str, Any], records: list[Record]) -> list[Any
             keys = [candidate_key(row.spec, row.protocol(base, seed)) for seed in range(seeds)]
             per_row[row.label] = [by_key[k] for k in keys if k in by_key]
         roundtrip = manifest.get("roundtrip", {}).get(name, {})
-        frames.append(tables.suite_table(suite, per_row, protocol=base, seeds=seeds, roundtrip=roundtrip))
+        frames.append(tables.suite_table(suite, per_row, protocol=base, seeds=seeds, roundtrip=roundtrip,
+                                         latency_note=latency_note))
     return frames
 
 
@@ -283,8 +325,15 @@ def build_report(run_dir: Path | str, *, evaluate_best: int = 3, progress: bool 
     for view in data.studies:
         lines.append(f"Study `{view.name}` ({', '.join(view.directions)}): `{view.storage}`; watch it live "
                      f"with `optuna-dashboard {view.storage.replace('journal:', '')}`.")
+    latency_note = data.latency.describe() if data.latency else None
+    if latency_note:
+        lines.append(f"{latency_note} ([{SHEET_NAME}]({SHEET_NAME}))")
+    elif any(r.latency_ms is not None for r in data.records):
+        lines.append("Latency: each candidate's own batch-1 measurement, taken as it started training and "
+                     "beside whatever else ran; for latencies that compare across rows, run "
+                     f"`lightmark report {out} --measure-latency` on a quiet machine.")
     lines.append("")
-    files: list[Path] = []
+    files: list[Path] = [out / SHEET_NAME] if data.latency else []
 
     if data.manifest:
         lines += ["## Ablation tables", "",
@@ -292,7 +341,7 @@ def build_report(run_dir: Path | str, *, evaluate_best: int = 3, progress: bool 
                   "(the delta and whether it is beyond the seed noise), not raw numbers.", ""]
         if data.manifest.get("command"):
             lines += [f"Command: `{data.manifest['command']}`", ""]
-        frames = ablation_frames(data.manifest, data.records)
+        frames = ablation_frames(data.manifest, data.records, latency_note=latency_note)
         for frame in frames:
             paths = tables.write_table(frame, out, frame.attrs["name"])
             files += paths.values()
@@ -317,7 +366,7 @@ def build_report(run_dir: Path | str, *, evaluate_best: int = 3, progress: bool 
                                        budget=budgets.get(axis), title=f"NME vs {label[axis]}")
             files.append(path)
             lines += [f"![NME vs {label[axis]}]({path.name})", ""]
-        board = tables.leaderboard(data.records)
+        board = tables.leaderboard(data.records, latency_note=latency_note)
         if len(board):
             paths = tables.write_table(board, out, "leaderboard")
             files += paths.values()

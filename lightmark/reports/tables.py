@@ -100,12 +100,15 @@ def suite_table(
     seeds: int,
     roundtrip: Mapping[str, Mapping[str, float]] | None = None,
     nme_key: str = NME_KEY,
+    latency_note: str | None = None,
 ) -> pd.DataFrame:
     """One ablation table: a row per suite row, in the suite's order.
 
     `records` maps a train row's label to its Records (one per seed; missing seeds are simply
     absent: an interrupted run still gives a table). `roundtrip` maps a round-trip row's label to
     its measured NME dict ({nme_key: value, ...}) - round trips are exact (no model, no seeds).
+    `latency_note` replaces the caption's default latency note when the records' latencies were
+    re-measured in one sitting (`lightmark report --measure-latency`).
     """
     roundtrip = roundtrip or {}
     summaries: dict[str, stats.Summary] = {}
@@ -183,7 +186,7 @@ def suite_table(
         name=suite.name, title=suite.title, caption=suite.caption,
         nme_normalisation=describe_normalisation(nme_key), data=describe_data(protocol),
         protocol=protocol.name, seeds=seeds, config_columns=list(suite.config_columns),
-        notes=_notes(seeds) + execution_notes([r for recs in records.values() for r in recs]),
+        notes=_notes(seeds, latency_note) + execution_notes([r for recs in records.values() for r in recs]),
     )
     return frame
 
@@ -194,9 +197,9 @@ def execution_notes(records: Sequence[Record]) -> list[str]:
     done = [r for r in records if r.status == "complete"]
     if not done:
         return []
-    ways = sorted({(r.device or "?", r.precision or "unrecorded", r.threads) for r in done})
+    ways = sorted({(r.device or "?", r.precision or "unrecorded", r.threads, r.host) for r in done})
     text = "; ".join(f"{device}, {precision}" + (f", {threads} torch thread(s)" if threads else "")
-                     for device, precision, threads in ways)
+                     + (f" on {host}" if host else "") for device, precision, threads, host in ways)
     return [f"Trained on: {text}."]
 
 
@@ -208,14 +211,15 @@ def _agrees(delta: float, paper_delta: float, flag: str, is_base: bool) -> str:
     return f"{text} (within noise)" if flag == stats.WITHIN else text
 
 
-def _notes(seeds: int) -> list[str]:
+def _notes(seeds: int, latency_note: str | None = None) -> list[str]:
     notes = [
         "Paper columns are the paper's own numbers (its data, 384 px, its schedule), unchanged; "
         "compare orderings and effects, not raw values.",
         "Model Size: MiB of the saved fp32 state_dict (the paper writes MB for the same files).",
+        latency_note or
         "Latency: batch-1 median on the training device, the lowest over the row's seeds; measured "
-        "while other training may have shared the machine, so a rough guide (`lightmark profile` "
-        "on a quiet machine measures it properly).",
+        "while other training may have shared the machine, so a rough guide (`lightmark report RUN_DIR "
+        "--measure-latency` on a quiet machine measures every row in one sitting).",
     ]
     if seeds < 2:
         notes.append("One seed per row: no confidence interval, and whether a difference is beyond "
@@ -241,7 +245,7 @@ def records_frame(records: Sequence[Record]) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def leaderboard(records: Sequence[Record], top: int = 10) -> pd.DataFrame:
+def leaderboard(records: Sequence[Record], top: int = 10, latency_note: str | None = None) -> pd.DataFrame:
     """The best completed candidates by image NME, with their cost columns (for reports)."""
     done = [r for r in records if r.status == "complete" and r.nme_image_pct is not None]
     done.sort(key=lambda r: r.nme_image_pct)
@@ -252,7 +256,8 @@ def leaderboard(records: Sequence[Record], top: int = 10) -> pd.DataFrame:
     } for r in done[:top]]
     frame = pd.DataFrame(rows)
     frame.attrs.update(title="Best completed candidates", nme_normalisation=describe_normalisation(),
-                       caption="Sorted by image-normalised NME on each candidate's held-out data.")
+                       caption="Sorted by image-normalised NME on each candidate's held-out data.",
+                       notes=[latency_note] if latency_note else [])
     return frame
 
 
