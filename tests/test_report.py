@@ -191,3 +191,16 @@ def test_ablation_captions_name_the_latency_sheet(tmp_path):
     assert "Latency: measured in one sitting." in tables.to_markdown(frame)
     default = tables.suite_table(suite, {}, protocol=base, seeds=3)
     assert "--measure-latency" in tables.to_markdown(default)
+
+
+def test_best_model_curves_get_distinct_labels():
+    from dataclasses import replace
+
+    spec = ModelSpec.parse("s2-d4-c128-ca-cc")
+    plain = replace(record_for(spec, get_protocol("quick"), "complete", nme=2.2), codec="offset", loss="mse")
+    erased = replace(plain, erasing=True, key="e" * 16)
+    twin = replace(plain, key="abcdef0123456789")  # same settings, another candidate (e.g. another protocol)
+    first = report.curve_label(plain, [])
+    assert first == "s2-d4-c128-ca-cc seed 0 (offset, mse)"
+    assert report.curve_label(erased, [first]) == "s2-d4-c128-ca-cc seed 0 (offset, mse, erasing)"
+    assert report.curve_label(twin, [first]) == f"{first} [abcdef]"

@@ -432,6 +432,13 @@ def _counts(data: RunData) -> dict[str, int]:
     return counts
 
 
+def curve_label(record: Record, taken: list[str]) -> str:
+    """A legend entry that tells the best candidates apart (one curve each, never one over another)."""
+    name = (f"{record.spec} seed {record.seed} ({record.codec}, {record.loss}"
+            f"{', erasing' if record.erasing else ''})")
+    return f"{name} [{record.key[:6]}]" if name in taken else name
+
+
 def _evaluation_section(data: RunData, out: Path, n_best: int, files: list[Path]) -> list[str]:
     """CED curves and a prediction grid of the best completed candidates with checkpoints."""
     done = sorted((r for r in data.records if r.status == "complete" and r.nme_image_pct is not None),
@@ -457,8 +464,7 @@ def _evaluation_section(data: RunData, out: Path, n_best: int, files: list[Path]
         errors = []
         for record, ckpt in chosen:
             result, info = evaluate_checkpoint(ckpt, device="cpu")
-            errors.append((f"{record.spec} seed {record.seed} ({record.codec}, {record.loss})",
-                           result.per_image["inter_ocular"]))
+            errors.append((curve_label(record, [name for name, _ in errors]), result.per_image["inter_ocular"]))
             if grid is None:
                 grid = (record, ckpt, result, info)
         # the usual CED range is 0-10 %; a weak model (e.g. a smoke run) would be a flat line there

@@ -252,7 +252,7 @@ def leaderboard(records: Sequence[Record], top: int = 10, latency_note: str | No
     rows = [{
         "Spec": r.spec, "Protocol": r.protocol, "Seed": r.seed, SIZE: r.size_mb, PARAMS: r.params,
         MACS: r.macs, LATENCY: r.latency_ms, NME: r.nme_image_pct, NME_IO: r.nme_inter_ocular_pct,
-        TRAIN_S: r.train_seconds, "Codec": r.codec, "Loss": r.loss, "Key": r.key,
+        TRAIN_S: r.train_seconds, "Codec": r.codec, "Loss": r.loss, "Erasing": r.erasing, "Key": r.key,
     } for r in done[:top]]
     frame = pd.DataFrame(rows)
     frame.attrs.update(title="Best completed candidates", nme_normalisation=describe_normalisation(),
