@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from matplotlib import image as mpimg
 
 from lightmark.benchmarks import suites
+from lightmark.benchmarks.latency import read_sheet
 from lightmark.benchmarks.record import Record, candidate_key
 from lightmark.landmarks.protocol import get_protocol
 from lightmark.reports import stats, tables
@@ -153,7 +155,23 @@ def test_ablate_all_smoke_end_to_end(tmp_path):
     t3 = pd.read_csv(out / "table3.csv").set_index("Row")
     assert t3.loc["round trip, subpixel", tables.NME] < t3.loc["round trip, offset", tables.NME] \
         < t3.loc["round trip, plain", tables.NME]
-    assert (out / "report.md").exists()
+    text = (out / "report.md").read_text()
+    assert "## Best models on the held-out data" in text  # the best checkpoints evaluated and drawn
+    for name in ("ced_best.png", "predictions_best.png", "frontier_architectures.png"):
+        assert mpimg.imread(out / name)[..., :3].std() > 0.01, name
+
+    # latencies that compare across rows: every architecture timed in one sitting
+    proc = subprocess.run(
+        [sys.executable, "-m", "lightmark.cli.main", "report", str(out), "--measure-latency", "--rounds", "1",
+         "--evaluate-best", "0", "--json"],
+        capture_output=True, text=True, timeout=600,
+        env={**__import__("os").environ, "NO_ALBUMENTATIONS_UPDATE": "1", "MPLBACKEND": "Agg"},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    sheet = read_sheet(json.loads(proc.stdout)["latency"])
+    assert len(sheet.median_ms) == 10  # Tables 1-2's architectures at 64 px, s2-d5-c128 skipped
+    t2 = pd.read_csv(out / "table2.csv")
+    assert t2[tables.LATENCY].tolist() == pytest.approx([sheet.lookup(s, 64) for s in t2["Spec"]])
 
 
 @pytest.mark.slow

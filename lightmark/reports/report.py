@@ -443,12 +443,14 @@ def _evaluation_section(data: RunData, out: Path, n_best: int, files: list[Path]
     """CED curves and a prediction grid of the best completed candidates with checkpoints."""
     done = sorted((r for r in data.records if r.status == "complete" and r.nme_image_pct is not None),
                   key=lambda r: r.nme_image_pct)
-    chosen = []
+    chosen, passed_over = [], 0
     for record in done:
         folder = out / "candidates" / record.key
         ckpt = next((folder / n for n in ("last.pt", "best.pt") if (folder / n).exists()), None)
         if ckpt is not None:
             chosen.append((record, ckpt))
+        else:
+            passed_over += 1
         if len(chosen) >= n_best:
             break
     if not chosen:
@@ -460,6 +462,9 @@ def _evaluation_section(data: RunData, out: Path, n_best: int, files: list[Path]
         return [f"CED curves: not drawn ({exc}).", ""]
     curves, grid = {}, None
     lines = ["## Best models on the held-out data", ""]
+    if passed_over:
+        lines += [f"The {len(chosen)} best candidates that still have a checkpoint here; {passed_over} better "
+                  "one(s) have none (records copied without checkpoints), so they are not drawn.", ""]
     try:
         errors = []
         for record, ckpt in chosen:
