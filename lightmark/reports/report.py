@@ -464,7 +464,7 @@ def _evaluation_section(data: RunData, out: Path, n_best: int, files: list[Path]
     lines = ["## Best models on the held-out data", ""]
     if passed_over:
         lines += [f"The {len(chosen)} best candidates that still have a checkpoint here; {passed_over} better "
-                  "one(s) have none (records copied without checkpoints), so they are not drawn.", ""]
+                  "one(s) have no checkpoint in this run directory, so they are not drawn.", ""]
     try:
         errors = []
         for record, ckpt in chosen:
