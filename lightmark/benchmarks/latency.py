@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,6 @@ class LatencySheet:
     measured: str  # ISO time
     torch_version: str
     command: str = ""
-    notes: tuple[str, ...] = field(default=())
 
     def lookup(self, spec: ModelSpec | str, input_size: int) -> float | None:
         return self.median_ms.get(sheet_key(spec, input_size))
@@ -58,7 +57,6 @@ class LatencySheet:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["spread_ms"] = {k: list(v) for k, v in self.spread_ms.items()}
-        data["notes"] = list(self.notes)
         return data
 
     @classmethod
@@ -70,7 +68,6 @@ class LatencySheet:
             threads=None if data.get("threads") is None else int(data["threads"]),
             rounds=int(data["rounds"]), repeats=int(data["repeats"]), measured=str(data["measured"]),
             torch_version=str(data.get("torch_version", "")), command=str(data.get("command", "")),
-            notes=tuple(data.get("notes", ())),
         )
 
 
