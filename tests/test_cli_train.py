@@ -144,3 +144,8 @@ def test_bench_train_json(capsys):
         assert data[key] is not None and data[key] > 0 or key == "slowdown_pct"
     assert data["loop_over_step_ratio"] == pytest.approx(
         data["loop_images_per_s"] / data["model_step_images_per_s"])
+    for key in ("bare_step_ms", "trainer_step_ms", "loop_ms"):
+        assert data[key] > 0 and len(data[f"{key}_by_round"]) == data["rounds"]
+    assert data["trainer_over_bare"] == pytest.approx(data["trainer_step_ms"] / data["bare_step_ms"])
+    assert data["model_step_ms"] == data["trainer_step_ms"]
+

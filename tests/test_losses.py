@@ -98,3 +98,23 @@ def test_shape_mismatch_and_unknown_name():
         get_loss("mse")([torch.zeros(1, 2, 4, 4)], torch.zeros(1, 2, 8, 8))
     with pytest.raises(ConfigError, match="loss"):
         get_loss("l1")
+
+
+def test_weighted_mse_matches_its_definition():
+    """The fused sqrt-weight form equals mean(w * (p - t)^2) per stack, summed, and so do its gradients."""
+    import torch
+
+    from lightmark.landmarks.codecs import get_codec
+    from lightmark.landmarks.losses import get_loss, weight_map
+
+    codec = get_codec("subpixel", 64)
+    target, mask = codec.encode_with_mask(torch.rand(2, 68, 2) * 60 + 2)
+    preds = [torch.rand_like(target, requires_grad=True) for _ in range(2)]
+    w = weight_map(target, 10.0)
+    expected = sum((w * (p - target) ** 2).mean() for p in preds)
+    got = get_loss("weighted_mse", 10.0)(preds, target, mask)
+    assert float(got) == pytest.approx(float(expected), rel=1e-6)
+    g_got = torch.autograd.grad(got, preds)
+    g_exp = torch.autograd.grad(expected, preds)
+    for a, b in zip(g_got, g_exp):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-9)

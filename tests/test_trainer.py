@@ -127,11 +127,11 @@ def test_bf16_autocast_and_channels_last_on_cpu(tmp_path, monkeypatch):
     seen = {}
     original = trainer_mod.Trainer.optimise
 
-    def spy(self, x, target):
+    def spy(self, x, target, mask=None):
         seen["channels_last"] = x.is_contiguous(memory_format=torch.channels_last)
         with trainer_mod.autocast(self.device, self.precision):
             seen["dtype"] = self.model(x)[-1].dtype
-        return original(self, x, target)
+        return original(self, x, target, mask)
 
     monkeypatch.setattr(trainer_mod.Trainer, "optimise", spy)
     result = train(SPEC, smoke(epochs=1, train_samples=16), tmp_path, device="cpu", precision="bf16",

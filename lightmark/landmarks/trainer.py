@@ -106,7 +106,10 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
 
 
 def build_optimizer(model: nn.Module, protocol: Protocol) -> torch.optim.Optimizer:
-    return torch.optim.RMSprop(parameter_groups(model, protocol.weight_decay), lr=protocol.lr)
+    # foreach: one multi-tensor kernel per update instead of a Python loop over the ~200-400
+    # parameters (torch defaults to it on CUDA only; on the CPU it measured 3.7x faster for the
+    # demo architecture, see docs/training.md)
+    return torch.optim.RMSprop(parameter_groups(model, protocol.weight_decay), lr=protocol.lr, foreach=True)
 
 
 def mean_training_shape(loader: Any, limit: int = MEAN_SHAPE_SAMPLES) -> np.ndarray | None:
@@ -271,6 +274,7 @@ class Trainer:
         self.scaler = make_scaler(self.device, self.precision)
         self.codec = get_codec(protocol.codec, protocol.input_size)
         self.loss_fn = get_loss(protocol.loss, weight=protocol.loss_weight)
+        self.loss_uses_mask = protocol.loss != "mse"  # the weight map's dilation mask
 
         self.epoch = 0  # finished epochs
         self.global_step = 0
@@ -344,19 +348,24 @@ class Trainer:
     def _step(self, batch: dict) -> float:
         return self.optimise(*self.prepare(batch))
 
-    def prepare(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """uint8 images and points from the loader -> normalised input and target heatmaps on the device."""
+    def prepare(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """uint8 images and points from the loader -> normalised input, target heatmaps and (for the
+        weighted losses) the weight map's dilation mask, on the device. Everything that depends on the
+        target alone is made here, once per batch, not inside the optimiser step."""
         x = prepare_images(batch["image"], self.device, self.channels_last)
         points = batch["points"].to(self.device, non_blocking=True).float()
         with torch.no_grad():
-            target = self.codec.encode(points)
-        return x, target
+            if self.loss_uses_mask:
+                target, mask = self.codec.encode_with_mask(points)
+            else:
+                target, mask = self.codec.encode(points), None
+        return x, target, mask
 
-    def optimise(self, x: torch.Tensor, target: torch.Tensor) -> float:
+    def optimise(self, x: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> float:
         """One optimizer step (forward, loss, backward, clip, step, schedule); returns the loss."""
         with autocast(self.device, self.precision):
             outputs = self.model(x)
-        loss = self.loss_fn(list(outputs), target)
+        loss = self.loss_fn(list(outputs), target, mask)
         value = float(loss.detach())
         if not math.isfinite(value):
             err = NonFiniteLossError(
