@@ -11,15 +11,27 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from lightmark.landmarks.dataset import data_version
 from lightmark.landmarks.protocol import Protocol
 from lightmark.models.spec import ModelSpec
 
 STATUSES = ("complete", "pruned", "infeasible", "failed")
 
 
+# Keys made before the data version joined them were all made with synthetic generator v1; leaving
+# that one version out of the hash keeps those keys (and their cached candidates) valid.
+_UNVERSIONED_DATA = ("synth-v1", "disk")
+
+
 def candidate_key(spec: ModelSpec, protocol: Protocol) -> str:
-    payload = json.dumps({"spec": spec.to_dict(), "protocol": protocol.to_dict()}, sort_keys=True)
-    return hashlib.sha1(payload.encode()).hexdigest()[:16]
+    """sha1 of the canonical spec + protocol + the version of the faces (a new synthetic generator
+    makes new keys, so cached candidates of two generators never mix)."""
+    payload: dict[str, Any] = {"spec": spec.to_dict(), "protocol": protocol.to_dict()}
+    version = data_version(protocol)
+    if version not in _UNVERSIONED_DATA:
+        payload["data_version"] = version
+    text = json.dumps(payload, sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from lightmark.errors import ConfigError, DataError
 from lightmark.landmarks.protocol import Protocol
 from lightmark.landmarks.sample import FaceSample
+from lightmark.landmarks.synth import GENERATOR_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +244,14 @@ def _cap(source: Any, cap: int) -> Any:
     if cap and cap < len(source):
         return SubsetSource(source, range(cap))
     return source
+
+
+def data_version(protocol: Protocol) -> str:
+    """What the protocol's faces are, beyond the protocol's own fields: `synth-vN` for the embedded
+    generator (its GENERATOR_VERSION), `disk` for a dataset path (the path is in the protocol)."""
+    if protocol.data is None or protocol.data_format == "synthetic":
+        return f"synth-v{GENERATOR_VERSION}"
+    return "disk"
 
 
 def build_sources(protocol: Protocol) -> tuple[Any, Any]:

@@ -180,6 +180,13 @@ PROTOCOLS: dict[str, Protocol] = {
         lr=1e-3, warmup=0.05, milestones=(0.6, 0.85), milestone_lrs=(5e-4, 2e-4),
         schedule_unit="fraction",
     ),
+    # the tabular benchmark's (`lightmark bench tabulate`): every architecture of a ~100-spec space,
+    # a minute each on one core, evaluated every epoch so the table holds learning curves
+    "tabular": Protocol(
+        name="tabular", input_size=64, epochs=8, batch_size=16, train_samples=960, val_samples=200,
+        lr=1e-3, warmup=0.05, milestones=(0.6, 0.85), milestone_lrs=(5e-4, 2e-4),
+        schedule_unit="fraction",
+    ),
     "paper": Protocol(
         name="paper", input_size=384, epochs=20, batch_size=8, train_samples=20_000,
         val_samples=1_000, lr=1e-4, warmup=2000, milestones=(80_000, 120_000),

@@ -43,6 +43,10 @@ def _quad_index() -> np.ndarray:
 
 _QUAD_IDX = _quad_index()
 
+# The version of the pictures and labels SynthFaces draws. Raise it with any change that alters a
+# rendered face: candidate keys and tabular benchmarks carry it, so results of two generators never mix.
+GENERATOR_VERSION = 1
+
 OCCLUDERS = ("none", "hand", "glasses", "sunglasses", "mask", "shape")
 _OCCLUDER_P = np.array([0.6, 0.1, 0.08, 0.06, 0.06, 0.1])
 

@@ -1,0 +1,96 @@
+"""`lightmark bench tabulate` (train a space into a tabular benchmark) and `lightmark bench tables`."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import time
+from pathlib import Path
+
+from lightmark.cli._common import (
+    THREADS_PER_WORKER_HELP,
+    add_device_args,
+    add_protocol_args,
+    print_json,
+    protocol_from_args,
+    stderr_console,
+    stdout_console,
+    terminate_as_interrupt,
+)
+from lightmark.errors import ConfigError
+from lightmark.search.space import SearchSpace
+from lightmark.search.tabular import list_tables, plan_table, tabulate
+
+
+def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
+    parser = bench_subparsers.add_parser(
+        "tabulate", help="train every architecture of a space into a tabular benchmark (resumable)",
+        description="Train every architecture of a search space (the grid) under a protocol and write a "
+                    "table: one row per (spec, seed) with size, MACs, latency, train seconds and the "
+                    "validation NME after every epoch. Search strategies then replay on it in seconds "
+                    "(`lightmark bench search --table`). Re-run the same command to resume.")
+    parser.add_argument("--space", type=Path, required=True, help="search-space TOML file")
+    add_protocol_args(parser, default="tabular")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds for every architecture (default 1)")
+    parser.add_argument("--second-seed", type=int, default=36, metavar="N",
+                        help="with --seeds 1: N architectures, evenly spread over the grid, also get seed 1, "
+                             "to measure the seed noise (default %(default)s)")
+    parser.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
+    parser.add_argument("--name", help="table name (default: <space file stem>-<protocol>)")
+    parser.add_argument("--out", type=Path, help="run directory (default: runs/tabulate-<name>)")
+    parser.add_argument("--storage", help="Optuna storage URL (default: in --out)")
+    add_device_args(parser, threads_help=THREADS_PER_WORKER_HELP)
+    parser.add_argument("--json", action="store_true", help="print a JSON summary")
+    parser.set_defaults(func=run)
+
+    tables = bench_subparsers.add_parser(
+        "tables", help="list the packaged tabular benchmarks",
+        description="The tabular benchmarks that ship with lightmark: name, protocol, data version, "
+                    "architectures, seeds and size range (MiB).")
+    tables.add_argument("--json", action="store_true", help="print a JSON list")
+    tables.set_defaults(func=run_tables)
+
+
+def run(args: argparse.Namespace) -> int:
+    protocol = protocol_from_args(args)
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    space = SearchSpace.from_toml(args.space)
+    name = args.name or f"{args.space.stem}-{protocol.name}"
+    out = args.out or Path("runs") / f"tabulate-{name}"
+    plan = plan_table(space, protocol, args.seeds, args.second_seed)
+    n = len(plan.candidates(protocol))
+    stderr_console().print(f"[bold]tabulate {name}[/]: {len(plan.specs)} architectures, {n} trainings "
+                           f"under protocol {protocol.name}; output in {out}")
+    start = time.perf_counter()
+    with terminate_as_interrupt():
+        csv_path, meta_path = tabulate(
+            space, protocol, seeds=args.seeds, second_seed=args.second_seed, out=out, name=name,
+            workers=args.workers, device=args.device, precision=args.precision, threads=args.threads or None,
+            progress=not args.json, command=" ".join(shlex.quote(a) for a in args.argv), storage=args.storage)
+    seconds = time.perf_counter() - start
+    summary = {"table": str(csv_path), "meta": str(meta_path), "architectures": len(plan.specs),
+               "trainings": n, "seconds": round(seconds, 1)}
+    if args.json:
+        print_json(summary)
+    else:
+        stdout_console().print(f"table: {csv_path} (metadata {meta_path}); {seconds:.0f} s")
+    return 0
+
+
+def run_tables(args: argparse.Namespace) -> int:
+    tables = list_tables()
+    if args.json:
+        print_json(tables)
+        return 0
+    from rich.table import Table
+
+    view = Table(title="packaged tabular benchmarks")
+    for column in ("name", "protocol", "data", "architectures", "seeds", "2 seeds", "epochs", "size MiB"):
+        view.add_column(column)
+    for t in tables:
+        view.add_row(t["name"], t["protocol"], t["data_version"], str(t["architectures"]), str(t["seeds"]),
+                     str(t["architectures_with_two_seeds"]), str(t["epochs"]),
+                     f"{t['size_mb_min']:.2f}-{t['size_mb_max']:.2f}")
+    stdout_console().print(view)
+    return 0

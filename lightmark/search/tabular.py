@@ -1,0 +1,237 @@
+"""Tabular benchmarks: every architecture of a space trained once, with its learning curve.
+
+A table is one CSV row per (spec, seed) with the spec's fields, params, size (MiB), MACs, latency,
+train seconds and the validation NME (image side and inter-ocular, percent) after every epoch, plus a
+JSON sidecar with what made it: the protocol, the version of the faces, the space, the seeds, the
+machine, the command and the wall time. Any search strategy can then be replayed on the table
+(`lightmark.search.replay`) for hundreds of seeds in seconds, as NAS-Bench-201 and HPOBench do.
+
+Training goes through `run_fixed_candidates` (the same runner, cache, workers and resume as the search
+and the ablation), so an interrupted `bench tabulate` continues where it stopped. Candidate keys carry
+the data version, so a new synthetic generator makes new candidates and a new table, never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lightmark import __version__
+from lightmark.atomic import write_json_atomic, write_text_atomic
+from lightmark.benchmarks.record import Record
+from lightmark.benchmarks.runner import candidate_dir
+from lightmark.errors import ConfigError, DataError
+from lightmark.landmarks.dataset import data_version
+from lightmark.landmarks.protocol import Protocol
+from lightmark.landmarks.trainer import LOG_NAME
+from lightmark.models.spec import ModelSpec
+from lightmark.search.space import DIMS, SearchSpace
+from lightmark.search.study import run_fixed_candidates
+
+TABLES_DIR = Path(__file__).parent / "tables"  # the packaged tables: <name>.csv + <name>.json
+CURVE_METRICS = ("nme_image_pct", "nme_inter_ocular_pct")
+MIN_ARCHITECTURES = 1
+
+
+def curve_column(metric: str, epoch: int) -> str:
+    return f"{metric}_e{epoch}"
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    """What a tabulation trains: every spec of the space for `seeds` seeds, and a second seed for an
+    evenly spread subset of `second_seed` specs (to measure the seed noise)."""
+
+    specs: tuple[ModelSpec, ...]
+    seeds: int
+    second_seed: int
+
+    def candidates(self, protocol: Protocol) -> list[tuple[str, ModelSpec, Protocol]]:
+        out = []
+        for seed in range(self.seeds):
+            out += [(f"{spec}@seed{seed}", spec, replace(protocol, seed=seed)) for spec in self.specs]
+        for spec in self.noise_specs():
+            out.append((f"{spec}@seed{self.seeds}", spec, replace(protocol, seed=self.seeds)))
+        return out
+
+    def noise_specs(self) -> tuple[ModelSpec, ...]:
+        n = min(self.second_seed, len(self.specs)) if self.seeds == 1 else 0
+        if n <= 0:
+            return ()
+        step = len(self.specs) / n
+        return tuple(self.specs[int(i * step)] for i in range(n))
+
+
+def plan_table(space: SearchSpace, protocol: Protocol, seeds: int, second_seed: int) -> TablePlan:
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    if second_seed < 0:
+        raise ConfigError(f"--second-seed must be >= 0, got {second_seed}")
+    specs = tuple(space.bounded(protocol.input_size).specs())
+    if len(specs) < MIN_ARCHITECTURES:
+        raise ConfigError("the search space has no architecture for this protocol's input size")
+    return TablePlan(specs=specs, seeds=seeds, second_seed=second_seed)
+
+
+def read_curve(path: Path) -> list[dict[str, Any]]:
+    """The evaluated epochs of a candidate's log.jsonl, in order (the last entry of an epoch wins)."""
+    by_epoch: dict[int, dict[str, Any]] = {}
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise DataError(f"{path}: unreadable training log ({exc})") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            raise DataError(f"{path}:{number}: not a JSON line") from None
+        if "nme_image_pct" in entry:
+            by_epoch[int(entry["epoch"])] = entry
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def table_row(record: Record, curve: list[dict[str, Any]], epochs: int) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "spec": record.spec, "n_stacks": record.n_stacks, "depth": record.depth, "channels": record.channels,
+        "attention": record.attention, "coordconv": bool(record.coordconv), "seed": record.seed,
+        "status": record.status, "params": record.params, "size_mb": record.size_mb, "macs": record.macs,
+        "latency_ms": record.latency_ms, "train_seconds": record.train_seconds,
+        "epochs_done": record.epochs_done,
+        "nme_image_pct": record.nme_image_pct, "nme_inter_ocular_pct": record.nme_inter_ocular_pct,
+    }
+    by_epoch = {int(entry["epoch"]): entry for entry in curve}
+    for epoch in range(1, epochs + 1):
+        entry = by_epoch.get(epoch, {})
+        for metric in CURVE_METRICS:
+            row[curve_column(metric, epoch)] = entry.get(metric)
+        row[f"train_seconds_e{epoch}"] = entry.get("train_seconds")
+    return row
+
+
+def collect_table(records: list[Record], plan_rows: list[tuple[str, ModelSpec, Protocol]], run_dir: Path,
+                  epochs: int) -> pd.DataFrame:
+    rows = []
+    for record, (_label, spec, protocol) in zip(records, plan_rows):
+        log = candidate_dir(spec, protocol, run_dir) / LOG_NAME
+        curve = read_curve(log) if log.exists() else []
+        rows.append(table_row(record, curve, epochs))
+    return pd.DataFrame(rows)
+
+
+def tabulate(space: SearchSpace, protocol: Protocol, *, seeds: int, second_seed: int, out: Path | str,
+             name: str, workers: int = 1, device: str = "auto", precision: str = "auto",
+             threads: int | None = None, progress: bool = True, command: str = "",
+             storage: str | None = None) -> tuple[Path, Path]:
+    """Train (or reuse) every candidate of the plan and write `<out>/<name>.csv` and `<name>.json`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plan = plan_table(space, protocol, seeds, second_seed)
+    candidates = plan.candidates(protocol)
+    meta_path = out / f"{name}.json"
+    old = _read_json(meta_path) if meta_path.exists() else {}
+    started = old.get("started") or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    records = run_fixed_candidates(candidates, run_dir=out, study_name=f"tabulate-{name}", storage=storage,
+                                   workers=workers, device=device, precision=precision, threads=threads,
+                                   progress=progress)
+    frame = collect_table(records, candidates, out, protocol.epochs)
+    csv_path = out / f"{name}.csv"
+    write_text_atomic(csv_path, frame.to_csv(index=False, float_format="%.6g"))
+    done = frame[frame["status"] == "complete"]
+    meta = {
+        "name": name, "protocol": protocol.to_dict(), "protocol_name": protocol.name,
+        "data_version": data_version(protocol), "space": space.to_dict(), "seeds": seeds,
+        "second_seed": len(plan.noise_specs()), "architectures": len(plan.specs),
+        "rows": len(frame), "complete_rows": int(len(done)), "epochs": protocol.epochs,
+        "hosts": sorted({r.host for r in records if r.host}),
+        "devices": sorted({r.device for r in records if r.device}),
+        "precisions": sorted({r.precision for r in records if r.precision}),
+        "command": command, "started": started,
+        "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "sittings": [*old.get("sittings", []), datetime.now(timezone.utc).isoformat(timespec="seconds")],
+        "train_seconds_total": float(frame["train_seconds"].sum()),
+        "lightmark_version": __version__,
+    }
+    write_json_atomic(meta_path, meta)
+    return csv_path, meta_path
+
+
+# -- reading tables ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Table:
+    """A loaded tabular benchmark: the rows and what made them."""
+
+    name: str
+    frame: pd.DataFrame
+    meta: dict[str, Any]
+
+    @property
+    def epochs(self) -> int:
+        return int(self.meta.get("epochs") or _epochs_in(self.frame))
+
+    def summary(self) -> dict[str, Any]:
+        done = self.frame[self.frame["status"] == "complete"]
+        seeds_per_spec = done.groupby("spec")["seed"].nunique()
+        return {
+            "name": self.name, "protocol": self.meta.get("protocol_name", ""),
+            "data_version": self.meta.get("data_version", ""),
+            "architectures": int(done["spec"].nunique()), "rows": int(len(done)),
+            "seeds": int(seeds_per_spec.max()) if len(seeds_per_spec) else 0,
+            "architectures_with_two_seeds": int((seeds_per_spec >= 2).sum()),
+            "epochs": self.epochs,
+            "size_mb_min": float(done["size_mb"].min()) if len(done) else math.nan,
+            "size_mb_max": float(done["size_mb"].max()) if len(done) else math.nan,
+            "nme_image_pct_best": float(done["nme_image_pct"].min()) if len(done) else math.nan,
+        }
+
+
+def _epochs_in(frame: pd.DataFrame) -> int:
+    prefix = f"{CURVE_METRICS[0]}_e"
+    return max((int(c[len(prefix):]) for c in frame.columns if c.startswith(prefix)), default=0)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable table metadata ({exc})") from None
+
+
+REQUIRED_COLUMNS = ("spec", *DIMS, "seed", "status", "size_mb", "nme_image_pct")
+
+
+def load_table(name_or_path: str | Path) -> Table:
+    """A packaged table by name, or a CSV file (its JSON sidecar beside it, if any)."""
+    text = str(name_or_path)
+    path = Path(text)
+    if not path.suffix and not path.exists():
+        path = TABLES_DIR / f"{text}.csv"
+        if not path.exists():
+            known = ", ".join(t["name"] for t in list_tables()) or "none"
+            raise ConfigError(f"--table: no packaged table {text!r} (packaged: {known}) and no such file")
+    if not path.exists():
+        raise ConfigError(f"--table: {path}: no such file")
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable table ({exc})") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path}: not a lightmark table (missing column(s) {', '.join(missing)})")
+    sidecar = path.with_suffix(".json")
+    meta = _read_json(sidecar) if sidecar.exists() else {}
+    return Table(name=meta.get("name", path.stem), frame=frame, meta=meta)
+
+
+def list_tables(directory: Path = TABLES_DIR) -> list[dict[str, Any]]:
+    """Summaries of the packaged tables (name, protocol, architectures, seeds, size range, ...)."""
+    if not directory.is_dir():
+        return []
+    return [load_table(p).summary() for p in sorted(directory.glob("*.csv"))]
