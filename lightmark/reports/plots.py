@@ -40,7 +40,7 @@ AXES = {
 }
 
 
-def _save(fig: Any, path: Path | str) -> Path:
+def save_figure(fig: Any, path: Path | str) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
@@ -150,7 +150,7 @@ def plot_frontier(
     ax.set_title((title or f"NME vs {axis}") + f"\n{counts}", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,7 @@ def plot_architecture_frontier(
         ax.grid(True, alpha=0.3)
     fig.suptitle("Architectures of Tables 1-2: size vs NME (compare orderings, not values)", fontsize=11)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # -- Optuna study plots -------------------------------------------------------------------------
@@ -298,7 +298,7 @@ def plot_history(trials: Sequence[Any], path: Path | str, *, objective: str = "N
     ax.set_title(f"{title}\n{len(trials)} trials, {failed} failed (not shown)", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def param_importances(study: Any) -> tuple[dict[str, float] | None, str]:
@@ -340,7 +340,7 @@ def plot_importances(importances: Mapping[str, float], path: Path | str, *,
     ax.set_xlim(0, max(values) * 1.2 if values and max(values) > 0 else 1)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # -- evaluation plots ---------------------------------------------------------------------------
@@ -371,7 +371,7 @@ def plot_ced(
     ax.grid(True, alpha=0.3)
     if curves:
         ax.legend(fontsize=8, loc="lower right")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _to_numpy(value: Any) -> np.ndarray:
@@ -424,4 +424,4 @@ def plot_predictions(
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8)
     fig.suptitle(f"{title} (points in input pixels)", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -1,0 +1,331 @@
+"""Replay searches on a tabular benchmark: real Optuna studies whose objective is a table lookup.
+
+Each replay is one Optuna study built by the search's own `make_sampler` / `make_pruner` (so it tests
+the defaults `lightmark search` uses). A trial's architecture comes from `SearchSpace.suggest`; an
+over-budget one is answered as the search answers it (constraint violated, value inf, no cost); a
+feasible one reports the table's per-epoch validation NME to the pruner and costs the epochs it
+"trained"; an architecture sampled again costs nothing but still uses a trial (the search's runner
+cache does the same). Regret = best final NME found among feasible, complete trials minus the best
+feasible NME in the table (percentage points of the table's metric).
+
+Every spec is replayed with its seed-0 row (the one every architecture has); the seed noise of the
+table is measured separately (`seed_noise`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from lightmark.errors import ConfigError
+from lightmark.landmarks.protocol import Protocol, get_protocol
+from lightmark.models.spec import ModelSpec
+from lightmark.search.space import DIMS, SearchSpace
+from lightmark.search.study import PRUNERS, SearchConfig, make_pruner, make_sampler
+from lightmark.search.tabular import CURVE_METRICS, Table, curve_column
+
+REPLAY_SAMPLERS = ("tpe", "random", "nsga2")  # the search's samplers that propose (grid enumerates)
+DEFAULT_REPORT_TRIALS = (5, 10, 20, 40, 80, 160)
+TOP_FRACTION = 0.05
+
+
+@dataclass(frozen=True)
+class Entry:
+    spec: str
+    size_mb: float
+    curve: tuple[float, ...]  # validation metric after epochs 1..E (NaN where not evaluated)
+    final: float
+
+
+@dataclass(frozen=True)
+class Landscape:
+    """The table as the replay needs it: one entry per spec, the space, the budget's optimum."""
+
+    entries: dict[str, Entry]
+    space: SearchSpace
+    epochs: int
+    budget_mb: float | None
+    metric: str
+    protocol: Protocol
+
+    def feasible(self, entry: Entry) -> bool:
+        return self.budget_mb is None or entry.size_mb <= self.budget_mb
+
+    @property
+    def feasible_finals(self) -> np.ndarray:
+        return np.sort([e.final for e in self.entries.values() if self.feasible(e) and math.isfinite(e.final)])
+
+    @property
+    def best(self) -> float:
+        finals = self.feasible_finals
+        if not len(finals):
+            raise ConfigError(f"no architecture of the table fits --budget-mb {self.budget_mb}")
+        return float(finals[0])
+
+    @property
+    def top_threshold(self) -> float:
+        """The final value of the worst architecture still in the top 5 % of the feasible ones."""
+        finals = self.feasible_finals
+        return float(finals[max(1, math.ceil(TOP_FRACTION * len(finals))) - 1])
+
+
+def landscape(table: Table, *, budget_mb: float | None = None, metric: str = "nme_image_pct") -> Landscape:
+    if metric not in CURVE_METRICS:
+        raise ConfigError(f"--metric must be one of {', '.join(CURVE_METRICS)}, got {metric!r}")
+    frame = table.frame
+    rows = frame[(frame["status"] == "complete") & (frame["seed"] == frame.groupby("spec")["seed"].transform("min"))]
+    if rows.empty:
+        raise ConfigError(f"table {table.name}: no complete rows")
+    epochs = table.epochs
+    entries: dict[str, Entry] = {}
+    for row in rows.itertuples(index=False):
+        data = row._asdict()
+        curve = tuple(float(data.get(curve_column(metric, e), math.nan)) for e in range(1, epochs + 1))
+        entries[str(data["spec"])] = Entry(spec=str(data["spec"]), size_mb=float(data["size_mb"]), curve=curve,
+                                           final=float(data[metric]))
+    values = {dim: sorted({getattr(ModelSpec.parse(s), dim) for s in entries}) for dim in DIMS}
+    space = SearchSpace(**{dim: tuple(v) for dim, v in values.items()})
+    missing = [str(s) for s in space.specs() if str(s) not in entries]
+    if missing:
+        raise ConfigError(f"table {table.name}: the grid of its values is not complete (no row for "
+                          f"{', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''})")
+    proto_dict = table.meta.get("protocol")
+    protocol = Protocol.from_dict(proto_dict) if proto_dict else get_protocol("smoke")
+    protocol = replace(protocol, epochs=epochs)
+    return Landscape(entries=entries, space=space, epochs=epochs, budget_mb=budget_mb, metric=metric,
+                     protocol=protocol)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One replayed study: after each trial, the incumbent's regret and the epochs spent so far."""
+
+    sampler: str
+    pruner: str
+    seed: int
+    regret: tuple[float, ...]
+    epochs: tuple[int, ...]
+    repeats: int
+    infeasible: int
+    pruned: int
+    best_spec: str | None
+
+
+def replay_one(land: Landscape, sampler: str, pruner: str, seed: int, n_trials: int,
+               startup_trials: int | None = None) -> Run:
+    config = SearchConfig(protocol=land.protocol, run_dir=Path("."), storage=None, study_name="replay",
+                          space=land.space, sampler=sampler, pruner=pruner, seed=seed, n_trials=n_trials,
+                          startup_trials=startup_trials)
+    study = optuna.create_study(direction="minimize", sampler=make_sampler(config), pruner=make_pruner(config))
+    best, worst = land.best, float(land.feasible_finals[-1])
+    incumbent, incumbent_spec = math.inf, None
+    spent, repeats, infeasible, pruned = 0, 0, 0, 0
+    seen: dict[str, float | None] = {}  # spec -> final value, None when it was pruned
+    regret, epochs = [], []
+    for _ in range(n_trials):
+        trial = study.ask()
+        spec = str(land.space.suggest(trial))
+        entry = land.entries[spec]
+        over = 0.0 if land.budget_mb is None else entry.size_mb - land.budget_mb
+        trial.set_constraint("size_mb", over)
+        if over > 0:
+            infeasible += 1
+            study.tell(trial, math.inf)
+        elif spec in seen:
+            repeats += 1
+            value = seen[spec]
+            if value is None:
+                study.tell(trial, state=TrialState.PRUNED)
+            else:
+                study.tell(trial, value)
+        else:
+            stopped = 0
+            for epoch, value in enumerate(entry.curve, 1):
+                if not math.isfinite(value):
+                    continue
+                trial.report(value, epoch)
+                if epoch < land.epochs and trial.should_prune():
+                    stopped = epoch
+                    break
+            if stopped:
+                spent += stopped
+                pruned += 1
+                seen[spec] = None
+                study.tell(trial, state=TrialState.PRUNED)
+            else:
+                spent += land.epochs
+                seen[spec] = entry.final
+                study.tell(trial, entry.final)
+                if entry.final < incumbent:
+                    incumbent, incumbent_spec = entry.final, spec
+        regret.append((incumbent if math.isfinite(incumbent) else worst) - best)
+        epochs.append(spent)
+    return Run(sampler=sampler, pruner=pruner, seed=seed, regret=tuple(regret), epochs=tuple(epochs),
+               repeats=repeats, infeasible=infeasible, pruned=pruned, best_spec=incumbent_spec)
+
+
+def _replay_job(args: tuple) -> Run:
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    return replay_one(*args)
+
+
+def replay_many(land: Landscape, samplers: list[str], pruners: list[str], *, n_trials: int, seeds: list[int],
+                startup_trials: int | None = None, workers: int | None = None) -> list[Run]:
+    for s in samplers:
+        if s not in REPLAY_SAMPLERS:
+            raise ConfigError(f"--samplers: {s!r} is not one of {', '.join(REPLAY_SAMPLERS)}")
+    for p in pruners:
+        if p not in PRUNERS:
+            raise ConfigError(f"--pruners: {p!r} is not one of {', '.join(PRUNERS)}")
+    if n_trials < 1 or not seeds:
+        raise ConfigError("--n-trials must be >= 1 and --seeds must name at least one seed")
+    jobs = [(land, s, p, seed, n_trials, startup_trials) for s in samplers for p in pruners for seed in seeds]
+    workers = workers or len(os.sched_getaffinity(0))
+    if workers <= 1 or len(jobs) < 8:
+        return [_replay_job(job) for job in jobs]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_replay_job, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+
+
+# -- summaries ----------------------------------------------------------------------------------
+def mean_ci(values: np.ndarray) -> tuple[float, float, float]:
+    """Mean and its 95 % interval (normal approximation, t for small n)."""
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    mean = float(values.mean())
+    if n < 2:
+        return mean, mean, mean
+    from scipy import stats
+
+    half = float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n))
+    return mean, mean - half, mean + half
+
+
+@dataclass
+class ArmSummary:
+    sampler: str
+    pruner: str
+    seeds: int
+    at_trials: dict[int, dict[str, float]] = field(default_factory=dict)
+    at_epochs: dict[int, dict[str, float]] = field(default_factory=dict)
+    p_top1: float = 0.0
+    p_top5pct: float = 0.0
+    repeats_mean: float = 0.0
+    infeasible_mean: float = 0.0
+    pruned_mean: float = 0.0
+    epochs_mean: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sampler": self.sampler, "pruner": self.pruner, "seeds": self.seeds,
+            "regret_at_trials": {str(k): v for k, v in self.at_trials.items()},
+            "regret_at_epochs": {str(k): v for k, v in self.at_epochs.items()},
+            "p_top1": self.p_top1, "p_top5pct": self.p_top5pct, "epochs_spent_mean": self.epochs_mean,
+            "repeats_mean": self.repeats_mean, "infeasible_mean": self.infeasible_mean,
+            "pruned_mean": self.pruned_mean,
+        }
+
+
+def regret_at_epochs(run: Run, budget: int, worst_regret: float) -> float:
+    """The incumbent's regret when `budget` epochs had been spent (trials that fit in it)."""
+    value = worst_regret
+    for r, e in zip(run.regret, run.epochs):
+        if e > budget:
+            break
+        value = r
+    return value
+
+
+def summarise(land: Landscape, runs: list[Run], report_trials: tuple[int, ...],
+              epoch_budgets: tuple[int, ...]) -> list[ArmSummary]:
+    worst_regret = float(land.feasible_finals[-1]) - land.best
+    top5 = land.top_threshold - land.best
+    arms: dict[tuple[str, str], list[Run]] = {}
+    for run in runs:
+        arms.setdefault((run.sampler, run.pruner), []).append(run)
+    out = []
+    for (sampler, pruner), group in arms.items():
+        n_trials = len(group[0].regret)
+        summary = ArmSummary(sampler=sampler, pruner=pruner, seeds=len(group))
+        for t in (t for t in report_trials if t <= n_trials):
+            mean, lo, hi = mean_ci(np.array([r.regret[t - 1] for r in group]))
+            summary.at_trials[t] = {"mean": mean, "ci_low": lo, "ci_high": hi,
+                                    "epochs_mean": float(np.mean([r.epochs[t - 1] for r in group]))}
+        for budget in epoch_budgets:
+            mean, lo, hi = mean_ci(np.array([regret_at_epochs(r, budget, worst_regret) for r in group]))
+            summary.at_epochs[budget] = {"mean": mean, "ci_low": lo, "ci_high": hi}
+        finals = np.array([r.regret[-1] for r in group])
+        summary.p_top1 = float(np.mean(finals <= 1e-12))
+        summary.p_top5pct = float(np.mean(finals <= top5 + 1e-12))
+        summary.repeats_mean = float(np.mean([r.repeats for r in group]))
+        summary.infeasible_mean = float(np.mean([r.infeasible for r in group]))
+        summary.pruned_mean = float(np.mean([r.pruned for r in group]))
+        summary.epochs_mean = float(np.mean([r.epochs[-1] for r in group]))
+        out.append(summary)
+    return out
+
+
+# -- search vs hand design ----------------------------------------------------------------------
+PAPER_FINAL = "s2-d4-c128-ca-cc"  # the write-up's final design
+# Its hand exploration: Table 1's six structures (no attention, no CoordConv); then, at the best of
+# them, Table 2's five variants of attention and CoordConv.
+PAPER_STRUCTURES = ("s1-d2-c256", "s1-d4-c128", "s2-d4-c128", "s2-d5-c128", "s3-d3-c128", "s4-d2-c128")
+PAPER_VARIANTS = ("se", "ca", "cc", "se-cc", "ca-cc")
+
+
+def nearest_feasible(land: Landscape, text: str) -> str | None:
+    """The space's stand-in for an architecture outside it: each integer field clipped into the space's
+    range (so the paper's 128-256 channels become the widest the space has), then channels, depth and
+    stacks stepped down, in that order, until it fits the budget."""
+    spec = ModelSpec.parse(text)
+    space = land.space
+
+    def clip(value: int, allowed: tuple[int, ...]) -> list[int]:
+        below = [v for v in allowed if v <= value] or [allowed[0]]
+        return sorted(below, reverse=True)
+
+    attention = spec.attention if spec.attention in space.attention else space.attention[0]
+    coordconv = spec.coordconv if spec.coordconv in space.coordconv else space.coordconv[0]
+    for stacks in clip(spec.n_stacks, space.n_stacks):
+        for depth in clip(spec.depth, space.depth):
+            for channels in clip(spec.channels, space.channels):
+                candidate = str(ModelSpec(n_stacks=stacks, depth=depth, channels=channels, attention=attention,
+                                          coordconv=coordconv))
+                entry = land.entries.get(candidate)
+                if entry is not None and land.feasible(entry):
+                    return candidate
+    return None
+
+
+def hand_design(land: Landscape) -> dict[str, Any]:
+    """The paper's design rule (one training) and its hand procedure (about a dozen trainings), replayed
+    with stand-ins in this table's space: the regret each reaches and the epochs it costs."""
+    def outcome(specs: list[str | None]) -> dict[str, Any]:
+        distinct = list(dict.fromkeys(s for s in specs if s is not None))
+        if not distinct:
+            return {"specs": [], "best_spec": None, "regret": None, "epochs": 0, "trainings": 0}
+        finals = {s: land.entries[s].final for s in distinct}
+        best = min(finals, key=finals.get)
+        return {"specs": distinct, "best_spec": best, "regret": finals[best] - land.best,
+                "epochs": len(distinct) * land.epochs, "trainings": len(distinct)}
+
+    stage1 = [nearest_feasible(land, s) for s in PAPER_STRUCTURES]
+    found = outcome(stage1)
+    stage2 = []
+    if found["best_spec"] is not None:
+        base = ModelSpec.parse(found["best_spec"])
+        stage2 = [nearest_feasible(land, f"s{base.n_stacks}-d{base.depth}-c{base.channels}-{v}")
+                  for v in PAPER_VARIANTS]
+    return {
+        "design_rule": {"paper": PAPER_FINAL, **outcome([nearest_feasible(land, PAPER_FINAL)])},
+        "hand_grid": {"paper": [*PAPER_STRUCTURES, *(f"best structure + {v}" for v in PAPER_VARIANTS)],
+                      **outcome(stage1 + stage2)},
+    }
