@@ -58,3 +58,20 @@ def test_json_writes_are_strict_json(tmp_path):
     text = (tmp_path / "r.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"nme": None, "size": None, "p": str(tmp_path), "l": [1.5]}
+
+
+def test_candidate_key_changes_with_the_synthetic_generator(monkeypatch):
+    """A new generator must not reuse candidates trained on the old faces; v1 keys stay as they were."""
+    import lightmark.landmarks.dataset as dataset
+    from lightmark.benchmarks.record import candidate_key
+    from lightmark.landmarks.protocol import get_protocol
+    from lightmark.models.spec import ModelSpec
+
+    spec, protocol = ModelSpec.parse("s1-d2-c16"), get_protocol("smoke")
+    v1 = candidate_key(spec, protocol)
+    assert dataset.data_version(protocol) == "synth-v1"
+    monkeypatch.setattr(dataset, "GENERATOR_VERSION", 2)
+    assert dataset.data_version(protocol) == "synth-v2"
+    assert candidate_key(spec, protocol) != v1
+    monkeypatch.setattr(dataset, "GENERATOR_VERSION", 1)
+    assert candidate_key(spec, protocol) == v1
