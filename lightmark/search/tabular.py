@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from lightmark import __version__
@@ -175,6 +176,32 @@ class Table:
     @property
     def epochs(self) -> int:
         return int(self.meta.get("epochs") or _epochs_in(self.frame))
+
+    def seed_noise(self, metric: str = "nme_image_pct") -> dict[str, Any]:
+        """How much of the table is signal: over the architectures trained with two seeds, the
+        Spearman rank correlation of the two seeds' final NME and the spread of their difference; and
+        the share of architecture pairs (seed 0) whose NME differs by more than that noise (|diff| >
+        1.96 x the sd of a seed-to-seed difference)."""
+        from scipy.stats import spearmanr
+
+        done = self.frame[self.frame["status"] == "complete"]
+        wide = done.pivot_table(index="spec", columns="seed", values=metric, aggfunc="first")
+        if wide.shape[1] < 2:
+            return {"architectures": 0}
+        pair = wide.iloc[:, :2].dropna()
+        if len(pair) < 3:
+            return {"architectures": int(len(pair))}
+        diff = (pair.iloc[:, 0] - pair.iloc[:, 1]).to_numpy()
+        sd = float(diff.std(ddof=1))
+        values = wide.iloc[:, 0].dropna().to_numpy()
+        gaps = np.abs(values[:, None] - values[None, :])[np.triu_indices(len(values), 1)]
+        return {
+            "metric": metric, "architectures": int(len(pair)),
+            "spearman": float(spearmanr(pair.iloc[:, 0], pair.iloc[:, 1]).statistic),
+            "mean_abs_diff_pp": float(np.abs(diff).mean()), "sd_diff_pp": sd,
+            "spread_pp": float(values.max() - values.min()),
+            "pairs_beyond_noise": float((gaps > 1.96 * sd).mean()) if len(gaps) else math.nan,
+        }
 
     def summary(self) -> dict[str, Any]:
         done = self.frame[self.frame["status"] == "complete"]
