@@ -186,3 +186,23 @@ def test_tabulate_trains_a_tiny_space_resumes_and_replays(tmp_path, capsys):
     capsys.readouterr()
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "run" / "candidates").glob("*/record.json")} == trained
     assert len(json.loads((tmp_path / "run" / "tiny.json").read_text())["sittings"]) == 2
+
+
+def test_pareto_pruner_rule_on_hand_made_curves():
+    from lightmark.search.pareto_pruner import ParetoPruner, hypervolume_2d
+
+    finished = [(1.0, {1: 10.0, 2: 8.0, 3: 7.0}), (3.0, {1: 6.0, 2: 5.0, 3: 4.5})]
+    rule = ParetoPruner(warmup_epochs=2)
+    assert not rule.should_prune(1, 20.0, 5.0, finished)  # warm-up: never judged on epoch 1
+    assert rule.should_prune(2, 9.0, 1.5, finished)  # the 1.0-size trial was at 8.0 by epoch 2
+    assert not rule.should_prune(2, 7.9, 1.5, finished)  # better than every trial of no larger size
+    assert not rule.should_prune(2, 9.0, 0.5, finished)  # nothing finished is this small
+    assert rule.should_prune(2, 5.5, 3.0, finished)  # the same size counts as no larger
+    assert not ParetoPruner(warmup_epochs=2, min_dominators=2).should_prune(2, 9.0, 1.5, finished)
+    assert ParetoPruner(warmup_epochs=2, min_dominators=2).should_prune(2, 9.0, 3.0, finished)
+    assert not ParetoPruner(warmup_epochs=2, margin=0.2).should_prune(2, 9.0, 1.5, finished)  # 8 > 9 * 0.8
+    assert not rule.should_prune(4, 99.0, 9.0, finished)  # no finished curve at that epoch
+    assert ParetoPruner.for_epochs(8).warmup_epochs == 2 and ParetoPruner.for_epochs(2).warmup_epochs == 1
+    assert hypervolume_2d([(1, 3), (2, 2), (3, 1)], (4, 4)) == pytest.approx(6.0)
+    assert hypervolume_2d([(1, 1), (1.5, 1.5), (5, 0)], (2, 2)) == pytest.approx(1.0)
+    assert hypervolume_2d([], (2, 2)) == 0.0

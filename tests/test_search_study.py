@@ -132,7 +132,54 @@ def test_multi_objective_returns_a_pareto_front(tmp_path):
     for a in front:  # no point of the front dominates another
         for b in front:
             assert not (a["nme_image_pct"] < b["nme_image_pct"] and a["size_mb"] < b["size_mb"])
-    assert all(t.values[1] == pytest.approx(t.user_attrs["size_mb"]) for t in study.trials)
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert all(t.values[1] == pytest.approx(t.user_attrs["size_mb"]) for t in done)
+
+
+def test_two_objective_search_prunes_dominated_curves(tmp_path):
+    """nme,size: a trial whose NME at an epoch is beaten by a finished trial of no larger size stops."""
+    from dataclasses import replace
+
+    protocol = replace(SMOKE, epochs=4)
+    space = SearchSpace(n_stacks=(1,), depth=(2, 3, 4), channels=(16, 24, 32), attention=("none",),
+                        coordconv=(False,))
+    config = _config(tmp_path, n_trials=12, objectives=("nme", "size"), sampler="random", budget_mb=2.0,
+                     protocol=protocol, space=space)
+    # depth 4 is larger and (in the synthetic landscape) worse than depth 3 at the same width
+    first = [("d3", ModelSpec.parse("s1-d3-c32")), ("d4", ModelSpec.parse("s1-d4-c32"))]
+    result = run_search(config, enqueue=first)
+    trials = _study(config).trials
+    by_label = {t.user_attrs.get("label"): t for t in trials}
+    assert by_label["d3"].state == TrialState.COMPLETE and by_label["d4"].state == TrialState.PRUNED
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("curve")]
+    assert pruned, "no trial was pruned"
+    for trial in (t for t in pruned if not t.user_attrs.get("reused")):  # a repeat is answered from the cache
+        epoch = max(int(k) for k in trial.user_attrs["curve"])
+        assert 1 <= epoch < 4
+        value = trial.user_attrs["curve"][str(epoch)]
+        assert any(o.user_attrs["size_mb"] <= trial.user_attrs["size_mb"]
+                   and o.user_attrs["curve"].get(str(epoch), 1e9) <= value
+                   for o in complete if o.number < trial.number or o.datetime_complete < trial.datetime_complete)
+    assert result.summary["counts"]["pruned"] == len(pruned)
+    none = _config(tmp_path / "none", n_trials=4, objectives=("nme", "size"), pruner="none", budget_mb=2.0)
+    run_search(none)
+    assert not [t for t in _study(none).trials if t.state == TrialState.PRUNED]
+
+
+def test_pareto_pruner_is_refused_for_one_objective(tmp_path):
+    from lightmark.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="two-objective"):
+        run_search(_config(tmp_path, pruner="pareto"))
+
+
+def test_summary_counts_repeated_architectures(tmp_path):
+    space = SearchSpace(n_stacks=(1,), depth=(2,), channels=(16, 24), attention=("none",), coordconv=(False,))
+    config = _config(tmp_path, n_trials=8, space=space, sampler="random")
+    result = run_search(config)
+    specs = [t.user_attrs["spec"] for t in sorted(_study(config).trials, key=lambda t: t.number)]
+    assert result.summary["repeats"] == len(specs) - len(set(specs)) >= 6
 
 
 def test_enqueued_architectures_come_first(tmp_path):

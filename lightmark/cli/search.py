@@ -60,7 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "1.2x this is stopped and queued again (resumes on the next run)")
     run.add_argument("--sampler", choices=SAMPLERS, default="tpe")
     run.add_argument("--pruner", choices=PRUNERS, default="median",
-                     help="single-objective only (default: %(default)s)")
+                     help="median | hyperband (one objective, Optuna's) | pareto (two objectives: stop a trial "
+                          "whose NME at an epoch is beaten by a finished trial of no larger cost; any pruner "
+                          "other than none selects it in a two-objective search) | none (default: %(default)s)")
     run.add_argument("--objectives", default="nme",
                      help="nme | nme,size | nme,macs | nme,latency (default: %(default)s)")
     run.add_argument("--storage", help="Optuna storage: sqlite:///F.db, journal:F.log, "
@@ -228,7 +230,9 @@ def _print_summary(summary: dict, console: Any) -> None:
     console.print(
         f"\n{summary['trials']} trials in study {summary['study']}: {counts['complete']} complete, "
         f"{counts['pruned']} pruned, {counts['infeasible']} over budget (not trained), "
-        f"{counts['failed']} failed; {summary['reused']} reused a cached Record.",
+        f"{counts['failed']} failed; {summary['reused']} reused a cached Record; "
+        f"{summary.get('repeats', 0)} repeated an architecture proposed earlier in the study (free: "
+        f"answered from the cache, but each uses a trial of --n-trials).",
         highlight=False,
     )
     for note in summary.get("notes", []):

@@ -99,7 +99,7 @@ class LiveView:
             f"done {done}{total} | running {running} | queued {waiting} | "
             f"complete {counts['complete']} | pruned {counts['pruned']} | "
             f"infeasible {counts['infeasible']} | failed {counts['failed']} | "
-            f"reused {summary['reused']}",
+            f"reused {summary['reused']} | repeats {summary.get('repeats', 0)}",
         )
         parts: list[Any] = [head]
         best = summary["best"]

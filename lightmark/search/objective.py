@@ -21,11 +21,13 @@ from typing import Any
 import optuna
 
 from lightmark import __version__
+from lightmark.benchmarks.profile import count_macs
 from lightmark.benchmarks.record import Record, candidate_key
 from lightmark.errors import LightmarkError
 from lightmark.landmarks.protocol import Protocol
 from lightmark.models.spec import ModelSpec
 from lightmark.search.budget import Budget
+from lightmark.search.pareto_pruner import ParetoPruner
 from lightmark.search.records import OBJECTIVE_KEYS, RECORD_FIELDS, record_attrs
 from lightmark.search.space import SearchSpace
 
@@ -68,6 +70,7 @@ class Objective:
     threads: int | None = None  # torch CPU threads per candidate (None: torch's choice)
     runner: Runner | None = None
     on_epoch: EpochHook | None = None
+    pareto: ParetoPruner | None = None  # two-objective pruning (Optuna's pruners are single-objective)
     _runner: Runner | None = field(default=None, init=False, repr=False)
 
     @property
@@ -170,13 +173,35 @@ class Objective:
                 trial.set_user_attr("last_val_nme_pct", float(value))
             if self.on_epoch is not None:
                 self.on_epoch(trial.number, epoch, metrics)
-            if self.pruning and not self.multi and value is not None:
+            if value is None or not self.pruning or int(epoch) >= protocol.epochs:
+                return  # pruning after the last epoch would throw away a finished result
+            if not self.multi:
                 trial.report(float(value), int(epoch))
-                # Pruning after the last epoch would throw away a finished result.
-                if int(epoch) < protocol.epochs and trial.should_prune():
+                if trial.should_prune():
                     raise optuna.TrialPruned(f"epoch {epoch}: val {self.metric} {value:.3f}")
+            elif self.pareto is not None:
+                curve = {**trial.user_attrs.get("curve", {}), str(int(epoch)): float(value)}
+                trial.set_user_attr("curve", curve)
+                cost = self._cost(trial)
+                if cost is not None and self.pareto.should_prune(int(epoch), float(value), cost,
+                                                                 _finished_curves(trial, self._cost_key)):
+                    raise optuna.TrialPruned(f"epoch {epoch}: val {self.metric} {value:.3f} dominated by "
+                                             f"finished trials of no larger {self.objectives[1]}")
 
         return callback
+
+    @property
+    def _cost_key(self) -> str:
+        return OBJECTIVE_KEYS[self.objectives[1]]
+
+    def _cost(self, trial: optuna.Trial) -> float | None:
+        """The trial's second objective, known before training (size always; MACs from the budget's
+        check or counted once; latency only when the budget measured it)."""
+        value = trial.user_attrs.get(self._cost_key)
+        if value is None and self._cost_key == "macs":
+            value = count_macs(ModelSpec.parse(trial.user_attrs["spec"]), self.protocol.input_size).fvcore
+            trial.set_user_attr("macs", int(value))
+        return None if value is None else float(value)
 
     def _infeasible(self, trial, spec, protocol, key, check) -> float | tuple[float, ...]:
         over = ", ".join(
@@ -234,6 +259,16 @@ def _completed_in_study(trial: optuna.Trial, key: str) -> optuna.trial.FrozenTri
         if attrs.get("key") == key and attrs.get("status") == "complete" and "nme_image_pct" in attrs:
             return other
     return None
+
+
+def _finished_curves(trial: optuna.Trial, cost_key: str) -> list[tuple[float, dict[int, float]]]:
+    """(cost, {epoch: NME}) of the study's completed trials that recorded a curve."""
+    out = []
+    for other in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        attrs = other.user_attrs
+        if attrs.get("curve") and attrs.get(cost_key) is not None:
+            out.append((float(attrs[cost_key]), {int(k): float(v) for k, v in attrs["curve"].items()}))
+    return out
 
 
 def _metric(metrics: dict, name: str) -> float | None:

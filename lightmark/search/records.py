@@ -105,10 +105,15 @@ def summarise_trials(trials: Sequence[Any], objectives: Sequence[str]) -> dict[s
     """Counts, the best feasible trial (first objective) and the Pareto front under budget."""
     counts = {s: 0 for s in ("complete", "pruned", "infeasible", "failed", "running", "waiting")}
     feasible_rows: list[dict[str, Any]] = []
-    trained = reused = 0
+    trained = reused = repeats = 0
     check_ms: list[float] = []
-    for trial in trials:
+    proposed: set[str] = set()
+    for trial in sorted(trials, key=lambda t: t.number):
         status = _status_of(trial)
+        spec = trial.user_attrs.get("spec")
+        if spec is not None:
+            repeats += spec in proposed  # proposed again: answered from the cache, trains nothing
+            proposed.add(spec)
         counts[status] = counts.get(status, 0) + 1
         if trial.user_attrs.get("reused"):
             reused += 1
@@ -133,6 +138,7 @@ def summarise_trials(trials: Sequence[Any], objectives: Sequence[str]) -> dict[s
         "trials": len(trials),
         "trained": trained,
         "reused": reused,
+        "repeats": repeats,
         "skipped_over_budget": counts["infeasible"],
         "best": ranked[0] if ranked else None,
         "pareto": pareto_front(ranked, keys),

@@ -32,6 +32,7 @@ from lightmark.landmarks.protocol import Protocol
 from lightmark.models.spec import ModelSpec
 from lightmark.search.budget import Budget, load_callable
 from lightmark.search.objective import Objective, default_runner
+from lightmark.search.pareto_pruner import ParetoPruner
 from lightmark.search.records import (
     summarise_trials,
     trial_record,
@@ -49,7 +50,7 @@ from lightmark.search.storage import (
 )
 
 SAMPLERS = ("tpe", "nsga2", "random", "grid")
-PRUNERS = ("median", "hyperband", "none")
+PRUNERS = ("median", "hyperband", "pareto", "none")  # pareto: two-objective studies (pareto_pruner.py)
 RECORDS_CSV = "records.csv"
 PARETO_JSON = "pareto.json"
 LOCK_FILE = ".search.lock"
@@ -138,7 +139,18 @@ class _QuietGridSampler(optuna.samplers.GridSampler):
         return None
 
 
+def make_pareto_pruner(config: SearchConfig) -> ParetoPruner | None:
+    """Two-objective studies prune with the dominated-curve rule whenever pruning is asked for
+    (Optuna's own pruners cannot see them); single-objective ones never use it."""
+    if config.fixed or len(config.objectives) < 2 or config.pruner == "none":
+        return None
+    return ParetoPruner.for_epochs(config.protocol.epochs)
+
+
 def make_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
+    if config.pruner == "pareto" and len(config.objectives) < 2 and not config.fixed:
+        raise ConfigError("--pruner pareto prunes two-objective searches (--objectives nme,size); "
+                          "use median or hyperband for one objective")
     if config.fixed or len(config.objectives) > 1 or config.pruner == "none":
         return optuna.pruners.NopPruner()  # Optuna prunes single-objective studies only
     epochs = config.protocol.epochs
@@ -273,7 +285,7 @@ def worker_loop(
         metric=config.metric, pruning=not config.fixed and config.pruner != "none",
         device=config.device, precision=config.precision, threads=config.threads,
         runner=runner or load_callable(config.runner, default_runner),
-        on_epoch=hooks.epoch,
+        on_epoch=hooks.epoch, pareto=make_pareto_pruner(config),
     )
     identity = {**process_identity(), "worker": worker}
     started = time.monotonic()
@@ -609,5 +621,5 @@ def with_storage(config: SearchConfig, url: str | None, workers: int) -> SearchC
 
 __all__ = [
     "SearchConfig", "SearchResult", "Hooks", "run_search", "run_fixed_candidates", "worker_loop",
-    "prepare", "write_run_files", "default_study_name", "SAMPLERS", "PRUNERS",
+    "prepare", "write_run_files", "default_study_name", "SAMPLERS", "PRUNERS", "make_pareto_pruner",
 ]
