@@ -206,3 +206,18 @@ def test_pareto_pruner_rule_on_hand_made_curves():
     assert hypervolume_2d([(1, 3), (2, 2), (3, 1)], (4, 4)) == pytest.approx(6.0)
     assert hypervolume_2d([(1, 1), (1.5, 1.5), (5, 0)], (2, 2)) == pytest.approx(1.0)
     assert hypervolume_2d([], (2, 2)) == 0.0
+
+
+def test_two_objective_replay_prunes_and_keeps_the_front():
+    from lightmark.search.replay import replay_pareto_many, summarise_pareto, true_front_hypervolume
+
+    land = landscape(make_table(), budget_mb=None)
+    runs = replay_pareto_many(land, ["random"], ["none", "pareto"], n_trials=30, seeds=list(range(5)), workers=1)
+    rows = {r["pruner"]: r for r in summarise_pareto(land, runs)}
+    assert rows["pareto"]["pruned_mean"] > 0
+    assert rows["pareto"]["epochs_mean"] < rows["none"]["epochs_mean"]
+    assert rows["pareto"]["epochs_saved_vs_none"]["mean"] > 0
+    # curves of the toy table never cross, so a dominated curve is a dominated final: the front is kept
+    assert rows["pareto"]["hypervolume_ratio_vs_none"]["mean"] == pytest.approx(1.0)
+    assert 0 < rows["none"]["hypervolume_of_true_front"]["mean"] <= 1.0 + 1e-9
+    assert true_front_hypervolume(land) > 0

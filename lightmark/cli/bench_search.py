@@ -32,8 +32,11 @@ def register_bench(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seeds", help="N (seeds 0..N-1) or a list 0,1,2 (default: 100 with --table, "
                                         "else 0,1,2)")
     parser.add_argument("--samplers", help="default: tpe,random,nsga2 with --table, else tpe,random")
-    parser.add_argument("--pruners", default="none,median,hyperband",
-                        help="with --table (default: %(default)s); training runs do not prune")
+    parser.add_argument("--pruners", help="with --table (default: none,median,hyperband; with --objectives "
+                                          "nme,size: none,pareto); training runs do not prune")
+    parser.add_argument("--objectives", default="nme", choices=("nme", "nme,size"),
+                        help="with --table: one objective (regret) or NME and size (hypervolume, the Pareto "
+                             "pruner's epochs saved) (default %(default)s)")
     parser.add_argument("--budget-mb", type=float,
                         help="size budget, MiB (default: the table's suggested budget; 1.0 when training)")
     parser.add_argument("--metric", default="nme_image_pct", choices=("nme_image_pct", "nme_inter_ocular_pct"),

@@ -12,7 +12,18 @@ from lightmark.cli._common import print_json, stderr_console, stdout_console
 from lightmark.cli.bench_search import _names, parse_seeds
 from lightmark.errors import ConfigError
 from lightmark.reports.replay_plot import plot_replay
-from lightmark.search.replay import DEFAULT_REPORT_TRIALS, hand_design, landscape, replay_many, summarise
+from lightmark.search.pareto_pruner import ParetoPruner
+from lightmark.search.replay import (
+    DEFAULT_REPORT_TRIALS,
+    hand_design,
+    landscape,
+    reference_point,
+    replay_many,
+    replay_pareto_many,
+    summarise,
+    summarise_pareto,
+    true_front_hypervolume,
+)
 from lightmark.search.tabular import load_table
 
 
@@ -31,9 +42,11 @@ def run_replay(args: argparse.Namespace) -> int:
         raise ConfigError(f"--budget-mb must be > 0, got {budget}")
     land = landscape(table, budget_mb=budget, metric=args.metric)
     samplers = _names(args.samplers or "tpe,random,nsga2")
-    pruners = _names(args.pruners)
     seeds = parse_seeds(args.seeds or "100")
     n_trials = args.n_trials or 40
+    if args.objectives == "nme,size":
+        return _run_pareto(args, table, land, samplers, _names(args.pruners or "none,pareto"), seeds, n_trials)
+    pruners = _names(args.pruners or "none,median,hyperband")
     start = time.perf_counter()
     runs = replay_many(land, samplers, pruners, n_trials=n_trials, seeds=seeds,
                        startup_trials=args.startup_trials, workers=args.workers)
@@ -61,6 +74,41 @@ def run_replay(args: argparse.Namespace) -> int:
     else:
         _print(result, report_trials)
     stderr_console().print(f"{len(runs)} replayed studies in {seconds:.1f} s; plot: {plot}", highlight=False)
+    return 0
+
+
+def _run_pareto(args: argparse.Namespace, table: Any, land: Any, samplers: list[str], pruners: list[str],
+                seeds: list[int], n_trials: int) -> int:
+    start = time.perf_counter()
+    runs = replay_pareto_many(land, samplers, pruners, n_trials=n_trials, seeds=seeds, workers=args.workers)
+    seconds = time.perf_counter() - start
+    rule = ParetoPruner.for_epochs(land.epochs)
+    rows = summarise_pareto(land, runs)
+    result = {
+        "table": table.name, "objectives": ["nme", "size"], "metric": args.metric, "budget_mb": land.budget_mb,
+        "n_trials": n_trials, "seeds": len(seeds), "reference_point": list(reference_point(land)),
+        "true_front_hypervolume": true_front_hypervolume(land),
+        "pareto_rule": {"warmup_epochs": rule.warmup_epochs, "min_dominators": rule.min_dominators,
+                        "margin": rule.margin},
+        "arms": rows, "seconds": round(seconds, 2),
+    }
+    if args.json:
+        print_json(result)
+    else:
+        from rich.table import Table
+
+        view = Table(title=f"two-objective replay (NME, size) on {table.name}: {n_trials} trials, {len(seeds)} seeds, "
+                           f"budget {land.budget_mb:g} MiB; hypervolume as a share of the table's true front")
+        for column in ("sampler", "pruner", "epochs", "pruned", "hypervolume", "epochs saved", "HV kept"):
+            view.add_column(column, justify="right")
+        for row in rows:
+            view.add_row(row["sampler"], row["pruner"], f"{row['epochs_mean']:.0f}", f"{row['pruned_mean']:.1f}",
+                         _cell(row["hypervolume_of_true_front"]), _cell(row.get("epochs_saved_vs_none")),
+                         _cell(row.get("hypervolume_ratio_vs_none")))
+        console = stdout_console()
+        console.width = max(console.width, 110)
+        console.print(view)
+    stderr_console().print(f"{len(runs)} replayed two-objective studies in {seconds:.1f} s", highlight=False)
     return 0
 
 

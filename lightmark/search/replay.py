@@ -30,6 +30,7 @@ from lightmark.landmarks.protocol import Protocol, get_protocol
 from lightmark.models.spec import ModelSpec
 from lightmark.search.space import DIMS, SearchSpace
 from lightmark.search.study import PRUNERS, SearchConfig, make_pruner, make_sampler
+from lightmark.search.pareto_pruner import ParetoPruner, hypervolume_2d
 from lightmark.search.tabular import CURVE_METRICS, Table, curve_column
 
 REPLAY_SAMPLERS = ("tpe", "random", "nsga2")  # the search's samplers that propose (grid enumerates)
@@ -329,3 +330,122 @@ def hand_design(land: Landscape) -> dict[str, Any]:
         "hand_grid": {"paper": [*PAPER_STRUCTURES, *(f"best structure + {v}" for v in PAPER_VARIANTS)],
                       **outcome(stage1 + stage2)},
     }
+
+
+# -- two objectives: NME and size, with the Pareto pruner ------------------------------------------
+@dataclass(frozen=True)
+class ParetoRun:
+    sampler: str
+    pruner: str
+    seed: int
+    epochs: int
+    hypervolume: float
+    points: tuple[tuple[float, float], ...]  # (size_mb, final NME) of the complete feasible trials
+    pruned: int
+    repeats: int
+
+
+def reference_point(land: Landscape) -> tuple[float, float]:
+    """(size, NME) bounding the hypervolume: the largest feasible size and the worst feasible NME,
+    each 1 % beyond, so every feasible architecture adds area."""
+    feasible = [e for e in land.entries.values() if land.feasible(e) and math.isfinite(e.final)]
+    return (1.01 * max(e.size_mb for e in feasible), 1.01 * max(e.final for e in feasible))
+
+
+def true_front_hypervolume(land: Landscape) -> float:
+    points = [(e.size_mb, e.final) for e in land.entries.values() if land.feasible(e) and math.isfinite(e.final)]
+    return hypervolume_2d(points, reference_point(land))
+
+
+def replay_pareto(land: Landscape, sampler: str, pruner: str, seed: int, n_trials: int,
+                  rule: ParetoPruner | None = None) -> ParetoRun:
+    """A two-objective (NME, size) study replayed on the table; `pruner` is "none" or "pareto"."""
+    if pruner not in ("none", "pareto"):
+        raise ConfigError(f"--pruners with two objectives: none or pareto, got {pruner!r}")
+    config = SearchConfig(protocol=land.protocol, run_dir=Path("."), storage=None, study_name="replay",
+                          space=land.space, sampler=sampler, pruner=pruner, seed=seed, n_trials=n_trials,
+                          objectives=("nme", "size"))
+    rule = rule or ParetoPruner.for_epochs(land.epochs)
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=make_sampler(config))
+    finished: list[tuple[float, dict[int, float]]] = []
+    seen: dict[str, tuple[float, float] | None] = {}
+    spent = pruned = repeats = 0
+    for _ in range(n_trials):
+        trial = study.ask()
+        spec = str(land.space.suggest(trial))
+        entry = land.entries[spec]
+        over = 0.0 if land.budget_mb is None else entry.size_mb - land.budget_mb
+        trial.set_constraint("size_mb", over)
+        if over > 0:
+            study.tell(trial, (math.inf, entry.size_mb))
+            continue
+        if spec in seen:
+            repeats += 1
+            values = seen[spec]
+            study.tell(trial, values, state=TrialState.COMPLETE if values else TrialState.PRUNED)
+            continue
+        stopped = 0
+        if pruner == "pareto":
+            for epoch, value in enumerate(entry.curve[:-1], 1):
+                if math.isfinite(value) and rule.should_prune(epoch, value, entry.size_mb, finished):
+                    stopped = epoch
+                    break
+        if stopped:
+            spent += stopped
+            pruned += 1
+            seen[spec] = None
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            spent += land.epochs
+            finished.append((entry.size_mb, {e: v for e, v in enumerate(entry.curve, 1) if math.isfinite(v)}))
+            seen[spec] = (entry.final, entry.size_mb)
+            study.tell(trial, (entry.final, entry.size_mb))
+    complete = sorted((size, nme) for nme, size in (v for v in seen.values() if v is not None))
+    return ParetoRun(sampler=sampler, pruner=pruner, seed=seed, epochs=spent,
+                     hypervolume=hypervolume_2d(complete, reference_point(land)),
+                     points=tuple(complete), pruned=pruned, repeats=repeats)
+
+
+def _pareto_job(args: tuple) -> ParetoRun:
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    return replay_pareto(*args)
+
+
+def replay_pareto_many(land: Landscape, samplers: list[str], pruners: list[str], *, n_trials: int,
+                       seeds: list[int], rule: ParetoPruner | None = None,
+                       workers: int | None = None) -> list[ParetoRun]:
+    jobs = [(land, s, p, seed, n_trials, rule) for s in samplers for p in pruners for seed in seeds]
+    workers = workers or len(os.sched_getaffinity(0))
+    if workers <= 1 or len(jobs) < 8:
+        return [_pareto_job(job) for job in jobs]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_pareto_job, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+
+
+def summarise_pareto(land: Landscape, runs: list[ParetoRun]) -> list[dict[str, Any]]:
+    """Per sampler x pruner: epochs spent, hypervolume (and its share of the table's true front), and
+    against the same sampler's unpruned replays with the same seeds: epochs saved and hypervolume kept."""
+    true_hv = true_front_hypervolume(land)
+    by_arm: dict[tuple[str, str], dict[int, ParetoRun]] = {}
+    for run in runs:
+        by_arm.setdefault((run.sampler, run.pruner), {})[run.seed] = run
+    out = []
+    for (sampler, pruner), group in by_arm.items():
+        seeds = sorted(group)
+        hv = np.array([group[s].hypervolume for s in seeds])
+        epochs = np.array([group[s].epochs for s in seeds], dtype=float)
+        mean, lo, hi = mean_ci(hv / true_hv)
+        row: dict[str, Any] = {
+            "sampler": sampler, "pruner": pruner, "seeds": len(seeds), "epochs_mean": float(epochs.mean()),
+            "hypervolume_of_true_front": {"mean": mean, "ci_low": lo, "ci_high": hi},
+            "pruned_mean": float(np.mean([group[s].pruned for s in seeds])),
+        }
+        base = by_arm.get((sampler, "none"))
+        if base is not None and pruner != "none":
+            common = [s for s in seeds if s in base]
+            saved = np.array([1 - group[s].epochs / max(base[s].epochs, 1) for s in common])
+            kept = np.array([group[s].hypervolume / base[s].hypervolume for s in common if base[s].hypervolume > 0])
+            row["epochs_saved_vs_none"] = dict(zip(("mean", "ci_low", "ci_high"), mean_ci(saved)))
+            row["hypervolume_ratio_vs_none"] = dict(zip(("mean", "ci_low", "ci_high"), mean_ci(kept)))
+        out.append(row)
+    return out
