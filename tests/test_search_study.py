@@ -300,3 +300,30 @@ def test_cpu_workers_split_the_cores_unless_told():
     assert threads_per_worker(None, 10 * cores, []) == 1
     assert threads_per_worker(3, 2, []) == 3  # explicit wins
     assert threads_per_worker(None, 2, ["0"]) is None  # GPU workers: torch's default
+
+
+def test_workers_auto_is_one_per_core_on_the_cpu(monkeypatch):
+    from lightmark.errors import LightmarkError
+    from lightmark.search import workers
+
+    monkeypatch.setattr(workers, "usable_cores", lambda: 6)
+    assert workers.resolve_workers("auto", "cpu") == 6
+    assert workers.resolve_workers("3", "cpu") == 3
+    assert workers.threads_per_worker(None, 6, []) == 1
+    monkeypatch.setattr(workers, "visible_gpus", lambda: ["0", "1"])
+    assert workers.resolve_workers("auto", "auto") == 2
+    for bad in ("0", "many"):
+        with pytest.raises(LightmarkError, match="--workers"):
+            workers.resolve_workers(bad, "cpu")
+
+
+def test_bf16_on_a_cpu_without_bf16_units_is_flagged(monkeypatch):
+    import torch
+
+    from lightmark.landmarks import device
+
+    monkeypatch.setattr(device, "cpu_has_bf16", lambda: False)
+    assert "5x slower" in device.precision_warning("bf16", torch.device("cpu"))
+    assert device.precision_warning("fp32", torch.device("cpu")) is None
+    monkeypatch.setattr(device, "cpu_has_bf16", lambda: True)
+    assert device.precision_warning("bf16", torch.device("cpu")) is None

@@ -96,3 +96,12 @@ def terminate_as_interrupt() -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def note_precision(args: argparse.Namespace, console: Console) -> None:
+    """Warn (once, on stderr) when --precision asks for a known slow path on this machine."""
+    from lightmark.landmarks.device import precision_warning, resolve_device
+
+    warning = precision_warning(getattr(args, "precision", "auto"), resolve_device(getattr(args, "device", "auto")))
+    if warning:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)

@@ -16,12 +16,14 @@ from lightmark.cli._common import (
     THREADS_PER_WORKER_HELP,
     add_device_args,
     add_protocol_args,
+    note_precision,
     print_json,
     protocol_from_args,
     stderr_console,
     stdout_console,
     terminate_as_interrupt,
 )
+from lightmark.search.workers import resolve_workers
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,7 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seeds", type=int, default=3,
                         help="seeds per row (protocol.seed = 0..K-1; default %(default)s; 1 = no noise estimate)")
     parser.add_argument("--out", type=Path, help="run/output directory (default: runs/ablate-<protocol>)")
-    parser.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
+    parser.add_argument("--workers", default="auto",
+                        help="parallel worker processes: a number, or auto = one per GPU, else one 1-thread "
+                             "worker per CPU core (default: %(default)s)")
     parser.add_argument("--storage", help="Optuna storage URL (default: study.db in --out, a journal "
                                           "file with several workers)")
     add_device_args(parser, threads_help=THREADS_PER_WORKER_HELP)
@@ -49,13 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lightmark.benchmarks.suites import plan_candidates, resolve_tables
-    from lightmark.errors import ConfigError
     from lightmark.reports import tables
     from lightmark.reports.ablation import ablate
 
     protocol = protocol_from_args(args)
-    if args.workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    args.workers = resolve_workers(args.workers, args.device)
+    note_precision(args, stderr_console())
     suites = resolve_tables(args.table)
     out = args.out or Path("runs") / f"ablate-{protocol.name}"
     console = stderr_console() if args.json else stdout_console()

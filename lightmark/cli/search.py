@@ -11,12 +11,14 @@ from lightmark.cli._common import (
     THREADS_PER_WORKER_HELP,
     add_device_args,
     add_protocol_args,
+    note_precision,
     print_json,
     protocol_from_args,
     stderr_console,
     terminate_as_interrupt,
 )
 from lightmark.errors import ConfigError
+from lightmark.search.workers import resolve_workers
 
 # Test/plug-in hooks: "module:function" replacing the candidate runner / the size function.
 RUNNER_ENV = "LIGHTMARK_SEARCH_RUNNER"
@@ -68,7 +70,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--storage", help="Optuna storage: sqlite:///F.db, journal:F.log, "
                                        "postgresql://user:pw@host/db (default: <out>/study.db)")
     run.add_argument("--study", help="study name (default: lightmark-<protocol>)")
-    run.add_argument("--workers", type=int, default=1, help="local worker processes (default: 1)")
+    run.add_argument("--workers", default="auto",
+                     help="local worker processes: a number, or auto = one per GPU, else one 1-thread worker "
+                          "per CPU core (default: %(default)s)")
     run.add_argument("--seed", type=int, default=0, help="sampler seed (default: %(default)s)")
     add_device_args(run, threads_help=THREADS_PER_WORKER_HELP)
     run.add_argument("--out", type=Path, default=Path("runs/search"),
@@ -147,8 +151,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     objectives = parse_objectives(args.objectives)
     if args.n_trials is not None and args.n_trials < 1:
         raise ConfigError(f"--n-trials must be >= 1, got {args.n_trials}")
-    if args.workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    args.workers = resolve_workers(args.workers, args.device)
+    note_precision(args, console)
     space = build_space(args, protocol.input_size)
     device = args.device
     budget = Budget(
