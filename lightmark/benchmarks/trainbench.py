@@ -15,6 +15,7 @@ runs beside the two step measurements (it did, and made the trainer's step look 
 
 from __future__ import annotations
 
+import math
 import statistics
 import tempfile
 import time
@@ -46,9 +47,10 @@ def _timed(device: torch.device, fn: Callable[[], Any], steps: int) -> float:
     return time.perf_counter() - t0
 
 
-def bare_step_fn(trainer: Any, x: torch.Tensor, target: torch.Tensor) -> Callable[[], None]:
+def bare_step_fn(trainer: Any, x: torch.Tensor, target: torch.Tensor, compile: bool = False) -> Callable[[], None]:
     """A plain training step of a fresh copy of the trainer's model (same spec, device, memory format
-    and autocast): forward, unweighted MSE summed over the stacks, backward, default RMSprop step."""
+    and autocast): forward, unweighted MSE summed over the stacks, backward, default RMSprop step.
+    `compile=True` runs the model through torch.compile (its first call compiles)."""
     from lightmark.landmarks.device import autocast
     from lightmark.models import build_model
 
@@ -57,6 +59,8 @@ def bare_step_fn(trainer: Any, x: torch.Tensor, target: torch.Tensor) -> Callabl
         model = model.to(memory_format=torch.channels_last)
     model.train()
     optimizer = torch.optim.RMSprop(model.parameters(), lr=trainer.protocol.lr)
+    if compile:
+        model = torch.compile(model)
 
     def step() -> None:
         with autocast(trainer.device, trainer.precision):
@@ -91,6 +95,20 @@ def _loop_round(trainer: Any, epoch_batches: Iterator[dict], prefetch: bool, ste
             batches.close()
 
 
+def _compile_cost(trainer: Any, x: torch.Tensor, target: torch.Tensor, bare_ms: float, steps: int) -> dict:
+    """torch.compile on the bare step: seconds of the first (compiling) step, the compiled step's ms,
+    and how many steps it takes to earn the compile time back (None: it never does)."""
+    t0 = time.perf_counter()
+    compiled = bare_step_fn(trainer, x, target, compile=True)
+    compiled()  # compiles forward and backward
+    compiled()  # a recompile can follow the first step (optimizer state appears)
+    compile_s = time.perf_counter() - t0
+    ms = statistics.median(1000.0 * _timed(trainer.device, compiled, steps) / steps for _ in range(ROUNDS))
+    gain = bare_ms - ms
+    return {"compile_seconds": compile_s, "compiled_step_ms": ms,
+            "compile_break_even_steps": math.ceil(1000.0 * compile_s / gain) if gain > 0 else None}
+
+
 def _endless(trainer: Any) -> Iterator[dict]:
     """The training loader's batches, epoch after epoch, as the trainer iterates them."""
     from lightmark.landmarks.dataset import set_epoch
@@ -103,17 +121,19 @@ def _endless(trainer: Any) -> Iterator[dict]:
 
 
 def bench_train(spec: ModelSpec, protocol: Protocol, *, steps: int = 20, warmup: int = 3, device: str = "auto",
-                precision: str = "auto", prefetch: bool = True, threads: int | None = None) -> dict[str, Any]:
-    """images/s of the model step alone vs the whole loop, their ratio, and codec ms per batch."""
+                precision: str = "auto", prefetch: bool = True, threads: int | None = None,
+                compile: bool = False) -> dict[str, Any]:
+    """Bare step, trainer step and whole loop (ms per batch), codec ms; with `compile`, what
+    torch.compile costs and gains on the bare step."""
     from lightmark.landmarks.device import intra_op_threads
 
     with intra_op_threads(threads):
         return _bench(spec, protocol, steps=steps, warmup=warmup, device=device, precision=precision,
-                      prefetch=prefetch)
+                      prefetch=prefetch, compile=compile)
 
 
 def _bench(spec: ModelSpec, protocol: Protocol, *, steps: int, warmup: int, device: str, precision: str,
-           prefetch: bool) -> dict[str, Any]:
+           prefetch: bool, compile: bool) -> dict[str, Any]:
     from lightmark.landmarks.trainer import Trainer, mean_training_shape
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -174,6 +194,8 @@ def _bench(spec: ModelSpec, protocol: Protocol, *, steps: int, warmup: int, devi
         "target_slowdown_pct": TARGET_SLOWDOWN_PCT,
         "cache_fill_seconds": cache_seconds,
     }
+    if compile:
+        result.update(_compile_cost(trainer, x, target, bare_med, per_round))
     result["meets_target"] = result["slowdown_pct"] <= TARGET_SLOWDOWN_PCT
     result["trainer_meets_target"] = result["trainer_over_bare"] <= TARGET_TRAINER_OVER_BARE
     try:

@@ -18,6 +18,8 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed steps of the loop (default: %(default)s)")
     add_device_args(parser)
     parser.add_argument("--no-prefetch", action="store_true", help="no background batch thread")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time torch.compile on the bare step: compile seconds, compiled ms, break-even steps")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     parser.set_defaults(func=run)
 
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     protocol = protocol_from_args(args)
     spec.check_input_size(protocol.input_size)
     r = bench_train(spec, protocol, steps=args.steps, device=args.device, precision=args.precision,
-                    prefetch=not args.no_prefetch, threads=args.threads)
+                    prefetch=not args.no_prefetch, threads=args.threads, compile=args.compile)
     if args.json:
         print_json(r)
         return 0
@@ -53,11 +55,18 @@ def run(args: argparse.Namespace) -> int:
     if r.get("codec_encode_ms") is not None:
         table.add_row(f"codec {r['codec']} encode (heatmaps + weight map)", f"{r['codec_encode_ms']:.2f}", "")
         table.add_row("codec decode", f"{r['codec_decode_ms']:.2f}", "")
+    if "compiled_step_ms" in r:
+        table.add_row(f"bare step, torch.compile (compiling took {r['compile_seconds']:.1f} s)",
+                      f"{r['compiled_step_ms']:.1f}", f"{1000.0 * bs / r['compiled_step_ms']:.1f}")
     console = stdout_console()
     console.print(table)
     verdict = "[green]meets[/]" if r["trainer_meets_target"] else "[red]misses[/]"
     console.print(f"trainer step / bare step = {r['trainer_over_bare']:.3f} (target <= "
                   f"{r['target_trainer_over_bare']:.1f}): {verdict}")
+    if "compiled_step_ms" in r:
+        even = r["compile_break_even_steps"]
+        console.print("torch.compile: " + (f"earns its compile time back after {even} steps" if even else
+                                           "never earns its compile time back (no faster per step)"))
     verdict = "[green]meets[/]" if r["meets_target"] else "[red]misses[/]"
     console.print(f"loop / step = {r['loop_over_step_ratio']:.3f} (slowdown {r['slowdown_pct']:.1f} %, target "
                   f"<= {r['target_slowdown_pct']:.0f} %): {verdict}")
