@@ -21,8 +21,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 setup: $(VENV)/.installed
 
 demo: setup
-	$(VENV)/bin/lightmark search --protocol quick --space configs/quick-space.toml \
-		--budget-mb 15 --n-trials 10 --timeout 720 --out runs/demo
+	$(VENV)/bin/lightmark search --protocol tabular --space configs/tabular-space.toml \
+		--budget-mb 0.5 --n-trials 40 --timeout 690 --out runs/demo
 
 test: setup
 	$(PY) -m pytest -q

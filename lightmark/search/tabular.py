@@ -215,6 +215,8 @@ class Table:
             "epochs": self.epochs,
             "size_mb_min": float(done["size_mb"].min()) if len(done) else math.nan,
             "size_mb_max": float(done["size_mb"].max()) if len(done) else math.nan,
+            "size_range_mb": [float(done["size_mb"].min()), float(done["size_mb"].max())] if len(done) else [],
+            "suggested_budget_mb": self.meta.get("suggested_budget_mb"),
             "nme_image_pct_best": float(done["nme_image_pct"].min()) if len(done) else math.nan,
         }
 
