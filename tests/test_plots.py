@@ -47,6 +47,14 @@ def test_frontier_plots_are_written_and_readable(tmp_path, axis, budget):
     assert red.sum() > 50
 
 
+def test_a_far_budget_does_not_squeeze_the_points(tmp_path):
+    small = [rec("s1-d2-c16", 0.14, 9.0), rec("s1-d2-c32", 0.3, 6.0), rec("s2-d3-c32", 0.62, 5.5)]
+    assert plots.budget_off_axis([r.size_mb for r in small], 15.0)
+    assert not plots.budget_off_axis([r.size_mb for r in small], 0.5)
+    assert not plots.budget_off_axis([], 15.0) and not plots.budget_off_axis([0.3], None)
+    assert_png(plots.plot_frontier(small, tmp_path / "far.png", axis="size", budget=15.0))
+
+
 def test_frontier_without_results_still_draws(tmp_path):
     assert_png(plots.plot_frontier([], tmp_path / "empty.png", budget=1.0))
 

@@ -64,6 +64,16 @@ def _value(record: Record, attr: str, scale: float) -> float:
     return float(value) * scale if value is not None else math.nan
 
 
+FAR_BUDGET = 3.0  # a budget beyond this multiple of the largest point is not drawn to scale
+
+
+
+def budget_off_axis(points_x: Sequence[float], budget: float | None) -> bool:
+    """True when drawing the budget to scale would squeeze every point into the axis' left third."""
+    finite = [x for x in points_x if math.isfinite(x)]
+    return bool(budget is not None and finite and max(finite) > 0 and budget > FAR_BUDGET * max(finite))
+
+
 def plot_frontier(
     records: Sequence[Record],
     path: Path | str,
@@ -132,14 +142,21 @@ def plot_frontier(
                    zorder=3, clip_on=False, label=f"infeasible: over budget, not trained ({len(infeasible)})")
         ax.text(float(np.median(x)), 0.91, "over budget: no NME", transform=strip, fontsize=7,
                 color="tab:purple", ha="center", va="top")
-    if budget is not None:
+    points_x = [_value(r, attr, scale) for r in (*done, *pruned, *infeasible)]
+    # A budget far to the right of every point would squeeze them into the left edge: keep the axis on
+    # the points and say where the budget is instead of drawing it.
+    far = budget_off_axis(points_x, budget)
+    if budget is not None and not far:
         ax.axvline(budget, color="black", linestyle="--", linewidth=1.2, label=f"budget {budget:g} {unit}")
-    xs = [_value(r, attr, scale) for r in (*done, *pruned, *infeasible)] + ([budget] if budget else [])
+    xs = points_x + ([budget] if budget and not far else [])
     if xs:  # the infeasible strip is not autoscaled: make room for it and the budget line
         right = max(xs) * 1.08 if max(xs) > 0 else 1.0
         ax.set_xlim(min(0.0, min(xs)), right)
         if budget is not None and right > budget:
             ax.axvspan(budget, right, color="grey", alpha=0.08, zorder=0)
+    if far:
+        ax.annotate(f"budget {budget:g} {unit} is off the axis (all points are under a third of it)",
+                    xy=(0.99, 0.03), xycoords="axes fraction", ha="right", fontsize=7, color="black")
     if front_labels:
         _place_labels(ax, front_labels, color="tab:red")
     if not (done or pruned or infeasible):
