@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -120,62 +121,107 @@ class Run:
     best_spec: str | None
 
 
-def replay_one(land: Landscape, sampler: str, pruner: str, seed: int, n_trials: int,
-               startup_trials: int | None = None) -> Run:
-    config = SearchConfig(protocol=land.protocol, run_dir=Path("."), storage=None, study_name="replay",
-                          space=land.space, sampler=sampler, pruner=pruner, seed=seed, n_trials=n_trials,
-                          startup_trials=startup_trials)
-    study = optuna.create_study(direction="minimize", sampler=make_sampler(config), pruner=make_pruner(config))
-    best, worst = land.best, float(land.feasible_finals[-1])
-    incumbent, incumbent_spec = math.inf, None
-    spent, repeats, infeasible, pruned = 0, 0, 0, 0
-    seen: dict[str, float | None] = {}  # spec -> final value, None when it was pruned
-    regret, epochs = [], []
-    for _ in range(n_trials):
+@dataclass(frozen=True)
+class Trace:
+    """What one replayed study did, trial by trial."""
+
+    outcomes: tuple[tuple[str, float | None], ...]  # (spec, final value; None: infeasible or pruned)
+    epochs: tuple[int, ...]  # epochs spent after each trial
+    repeats: int
+    infeasible: int
+    pruned: int
+
+
+def _replay_study(land: Landscape, config: SearchConfig, stop_epoch: Callable[[Any, Entry], int]) -> Trace:
+    """The loop every replay shares. Over-budget architectures are answered as the search answers them
+    (constraint violated, NME inf, no cost); a repeat gets its first outcome again at no cost; a new
+    feasible one "trains": `stop_epoch(trial, entry)` says at which epoch a pruner stopped it (0: it
+    finished), and its cost is the epochs it ran."""
+    two = len(config.objectives) > 1
+    directions = ["minimize"] * len(config.objectives)
+    study = optuna.create_study(directions=directions, sampler=make_sampler(config),
+                                pruner=None if two else make_pruner(config))
+    seen: dict[str, float | None] = {}
+    outcomes, epochs = [], []
+    spent = repeats = infeasible = pruned = 0
+    for _ in range(config.n_trials or 0):
         trial = study.ask()
         spec = str(land.space.suggest(trial))
         entry = land.entries[spec]
         over = 0.0 if land.budget_mb is None else entry.size_mb - land.budget_mb
         trial.set_constraint("size_mb", over)
+        value: float | None = None
         if over > 0:
             infeasible += 1
-            study.tell(trial, math.inf)
+            study.tell(trial, (math.inf, entry.size_mb) if two else math.inf)
         elif spec in seen:
             repeats += 1
             value = seen[spec]
             if value is None:
                 study.tell(trial, state=TrialState.PRUNED)
             else:
-                study.tell(trial, value)
+                study.tell(trial, (value, entry.size_mb) if two else value)
         else:
-            stopped = 0
-            for epoch, value in enumerate(entry.curve, 1):
-                if not math.isfinite(value):
-                    continue
-                trial.report(value, epoch)
-                if epoch < land.epochs and trial.should_prune():
-                    stopped = epoch
-                    break
+            stopped = stop_epoch(trial, entry)
             if stopped:
                 spent += stopped
                 pruned += 1
-                seen[spec] = None
                 study.tell(trial, state=TrialState.PRUNED)
             else:
                 spent += land.epochs
-                seen[spec] = entry.final
-                study.tell(trial, entry.final)
-                if entry.final < incumbent:
-                    incumbent, incumbent_spec = entry.final, spec
-        regret.append((incumbent if math.isfinite(incumbent) else worst) - best)
+                value = entry.final
+                study.tell(trial, (value, entry.size_mb) if two else value)
+            seen[spec] = value
+        outcomes.append((spec, value))
         epochs.append(spent)
-    return Run(sampler=sampler, pruner=pruner, seed=seed, regret=tuple(regret), epochs=tuple(epochs),
-               repeats=repeats, infeasible=infeasible, pruned=pruned, best_spec=incumbent_spec)
+    return Trace(outcomes=tuple(outcomes), epochs=tuple(epochs), repeats=repeats, infeasible=infeasible,
+                 pruned=pruned)
 
 
-def _replay_job(args: tuple) -> Run:
+def _config(land: Landscape, sampler: str, pruner: str, seed: int, n_trials: int,
+            startup_trials: int | None = None, objectives: tuple[str, ...] = ("nme",)) -> SearchConfig:
+    """The search's own configuration, so make_sampler/make_pruner build exactly what it would."""
+    return SearchConfig(protocol=land.protocol, run_dir=Path("."), storage=None, study_name="replay",
+                        space=land.space, sampler=sampler, pruner=pruner, seed=seed, n_trials=n_trials,
+                        startup_trials=startup_trials, objectives=objectives)
+
+
+def replay_one(land: Landscape, sampler: str, pruner: str, seed: int, n_trials: int,
+               startup_trials: int | None = None) -> Run:
+    """One single-objective study: the pruner sees the per-epoch curve through trial.report."""
+    def stop_epoch(trial: Any, entry: Entry) -> int:
+        for epoch, value in enumerate(entry.curve, 1):
+            if math.isfinite(value):
+                trial.report(value, epoch)
+                if epoch < land.epochs and trial.should_prune():
+                    return epoch
+        return 0
+
+    trace = _replay_study(land, _config(land, sampler, pruner, seed, n_trials, startup_trials), stop_epoch)
+    best, worst = land.best, float(land.feasible_finals[-1])
+    incumbent, incumbent_spec, regret = math.inf, None, []
+    for spec, value in trace.outcomes:
+        if value is not None and value < incumbent:
+            incumbent, incumbent_spec = value, spec
+        regret.append((incumbent if math.isfinite(incumbent) else worst) - best)
+    return Run(sampler=sampler, pruner=pruner, seed=seed, regret=tuple(regret), epochs=trace.epochs,
+               repeats=trace.repeats, infeasible=trace.infeasible, pruned=trace.pruned, best_spec=incumbent_spec)
+
+
+def _job(args: tuple) -> Any:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    return replay_one(*args)
+    fn, *rest = args
+    return fn(*rest)
+
+
+def _run_jobs(fn: Callable[..., Any], jobs: list[tuple], workers: int | None) -> list[Any]:
+    """Replays are independent: spread them over the cores (one process per core by default)."""
+    tasks = [(fn, *job) for job in jobs]
+    workers = workers or len(os.sched_getaffinity(0))
+    if workers <= 1 or len(tasks) < 8:
+        return [_job(task) for task in tasks]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_job, tasks, chunksize=max(1, len(tasks) // (4 * workers))))
 
 
 def replay_many(land: Landscape, samplers: list[str], pruners: list[str], *, n_trials: int, seeds: list[int],
@@ -184,16 +230,12 @@ def replay_many(land: Landscape, samplers: list[str], pruners: list[str], *, n_t
         if s not in REPLAY_SAMPLERS:
             raise ConfigError(f"--samplers: {s!r} is not one of {', '.join(REPLAY_SAMPLERS)}")
     for p in pruners:
-        if p not in PRUNERS:
-            raise ConfigError(f"--pruners: {p!r} is not one of {', '.join(PRUNERS)}")
+        if p not in PRUNERS or p == "pareto":
+            raise ConfigError(f"--pruners: {p!r} is not one of none, median, hyperband (pareto: --objectives nme,size)")
     if n_trials < 1 or not seeds:
         raise ConfigError("--n-trials must be >= 1 and --seeds must name at least one seed")
     jobs = [(land, s, p, seed, n_trials, startup_trials) for s in samplers for p in pruners for seed in seeds]
-    workers = workers or len(os.sched_getaffinity(0))
-    if workers <= 1 or len(jobs) < 8:
-        return [_replay_job(job) for job in jobs]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(_replay_job, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+    return _run_jobs(replay_one, jobs, workers)
 
 
 # -- summaries ----------------------------------------------------------------------------------
@@ -362,64 +404,30 @@ def replay_pareto(land: Landscape, sampler: str, pruner: str, seed: int, n_trial
     """A two-objective (NME, size) study replayed on the table; `pruner` is "none" or "pareto"."""
     if pruner not in ("none", "pareto"):
         raise ConfigError(f"--pruners with two objectives: none or pareto, got {pruner!r}")
-    config = SearchConfig(protocol=land.protocol, run_dir=Path("."), storage=None, study_name="replay",
-                          space=land.space, sampler=sampler, pruner=pruner, seed=seed, n_trials=n_trials,
-                          objectives=("nme", "size"))
     rule = rule or ParetoPruner.for_epochs(land.epochs)
-    study = optuna.create_study(directions=["minimize", "minimize"], sampler=make_sampler(config))
     finished: list[tuple[float, dict[int, float]]] = []
-    seen: dict[str, tuple[float, float] | None] = {}
-    spent = pruned = repeats = 0
-    for _ in range(n_trials):
-        trial = study.ask()
-        spec = str(land.space.suggest(trial))
-        entry = land.entries[spec]
-        over = 0.0 if land.budget_mb is None else entry.size_mb - land.budget_mb
-        trial.set_constraint("size_mb", over)
-        if over > 0:
-            study.tell(trial, (math.inf, entry.size_mb))
-            continue
-        if spec in seen:
-            repeats += 1
-            values = seen[spec]
-            study.tell(trial, values, state=TrialState.COMPLETE if values else TrialState.PRUNED)
-            continue
-        stopped = 0
+
+    def stop_epoch(trial: Any, entry: Entry) -> int:
         if pruner == "pareto":
             for epoch, value in enumerate(entry.curve[:-1], 1):
                 if math.isfinite(value) and rule.should_prune(epoch, value, entry.size_mb, finished):
-                    stopped = epoch
-                    break
-        if stopped:
-            spent += stopped
-            pruned += 1
-            seen[spec] = None
-            study.tell(trial, state=TrialState.PRUNED)
-        else:
-            spent += land.epochs
-            finished.append((entry.size_mb, {e: v for e, v in enumerate(entry.curve, 1) if math.isfinite(v)}))
-            seen[spec] = (entry.final, entry.size_mb)
-            study.tell(trial, (entry.final, entry.size_mb))
-    complete = sorted((size, nme) for nme, size in (v for v in seen.values() if v is not None))
-    return ParetoRun(sampler=sampler, pruner=pruner, seed=seed, epochs=spent,
+                    return epoch
+        finished.append((entry.size_mb, {e: v for e, v in enumerate(entry.curve, 1) if math.isfinite(v)}))
+        return 0
+
+    config = _config(land, sampler, pruner, seed, n_trials, objectives=("nme", "size"))
+    trace = _replay_study(land, config, stop_epoch)
+    complete = sorted({(land.entries[spec].size_mb, value) for spec, value in trace.outcomes if value is not None})
+    return ParetoRun(sampler=sampler, pruner=pruner, seed=seed, epochs=trace.epochs[-1] if trace.epochs else 0,
                      hypervolume=hypervolume_2d(complete, reference_point(land)),
-                     points=tuple(complete), pruned=pruned, repeats=repeats)
-
-
-def _pareto_job(args: tuple) -> ParetoRun:
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    return replay_pareto(*args)
+                     points=tuple(complete), pruned=trace.pruned, repeats=trace.repeats)
 
 
 def replay_pareto_many(land: Landscape, samplers: list[str], pruners: list[str], *, n_trials: int,
                        seeds: list[int], rule: ParetoPruner | None = None,
                        workers: int | None = None) -> list[ParetoRun]:
     jobs = [(land, s, p, seed, n_trials, rule) for s in samplers for p in pruners for seed in seeds]
-    workers = workers or len(os.sched_getaffinity(0))
-    if workers <= 1 or len(jobs) < 8:
-        return [_pareto_job(job) for job in jobs]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(_pareto_job, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+    return _run_jobs(replay_pareto, jobs, workers)
 
 
 def summarise_pareto(land: Landscape, runs: list[ParetoRun]) -> list[dict[str, Any]]:
