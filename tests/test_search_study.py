@@ -180,6 +180,7 @@ def test_summary_counts_repeated_architectures(tmp_path):
     result = run_search(config)
     specs = [t.user_attrs["spec"] for t in sorted(_study(config).trials, key=lambda t: t.number)]
     assert result.summary["repeats"] == len(specs) - len(set(specs)) >= 6
+    assert result.to_json()["repeats"] == result.summary["repeats"]  # what the CLI prints
 
 
 def test_enqueued_architectures_come_first(tmp_path):

@@ -430,6 +430,7 @@ class SearchResult:
             "trials": self.summary.get("trials", 0),
             "trained": self.summary.get("trained", 0),
             "reused": self.summary.get("reused", 0),
+            "repeats": self.summary.get("repeats", 0),
             "skipped_over_budget": self.summary.get("skipped_over_budget", 0),
             "budget_check_ms": self.summary.get("budget_check_ms"),
             "recovered_trials": self.recovered,
