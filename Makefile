@@ -5,7 +5,7 @@
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
-EXTRAS ?= dev,postgres
+EXTRAS ?= dev,postgres,export
 export NO_ALBUMENTATIONS_UPDATE := 1
 export MPLBACKEND := Agg
 

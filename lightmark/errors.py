@@ -26,3 +26,7 @@ class ConfigError(LightmarkError, ValueError):
 
 class NonFiniteLossError(LightmarkError, FloatingPointError):
     """Training produced a NaN or infinite loss; the run stops instead of wasting time."""
+
+
+class ExportError(LightmarkError):
+    """An exported model changed the points by more than its tolerance (names the file and numbers)."""

@@ -34,12 +34,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-sizes", default="1,8", help="latency batch sizes (default: %(default)s)")
     parser.add_argument("--threads", type=int, help="CPU threads for latency (default: torch's current)")
     parser.add_argument("--no-latency", action="store_true", help="skip latency and memory measurement")
+    parser.add_argument("--no-export", action="store_true",
+                        help="skip what ships (with the export extra installed, profile also exports the "
+                             "untrained network to every format and dtype: file sizes, and ONNX Runtime CPU "
+                             "latency at batch 1 beside PyTorch eager, same threads)")
     parser.add_argument("--json", action="store_true", help="print JSON on stdout")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from lightmark.benchmarks.profile import profile
+    from lightmark.landmarks.export import export_available
     from lightmark.models.registry import resolve
 
     spec, default_size = resolve(args.model)
@@ -51,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         result = profile(
             spec, input_size, device=args.device, latency=not args.no_latency,
             batch_sizes=batch_sizes, threads=args.threads, memory=not args.no_latency,
+            deployed=not args.no_export and export_available(),
         )
     result = {"model": args.model, **result}
     if args.json:
@@ -81,4 +87,19 @@ def _print_table(result: dict) -> None:
     if "peak_memory_mb" in result:
         table.add_row(f"peak memory, batch {result['peak_memory_batch_size']}", f"{result['peak_memory_mb']:.1f} MiB")
         table.add_row("memory measure", result["peak_memory_kind"])
+    deployed = result.get("deployed")
+    if deployed:
+        for key, size in deployed["size_bytes"].items():
+            fmt, dtype = key.split("_")
+            table.add_row(f"file, {fmt} {dtype}", f"{size / 2**20:.3f} MiB ({size:,} bytes, "
+                                                  f"{deployed['size_vs_state_dict'][key]:.2f} x state_dict)")
+        if "latency_ms" in deployed:
+            eager = deployed["latency_ms"]["torch_eager_fp32"]
+            table.add_row("CPU latency, batch 1, PyTorch eager fp32",
+                          f"{eager:.2f} ms ({deployed['latency_threads']} threads)")
+            for name, ms in deployed["latency_ms"].items():
+                if name != "torch_eager_fp32":
+                    label = name.replace("onnxruntime_", "ONNX Runtime ")
+                    table.add_row(f"CPU latency, batch 1, {label}",
+                                  f"{ms:.2f} ms ({deployed['speedup_vs_eager'][name]:.2f} x eager's speed)")
     stdout_console().print(table)

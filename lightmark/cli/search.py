@@ -23,10 +23,11 @@ from lightmark.search.workers import resolve_workers
 # Test/plug-in hooks: "module:function" replacing the candidate runner / the size function.
 RUNNER_ENV = "LIGHTMARK_SEARCH_RUNNER"
 SIZER_ENV = "LIGHTMARK_SEARCH_SIZER"
+SIZE_CACHE = "deployed_sizes.json"  # exported sizes of --size-metric onnx_*, per architecture
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from lightmark.search.budget import DEFAULT_BUDGET_MB
+    from lightmark.search.budget import DEFAULT_BUDGET_MB, SIZE_METRICS
     from lightmark.search.study import PRUNERS, SAMPLERS
 
     parser = subparsers.add_parser(
@@ -49,7 +50,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     space.add_argument("--coordconv", help="CoordConv values: true, false or true,false")
     budget = parser.add_argument_group("budget (checked from the spec alone, before training)")
     budget.add_argument("--budget-mb", type=float, default=DEFAULT_BUDGET_MB,
-                        help="max model size, MiB of the fp32 state_dict (default: %(default)s)")
+                        help="max model size in MiB of --size-metric (default: %(default)s)")
+    budget.add_argument("--size-metric", choices=SIZE_METRICS, default="state_dict",
+                        help="what --budget-mb limits: the fp32 state_dict (the write-up's size) or the "
+                             "file `lightmark export` writes, onnx_fp16 or onnx_int8 (exported untrained, "
+                             "cached in <out>/deployed_sizes.json; needs the export extra) "
+                             "(default: %(default)s)")
     budget.add_argument("--budget-macs", type=float, help="max MACs at the protocol's input size")
     budget.add_argument("--budget-latency-ms", type=float,
                         help="max batch-1 latency in ms on --device")
@@ -159,13 +165,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         size_mb=args.budget_mb, macs=None if args.budget_macs is None else int(args.budget_macs),
         latency_ms=args.budget_latency_ms, input_size=protocol.input_size,
         device=_latency_device(device), sizer=os.environ.get(SIZER_ENV) or None,
+        size_metric=args.size_metric, size_cache=str(args.out / SIZE_CACHE),
     )
     smallest = space.smallest(budget.fits)
     if smallest is None:
         tiny = space.smallest()
         raise ConfigError(
             f"no architecture of the search space fits {budget.describe()}: the smallest, {tiny}, "
-            f"is {budget.size_of(tiny):.3f} MiB. Raise --budget-mb or allow fewer stacks, "
+            f"is {budget.metric_size_of(tiny):.3f} MiB. Raise --budget-mb or allow fewer stacks, "
             "shallower or narrower networks"
         )
     if budget.macs is not None or budget.latency_ms is not None:

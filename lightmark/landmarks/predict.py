@@ -13,7 +13,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -89,15 +89,27 @@ def predict_files(
 ) -> list[Prediction]:
     """Predict every file (read + resize on the CPU, network and decode on `device`)."""
     model.eval()
+    return predict_files_with(lambda batch: predict_points(model, batch, codec, device), files, input_size,
+                              batch_size)
+
+
+def predict_files_with(
+    points: Callable[[torch.Tensor], torch.Tensor],
+    files: Sequence[Path],
+    input_size: int,
+    batch_size: int = 16,
+) -> list[Prediction]:
+    """Predict every file with `points` (uint8 [B,3,N,N] -> [B,K,2] input pixels): a checkpoint's
+    network and codec, or an exported file (`lightmark.landmarks.export.ExportedModel`)."""
     out: list[Prediction] = []
     for start in range(0, len(files), batch_size):
         chunk = files[start:start + batch_size]
         images = [read_image(p) for p in chunk]
         batch = torch.from_numpy(np.stack([to_input(im, input_size) for im in images])).permute(0, 3, 1, 2)
-        points = predict_points(model, batch.contiguous(), codec, device).cpu().numpy()
-        for path, image, pts in zip(chunk, images, points):
+        pts = points(batch.contiguous()).cpu().numpy()
+        for path, image, p in zip(chunk, images, pts):
             h, w = image.shape[:2]
-            out.append(Prediction(path.name, path, to_image_coords(pts, w, h, input_size), w, h))
+            out.append(Prediction(path.name, path, to_image_coords(p, w, h, input_size), w, h))
     return out
 
 
