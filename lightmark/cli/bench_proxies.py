@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from lightmark.atomic import write_text_atomic
-from lightmark.benchmarks.proxies import PROXIES, all_proxies, proxy_batch, rank_agreement
+from lightmark.benchmarks.proxies import PROXIES, all_proxies, paired_difference, proxy_batch, rank_agreement
 from lightmark.cli._common import print_json, stderr_console, stdout_console
 from lightmark.errors import ConfigError
 from lightmark.landmarks.protocol import Protocol, get_protocol
@@ -76,6 +76,15 @@ def run(args: argparse.Namespace) -> int:
             name: rank_agreement(merged[name].to_numpy(float), merged[metric].to_numpy(float))
             for name in PROXIES if name in merged and merged[name].notna().any()}
     result["seed_to_seed_spearman"] = noise.get("spearman")
+    # the verdict: does a proxy rank better than the better of the trivial ones (paired bootstrap)?
+    trivial = max(("params", "macs"), key=lambda k: result["proxies"]["nme_image_pct"].get(k, {}).get(
+        "kendall_tau", -np.inf))
+    result["versus_trivial"] = {"baseline": trivial, "kendall_tau_difference": {
+        name: paired_difference(merged[name].to_numpy(float), merged[trivial].to_numpy(float),
+                                merged["nme_image_pct"].to_numpy(float))
+        for name in ("synflow", "naswot", "grad_norm", "snip") if name in merged}}
+    better = [n for n, d in result["versus_trivial"]["kendall_tau_difference"].items() if d["ci_low"] > 0]
+    result["versus_trivial"]["better_beyond_noise"] = better
     if args.json:
         print_json(result)
         return 0
@@ -89,6 +98,12 @@ def run(args: argparse.Namespace) -> int:
         for name, agreement in rows.items():
             view.add_row(name, _ci(agreement, "kendall_tau"), _ci(agreement, "spearman_rho"))
         stdout_console().print(view)
+    versus = result["versus_trivial"]
+    for name, d in versus["kendall_tau_difference"].items():
+        stdout_console().print(f"{name} - {versus['baseline']}: Kendall tau {d['difference']:+.3f} "
+                               f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] (paired bootstrap)", highlight=False)
+    stdout_console().print("ranks better than the trivial proxies beyond the interval: "
+                           + (", ".join(versus["better_beyond_noise"]) or "none"), highlight=False)
     if result["seed_to_seed_spearman"] is not None:
         stdout_console().print(f"ceiling: the table's own seed-to-seed Spearman rho is "
                                f"{result['seed_to_seed_spearman']:.3f}", highlight=False)
