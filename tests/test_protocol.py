@@ -61,5 +61,5 @@ def test_toml_file_overrides_and_errors_name_the_file(tmp_path):
 
 
 def test_unknown_protocol_lists_choices():
-    with pytest.raises(ConfigError, match="smoke, quick, paper"):
+    with pytest.raises(ConfigError, match="smoke, quick, tabular, paper"):
         get_protocol("fast")

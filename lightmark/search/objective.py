@@ -173,13 +173,14 @@ class Objective:
                 trial.set_user_attr("last_val_nme_pct", float(value))
             if self.on_epoch is not None:
                 self.on_epoch(trial.number, epoch, metrics)
-            if value is None or not self.pruning or int(epoch) >= protocol.epochs:
-                return  # pruning after the last epoch would throw away a finished result
+            if value is None or not self.pruning:
+                return
+            last = int(epoch) >= protocol.epochs  # pruning after the last epoch would throw a result away
             if not self.multi:
                 trial.report(float(value), int(epoch))
-                if trial.should_prune():
+                if not last and trial.should_prune():
                     raise optuna.TrialPruned(f"epoch {epoch}: val {self.metric} {value:.3f}")
-            elif self.pareto is not None:
+            elif self.pareto is not None and not last:
                 curve = {**trial.user_attrs.get("curve", {}), str(int(epoch)): float(value)}
                 trial.set_user_attr("curve", curve)
                 cost = self._cost(trial)
