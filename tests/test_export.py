@@ -206,7 +206,8 @@ def test_profile_reports_deployed_sizes_and_onnxruntime_latency(onnx_extra, caps
     from lightmark.benchmarks.profile import deployed_size_bytes
 
     capsys.readouterr()
-    assert main(["profile", "s1-d2-c16", "--input-size", "64", "--threads", "1", "--batch-sizes", "1", "--json"]) == 0
+    assert main(["profile", "s1-d2-c16", "--input-size", "64", "--threads", "1", "--batch-sizes", "1", "--deployed",
+                 "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     deployed = result["deployed"]
     sizes = deployed["size_bytes"]
@@ -220,7 +221,7 @@ def test_profile_reports_deployed_sizes_and_onnxruntime_latency(onnx_extra, caps
     assert all(ms > 0 for ms in latency.values())
     for name, ratio in deployed["speedup_vs_eager"].items():
         assert ratio == pytest.approx(latency["torch_eager_fp32"] / latency[name])
-    assert main(["profile", "s1-d2-c16", "--input-size", "64", "--no-latency", "--no-export", "--json"]) == 0
+    assert main(["profile", "s1-d2-c16", "--input-size", "64", "--no-latency", "--json"]) == 0
     assert "deployed" not in json.loads(capsys.readouterr().out)
 
 

@@ -34,29 +34,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-sizes", default="1,8", help="latency batch sizes (default: %(default)s)")
     parser.add_argument("--threads", type=int, help="CPU threads for latency (default: torch's current)")
     parser.add_argument("--no-latency", action="store_true", help="skip latency and memory measurement")
-    parser.add_argument("--no-export", action="store_true",
-                        help="skip what ships (with the export extra installed, profile also exports the "
-                             "untrained network to every format and dtype: file sizes, and ONNX Runtime CPU "
-                             "latency at batch 1 beside PyTorch eager, same threads)")
+    parser.add_argument("--deployed", action="store_true",
+                        help="also measure what ships (needs the export extra): export the untrained network to "
+                             "every format and dtype for the file sizes, and time ONNX Runtime on the CPU at "
+                             "batch 1 beside PyTorch eager, same threads (seconds to a minute at 384 px)")
     parser.add_argument("--json", action="store_true", help="print JSON on stdout")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from lightmark.benchmarks.profile import profile
-    from lightmark.landmarks.export import export_available
+    from lightmark.landmarks.export import require_export_extra
     from lightmark.models.registry import resolve
 
     spec, default_size = resolve(args.model)
     input_size = args.input_size if args.input_size is not None else default_size
     batch_sizes = _batch_sizes(args.batch_sizes)
+    if args.deployed:
+        require_export_extra("profile --deployed")
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
     with stderr_console().status(f"profiling {spec} at {input_size} px"):
         result = profile(
             spec, input_size, device=args.device, latency=not args.no_latency,
             batch_sizes=batch_sizes, threads=args.threads, memory=not args.no_latency,
-            deployed=not args.no_export and export_available(),
+            deployed=args.deployed,
         )
     result = {"model": args.model, **result}
     if args.json:
