@@ -22,7 +22,7 @@ setup: $(VENV)/.installed
 
 demo: setup
 	$(VENV)/bin/lightmark search --protocol tabular --space configs/tabular-space.toml \
-		--budget-mb 0.5 --n-trials 40 --timeout 690 --out runs/demo
+		--budget-mb 0.5 --n-trials 40 --timeout 690 --workers auto --out runs/demo
 
 test: setup
 	$(PY) -m pytest -q

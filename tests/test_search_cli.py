@@ -33,7 +33,7 @@ FAKE = {
 def _cmd(out: Path, *extra: str, n_trials: int = 4) -> list[str]:
     return [sys.executable, "-m", "lightmark.cli.main", "search", "--protocol", "smoke",
             "--budget-mb", "1", "--n-trials", str(n_trials), "--out", str(out), "--no-report",
-            "--workers", "1", *extra]  # one process unless a test asks for more (the default is auto)
+            "--workers", "1", *extra]  # one process (the default) unless a test asks for more
 
 
 def _run(cmd: list[str], epoch_s: float = 0.0, timeout: float = 240, **env: str):

@@ -76,9 +76,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--storage", help="Optuna storage: sqlite:///F.db, journal:F.log, "
                                        "postgresql://user:pw@host/db (default: <out>/study.db)")
     run.add_argument("--study", help="study name (default: lightmark-<protocol>)")
-    run.add_argument("--workers", default="auto",
+    run.add_argument("--workers", default="1",
                      help="local worker processes: a number, or auto = one per GPU, else one 1-thread worker "
-                          "per CPU core (default: %(default)s)")
+                          "per CPU core (1.5x the candidates per hour of one 2-thread process on a 2-core CPU; "
+                          "the study then lives in a journal file, not SQLite) (default: %(default)s, one "
+                          "process with all cores and a zero-set-up SQLite study)")
     run.add_argument("--seed", type=int, default=0, help="sampler seed (default: %(default)s)")
     add_device_args(run, threads_help=THREADS_PER_WORKER_HELP)
     run.add_argument("--out", type=Path, default=Path("runs/search"),
