@@ -69,6 +69,7 @@ from lightmark.landmarks import metrics
 from lightmark.landmarks.checkpoint import load_model
 from lightmark.landmarks.codecs import Codec, get_codec
 from lightmark.landmarks.dataset import LandmarkDataset, SubsetSource, build_sources, make_loader
+from lightmark.landmarks.device import intra_op_threads
 from lightmark.landmarks.evaluate import IMAGE_MEAN, IMAGE_STD, eval_batch_size, predict_points
 from lightmark.models.blocks import CA, HPM, AddCoords
 from lightmark.models.spec import ModelSpec
@@ -337,17 +338,6 @@ def _quiet() -> Iterator[None]:
             yield
     finally:
         logging.disable(previous)
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _example(input_size: int, in_channels: int = 3, batch: int = 2) -> torch.Tensor:
@@ -776,7 +766,7 @@ def export_checkpoint(checkpoint: Path | str, out: Path | str, options: ExportOp
     output = "points" if options.decode else "heatmaps"
     metadata = model_metadata(spec, input_size=size, codec=protocol.codec, output=output, fmt=options.format,
                               dtype=options.dtype, protocol=protocol.name)
-    with _torch_threads(options.threads):
+    with intra_op_threads(options.threads):
         threads = torch.get_num_threads()
         calibration = None
         if options.dtype == "int8":
