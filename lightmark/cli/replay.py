@@ -80,7 +80,8 @@ def run_replay(args: argparse.Namespace) -> int:
 def _run_pareto(args: argparse.Namespace, table: Any, land: Any, samplers: list[str], pruners: list[str],
                 seeds: list[int], n_trials: int) -> int:
     start = time.perf_counter()
-    runs = replay_pareto_many(land, samplers, pruners, n_trials=n_trials, seeds=seeds, workers=args.workers)
+    runs = replay_pareto_many(land, samplers, pruners, n_trials=n_trials, seeds=seeds,
+                              startup_trials=args.startup_trials, workers=args.workers)
     seconds = time.perf_counter() - start
     rule = ParetoPruner.for_epochs(land.epochs)
     rows = summarise_pareto(land, runs)

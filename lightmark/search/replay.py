@@ -400,7 +400,7 @@ def true_front_hypervolume(land: Landscape) -> float:
 
 
 def replay_pareto(land: Landscape, sampler: str, pruner: str, seed: int, n_trials: int,
-                  rule: ParetoPruner | None = None) -> ParetoRun:
+                  rule: ParetoPruner | None = None, startup_trials: int | None = None) -> ParetoRun:
     """A two-objective (NME, size) study replayed on the table; `pruner` is "none" or "pareto"."""
     if pruner not in ("none", "pareto"):
         raise ConfigError(f"--pruners with two objectives: none or pareto, got {pruner!r}")
@@ -415,7 +415,7 @@ def replay_pareto(land: Landscape, sampler: str, pruner: str, seed: int, n_trial
         finished.append((entry.size_mb, {e: v for e, v in enumerate(entry.curve, 1) if math.isfinite(v)}))
         return 0
 
-    config = _config(land, sampler, pruner, seed, n_trials, objectives=("nme", "size"))
+    config = _config(land, sampler, pruner, seed, n_trials, startup_trials, objectives=("nme", "size"))
     trace = _replay_study(land, config, stop_epoch)
     complete = sorted({(land.entries[spec].size_mb, value) for spec, value in trace.outcomes if value is not None})
     return ParetoRun(sampler=sampler, pruner=pruner, seed=seed, epochs=trace.epochs[-1] if trace.epochs else 0,
@@ -424,9 +424,9 @@ def replay_pareto(land: Landscape, sampler: str, pruner: str, seed: int, n_trial
 
 
 def replay_pareto_many(land: Landscape, samplers: list[str], pruners: list[str], *, n_trials: int,
-                       seeds: list[int], rule: ParetoPruner | None = None,
+                       seeds: list[int], rule: ParetoPruner | None = None, startup_trials: int | None = None,
                        workers: int | None = None) -> list[ParetoRun]:
-    jobs = [(land, s, p, seed, n_trials, rule) for s in samplers for p in pruners for seed in seeds]
+    jobs = [(land, s, p, seed, n_trials, rule, startup_trials) for s in samplers for p in pruners for seed in seeds]
     return _run_jobs(replay_pareto, jobs, workers)
 
 
