@@ -83,6 +83,10 @@ def run_tables(args: argparse.Namespace) -> int:
     if args.json:
         print_json(tables)
         return 0
+    if not tables:
+        stdout_console().print("no packaged tabular benchmark yet: build one with `lightmark bench tabulate` "
+                               "(docs/search.md) and replay it from its CSV with `bench search --table FILE`")
+        return 0
     from rich.table import Table
 
     view = Table(title="packaged tabular benchmarks")
