@@ -134,25 +134,31 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-def rank_agreement(scores: np.ndarray, nme: np.ndarray, *, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
-    """Kendall tau and Spearman rho of a proxy against -NME (positive: the proxy ranks the better
-    architectures higher), with 95 % percentile-bootstrap intervals over architectures."""
-    scores, target = np.asarray(scores, float), -np.asarray(nme, float)
-    keep = np.isfinite(scores) & np.isfinite(target)
-    scores, target = scores[keep], target[keep]
+def rank_correlation(a: np.ndarray, b: np.ndarray, *, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
+    """Kendall tau and Spearman rho of two rankings with 95 % percentile-bootstrap intervals over the
+    items (pairs with a non-finite value are dropped)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
     rng = np.random.default_rng(seed)
-    out: dict[str, float] = {"n": int(len(scores))}
+    out: dict[str, float] = {"n": int(len(a))}
     for name, fn in (("kendall_tau", _kendall), ("spearman_rho", _spearman)):
         boot = []
         for _ in range(n_boot):
-            idx = rng.integers(0, len(scores), len(scores))
-            value = fn(scores[idx], target[idx])
+            idx = rng.integers(0, len(a), len(a))
+            value = fn(a[idx], b[idx])
             if math.isfinite(value):
                 boot.append(value)
-        out[name] = fn(scores, target)
+        out[name] = fn(a, b)
         out[f"{name}_ci_low"] = float(np.percentile(boot, 2.5)) if boot else math.nan
         out[f"{name}_ci_high"] = float(np.percentile(boot, 97.5)) if boot else math.nan
     return out
+
+
+def rank_agreement(scores: np.ndarray, nme: np.ndarray, *, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
+    """Kendall tau and Spearman rho of a proxy against -NME (positive: the proxy ranks the better
+    architectures higher), with 95 % percentile-bootstrap intervals over architectures."""
+    return rank_correlation(scores, -np.asarray(nme, float), n_boot=n_boot, seed=seed)
 
 
 def paired_difference(scores: np.ndarray, baseline: np.ndarray, nme: np.ndarray, *, n_boot: int = 2000,

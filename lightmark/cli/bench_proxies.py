@@ -24,7 +24,7 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
     parser = bench_subparsers.add_parser(
         "proxies", help="zero-cost proxies (synflow, NASWOT, grad_norm, SNIP) against a table's trained NME",
         description="Score every architecture of a tabular benchmark at initialisation, without training, "
-                    "and measure how well each score ranks the trained NME (Kendall tau, Spearman rho, 95 %% "
+                    "and measure how well each score ranks the trained NME (Kendall tau, Spearman rho, 95 % "
                     "bootstrap intervals), beside the trivial proxies params and MACs. Scores are cached in "
                     "--out, so a re-run only computes what is missing.")
     parser.add_argument("--table", required=True, help="a packaged table name or a table CSV")

@@ -25,7 +25,7 @@ def register_bench(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "search", help="samplers and pruners compared: replayed on a tabular benchmark (--table), or trained",
         description="With --table: replay Optuna studies on a tabular benchmark (no training) and print the "
-                    "regret of every sampler x pruner with 95 %% intervals. Without: train real searches "
+                    "regret of every sampler x pruner with 95 % intervals. Without: train real searches "
                     "(TPE vs random on the smoke protocol) to check a replay against reality.")
     parser.add_argument("--table", help="a packaged table name (`lightmark bench tables`) or a table CSV")
     parser.add_argument("--n-trials", type=int, help="trials per study (default: 40 with --table, else 12)")

@@ -87,14 +87,16 @@ def run_tables(args: argparse.Namespace) -> int:
         stdout_console().print("no packaged tabular benchmark yet: build one with `lightmark bench tabulate` "
                                "(docs/search.md) and replay it from its CSV with `bench search --table FILE`")
         return 0
-    from rich.table import Table
-
-    view = Table(title="packaged tabular benchmarks")
-    for column in ("name", "protocol", "data", "architectures", "seeds", "2 seeds", "epochs", "size MiB"):
-        view.add_column(column)
+    console = stdout_console()
     for t in tables:
-        view.add_row(t["name"], t["protocol"], t["data_version"], str(t["architectures"]), str(t["seeds"]),
-                     str(t["architectures_with_two_seeds"]), str(t["epochs"]),
-                     f"{t['size_mb_min']:.2f}-{t['size_mb_max']:.2f}")
-    stdout_console().print(view)
+        rho = t.get("seed_spearman")
+        low, high = t.get("seed_spearman_ci") or (float("nan"), float("nan"))
+        noise = f" (seed-to-seed Spearman {rho:.2f} [{low:.2f}, {high:.2f}])" if rho is not None else ""
+        budget = t.get("suggested_budget_mb")
+        console.print(
+            f"{t['name']}: protocol {t['protocol']} on {t['data_version']}, {t['architectures']} architectures x "
+            f"{t['epochs']} epochs, {t['size_mb_min']:.2f}-{t['size_mb_max']:.2f} MiB, {t['seeds']} seed(s), "
+            f"{t['architectures_with_two_seeds']} architectures with two{noise}; best NME "
+            f"{t['nme_image_pct_best']:.3f} % of image side"
+            + (f"; suggested budget {budget} MiB" if budget else ""), highlight=False)
     return 0

@@ -139,8 +139,10 @@ def _replay_study(land: Landscape, config: SearchConfig, stop_epoch: Callable[[A
     finished), and its cost is the epochs it ran."""
     two = len(config.objectives) > 1
     directions = ["minimize"] * len(config.objectives)
+    # a fixed name: Hyperband assigns brackets by a hash of the study name (random when unnamed)
     study = optuna.create_study(directions=directions, sampler=make_sampler(config),
-                                pruner=None if two else make_pruner(config))
+                                pruner=None if two else make_pruner(config),
+                                study_name=f"replay-{config.sampler}-{config.pruner}-{config.seed}")
     seen: dict[str, float | None] = {}
     outcomes, epochs = [], []
     spent = repeats = infeasible = pruned = 0

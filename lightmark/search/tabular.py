@@ -25,6 +25,7 @@ import pandas as pd
 
 from lightmark import __version__
 from lightmark.atomic import write_json_atomic, write_text_atomic
+from lightmark.benchmarks.proxies import rank_correlation
 from lightmark.benchmarks.record import Record
 from lightmark.benchmarks.runner import candidate_dir
 from lightmark.errors import ConfigError, DataError
@@ -182,8 +183,6 @@ class Table:
         Spearman rank correlation of the two seeds' final NME and the spread of their difference; and
         the share of architecture pairs (seed 0) whose NME differs by more than that noise (|diff| >
         1.96 x the sd of a seed-to-seed difference)."""
-        from scipy.stats import spearmanr
-
         done = self.frame[self.frame["status"] == "complete"]
         wide = done.pivot_table(index="spec", columns="seed", values=metric, aggfunc="first")
         if wide.shape[1] < 2:
@@ -195,9 +194,12 @@ class Table:
         sd = float(diff.std(ddof=1))
         values = wide.iloc[:, 0].dropna().to_numpy()
         gaps = np.abs(values[:, None] - values[None, :])[np.triu_indices(len(values), 1)]
+        agreement = rank_correlation(pair.iloc[:, 0].to_numpy(), pair.iloc[:, 1].to_numpy())
         return {
             "metric": metric, "architectures": int(len(pair)),
-            "spearman": float(spearmanr(pair.iloc[:, 0], pair.iloc[:, 1]).statistic),
+            "spearman": agreement["spearman_rho"],
+            "spearman_ci": [agreement["spearman_rho_ci_low"], agreement["spearman_rho_ci_high"]],
+            "kendall": agreement["kendall_tau"],
             "mean_abs_diff_pp": float(np.abs(diff).mean()), "sd_diff_pp": sd,
             "spread_pp": float(values.max() - values.min()),
             "pairs_beyond_noise": float((gaps > 1.96 * sd).mean()) if len(gaps) else math.nan,
@@ -218,6 +220,7 @@ class Table:
             "size_range_mb": [float(done["size_mb"].min()), float(done["size_mb"].max())] if len(done) else [],
             "suggested_budget_mb": self.meta.get("suggested_budget_mb"),
             "nme_image_pct_best": float(done["nme_image_pct"].min()) if len(done) else math.nan,
+            **{f"seed_{k}": v for k, v in self.seed_noise().items() if k in ("spearman", "spearman_ci")},
         }
 
 
