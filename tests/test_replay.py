@@ -13,7 +13,16 @@ import pytest
 from lightmark.cli.main import main
 from lightmark.errors import ConfigError, DataError
 from lightmark.models.spec import ModelSpec
-from lightmark.search.replay import hand_design, landscape, nearest_feasible, replay_many, replay_one, summarise
+from lightmark.search.replay import (
+    Run,
+    epochs_to_mean_regret,
+    hand_design,
+    landscape,
+    nearest_feasible,
+    replay_many,
+    replay_one,
+    summarise,
+)
 from lightmark.search.tabular import Table, TablePlan, curve_column, load_table, read_curve
 
 EPOCHS = 6
@@ -103,6 +112,18 @@ def test_summaries_give_means_intervals_and_hit_rates():
         assert 0 <= arm.p_top1 <= arm.p_top5pct <= 1
         assert arm.seeds == 6
     assert arms["tpe"].at_trials[10]["mean"] >= arms["tpe"].at_trials[20]["mean"]
+
+
+def test_epochs_to_a_mean_regret_compare_at_equal_regret():
+    def run(regret, epochs):
+        return Run(sampler="tpe", pruner="none", seed=0, regret=tuple(regret), epochs=tuple(epochs), repeats=0,
+                   infeasible=0, pruned=0, best_spec=None)
+
+    group = [run([1.0, 0.2, 0.0], [8, 16, 24]), run([1.0, 0.0, 0.0], [8, 16, 16])]
+    # mean regret: 1.0 after 8 epochs, 0.1 after 16 (0.2 and 0.0), 0.0 after 24
+    assert epochs_to_mean_regret(group, 0.1, worst_regret=2.0) == 16
+    assert epochs_to_mean_regret(group, 0.05, worst_regret=2.0) == 24
+    assert epochs_to_mean_regret(group, -1.0, worst_regret=2.0) is None
 
 
 def test_hand_design_stand_ins_fit_the_budget():

@@ -107,7 +107,7 @@ def _run_pareto(args: argparse.Namespace, table: Any, land: Any, samplers: list[
                          _cell(row["hypervolume_of_true_front"]), _cell(row.get("epochs_saved_vs_none")),
                          _cell(row.get("hypervolume_ratio_vs_none")))
         console = stdout_console()
-        console.width = max(console.width, 110)
+        console.width = max(console.width, 170)
         console.print(view)
     stderr_console().print(f"{len(runs)} replayed two-objective studies in {seconds:.1f} s", highlight=False)
     return 0
@@ -123,7 +123,7 @@ def _print(result: dict[str, Any], report_trials: tuple[int, ...]) -> None:
     from rich.table import Table
 
     console = stdout_console()
-    console.width = max(console.width, 110)
+    console.width = max(console.width, 170)
     title = (f"regret (pp of {result['metric']}) on {result['table']}: mean ± 95 % interval over "
              f"{result['seeds']} seeds; budget {result['budget_mb']:g} MiB, {result['feasible_architectures']} of "
              f"{result['architectures']} architectures feasible, best {result['best_feasible']:.3f}")
@@ -132,12 +132,16 @@ def _print(result: dict[str, Any], report_trials: tuple[int, ...]) -> None:
     view.add_column("pruner")
     for t in report_trials:
         view.add_column(f"{t} trials", justify="right")
-    for column in ("epochs", "top-1", "top-5%", "repeat", "pruned"):
+    targets = list(result["arms"][0]["epochs_to_mean_regret"]) if result["arms"] else []
+    for column in ("epochs", *(f"epochs to ≤{t}" for t in targets), "top-1", "top-5%", "repeat", "pruned"):
         view.add_column(column, justify="right")
     for arm in result["arms"]:
         view.add_row(arm["sampler"], arm["pruner"],
                      *[_cell(arm["regret_at_trials"].get(str(t))) for t in report_trials],
-                     f"{arm['epochs_spent_mean']:.0f}", f"{arm['p_top1']:.2f}", f"{arm['p_top5pct']:.2f}",
+                     f"{arm['epochs_spent_mean']:.0f}",
+                     *["-" if arm["epochs_to_mean_regret"][t] is None else f"{arm['epochs_to_mean_regret'][t]:.0f}"
+                       for t in targets],
+                     f"{arm['p_top1']:.2f}", f"{arm['p_top5pct']:.2f}",
                      f"{arm['repeats_mean']:.1f}", f"{arm['pruned_mean']:.1f}")
     console.print(view)
     for key, name in (("design_rule", "paper's final design"), ("hand_grid", "paper's hand procedure")):

@@ -37,6 +37,7 @@ from lightmark.search.tabular import CURVE_METRICS, Table, curve_column
 REPLAY_SAMPLERS = ("tpe", "random", "nsga2")  # the search's samplers that propose (grid enumerates)
 DEFAULT_REPORT_TRIALS = (5, 10, 20, 40, 80, 160)
 TOP_FRACTION = 0.05
+REGRET_TARGETS = (0.1, 0.05)  # pp: "epochs to reach" a mean regret, to compare pruners at equal regret
 
 
 @dataclass(frozen=True)
@@ -267,6 +268,7 @@ class ArmSummary:
     infeasible_mean: float = 0.0
     pruned_mean: float = 0.0
     epochs_mean: float = 0.0
+    epochs_to_regret: dict[float, float | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -276,6 +278,7 @@ class ArmSummary:
             "p_top1": self.p_top1, "p_top5pct": self.p_top5pct, "epochs_spent_mean": self.epochs_mean,
             "repeats_mean": self.repeats_mean, "infeasible_mean": self.infeasible_mean,
             "pruned_mean": self.pruned_mean,
+            "epochs_to_mean_regret": {f"{k:g}": v for k, v in self.epochs_to_regret.items()},
         }
 
 
@@ -287,6 +290,15 @@ def regret_at_epochs(run: Run, budget: int, worst_regret: float) -> float:
             break
         value = r
     return value
+
+
+def epochs_to_mean_regret(group: list[Run], target: float, worst_regret: float) -> float | None:
+    """The fewest epochs after which the mean regret over the seeds is at most `target` (None: never
+    within the runs' trials). Pruners are compared at equal regret by this, not at equal trials."""
+    for budget in sorted({e for run in group for e in run.epochs if e > 0}):
+        if np.mean([regret_at_epochs(run, budget, worst_regret) for run in group]) <= target + 1e-12:
+            return float(budget)
+    return None
 
 
 def summarise(land: Landscape, runs: list[Run], report_trials: tuple[int, ...],
@@ -314,6 +326,7 @@ def summarise(land: Landscape, runs: list[Run], report_trials: tuple[int, ...],
         summary.infeasible_mean = float(np.mean([r.infeasible for r in group]))
         summary.pruned_mean = float(np.mean([r.pruned for r in group]))
         summary.epochs_mean = float(np.mean([r.epochs[-1] for r in group]))
+        summary.epochs_to_regret = {t: epochs_to_mean_regret(group, t, worst_regret) for t in REGRET_TARGETS}
         out.append(summary)
     return out
 
