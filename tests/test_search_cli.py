@@ -208,3 +208,27 @@ def test_space_flags_narrow_the_file(tmp_path):
     args.channels = "36"
     with pytest.raises(ConfigError, match="--channels"):
         build_space(args, 64)
+
+
+def test_prescreen_tries_the_proxys_choices_first_once(tmp_path):
+    out = tmp_path / "run"
+    cmd = _cmd(out, "--stacks", "1", "--depth", "2", "--channels", "16,24", "--prescreen", "naswot:6", n_trials=5)
+    first = _run(cmd)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "--prescreen naswot:6: 3 of 6 random feasible architectures chosen by naswot" in first.stderr
+    scores = (out / "prescreen-naswot.csv").read_text().splitlines()
+    assert scores[0] == "spec,score" and len(scores) == 7  # K scores kept for a resume
+    trials = _load(f"sqlite:///{out / 'study.db'}").trials
+    labels = [t.user_attrs.get("label") for t in trials]
+    assert labels[:3] == ["prescreen naswot:6 #1", "prescreen naswot:6 #2", "prescreen naswot:6 #3"]
+    again = _run(cmd[:-2] + ["--n-trials", "7"] + cmd[-2:])  # a resume: nothing enqueued twice
+    assert again.returncode == 0, again.stderr[-2000:]
+    labels = [t.user_attrs.get("label") for t in _load(f"sqlite:///{out / 'study.db'}").trials]
+    assert len(labels) == 7 and sum(bool(label) for label in labels) == 3
+
+
+def test_prescreen_with_an_unknown_proxy_exits_2(tmp_path):
+    result = _run(_cmd(tmp_path / "run", "--prescreen", "synflow:8"))
+    assert result.returncode == 2 and "--prescreen 'synflow:8'" in result.stderr
+    result = _run(_cmd(tmp_path / "run", "--prescreen", "naswot"))
+    assert result.returncode == 2 and "PROXY:K" in result.stderr

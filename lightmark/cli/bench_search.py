@@ -42,6 +42,9 @@ def register_bench(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--metric", default="nme_image_pct", choices=("nme_image_pct", "nme_inter_ocular_pct"),
                         help="with --table: the value each trial minimises (default %(default)s)")
     parser.add_argument("--startup-trials", type=int, help="TPE random start-up trials (default: the search's)")
+    parser.add_argument("--prescreen", metavar="PROXY:K",
+                        help="with --table: also replay every sampler x pruner with `search --prescreen PROXY:K` "
+                             "(the start-up trials chosen by the proxy among K random feasible architectures)")
     parser.add_argument("--plot", type=Path, help="with --table: the anytime plot (default: in --out)")
     parser.add_argument("--workers", type=int, help="with --table: replay processes (default: one per core)")
     parser.add_argument("--protocol", default="smoke")

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from lightmark.cli._common import print_json, stderr_console, stdout_console
 from lightmark.cli.bench_search import _names, parse_seeds
 from lightmark.errors import ConfigError
@@ -24,7 +26,8 @@ from lightmark.search.replay import (
     summarise_pareto,
     true_front_hypervolume,
 )
-from lightmark.search.tabular import load_table
+from lightmark.search.prescreen import Prescreen
+from lightmark.search.tabular import TABLES_DIR, load_table
 
 
 def default_budget(table: Any) -> float:
@@ -33,6 +36,25 @@ def default_budget(table: Any) -> float:
     if suggested:
         return float(suggested)
     return float(table.frame["size_mb"].median())
+
+
+def table_proxy_scores(table: Any, proxy: str, out: Path) -> dict[str, float]:
+    """Proxy scores of every architecture of a table: packaged beside it, else computed (and cached in
+    --out) as `bench proxies` computes them."""
+    packaged = TABLES_DIR / "proxies" / f"{table.name}.csv"
+    if packaged.exists():
+        frame = pd.read_csv(packaged)
+    else:
+        from lightmark.cli.bench_proxies import proxy_scores  # torch and the data: only when needed
+        from lightmark.landmarks.protocol import Protocol, get_protocol
+
+        protocol = (Protocol.from_dict(table.meta["protocol"]) if table.meta.get("protocol")
+                    else get_protocol("tabular"))
+        out.mkdir(parents=True, exist_ok=True)
+        frame = proxy_scores(table, protocol, batch_size=32, seed=0, cache=out / f"proxies-{table.name}-seed0.csv")
+    if proxy not in frame:
+        raise ConfigError(f"{packaged}: no {proxy!r} column")
+    return dict(zip(frame["spec"].astype(str), frame[proxy].astype(float)))
 
 
 def run_replay(args: argparse.Namespace) -> int:
@@ -50,6 +72,12 @@ def run_replay(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     runs = replay_many(land, samplers, pruners, n_trials=n_trials, seeds=seeds,
                        startup_trials=args.startup_trials, workers=args.workers)
+    if args.prescreen:
+        screen = Prescreen.parse(args.prescreen)
+        scores = table_proxy_scores(table, screen.proxy, args.out)
+        runs += replay_many(land, samplers, pruners, n_trials=n_trials, seeds=seeds,
+                            startup_trials=args.startup_trials, workers=args.workers,
+                            prescreen=(scores, screen.k))
     seconds = time.perf_counter() - start
     report_trials = tuple(t for t in DEFAULT_REPORT_TRIALS if t < n_trials)[-2:]
     if n_trials not in report_trials:

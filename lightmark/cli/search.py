@@ -18,6 +18,8 @@ from lightmark.cli._common import (
     terminate_as_interrupt,
 )
 from lightmark.errors import ConfigError
+from lightmark.search.prescreen import Prescreen
+from lightmark.search.trials import suggest as suggest_trials
 from lightmark.search.workers import resolve_workers
 
 # Test/plug-in hooks: "module:function" replacing the candidate runner / the size function.
@@ -60,9 +62,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     budget.add_argument("--budget-latency-ms", type=float,
                         help="max batch-1 latency in ms on --device")
     run = parser.add_argument_group("study")
-    run.add_argument("--n-trials", type=int, default=20,
-                     help="TOTAL finished trials the study should have (a re-run tops it up; "
-                          "default: %(default)s)")
+    run.add_argument("--n-trials", type=int,
+                     help="TOTAL finished trials the study should have (a re-run tops it up; default: suggested "
+                          "from how many architectures fit the budget, by the tabular replay's evidence: all of "
+                          "them up to 30, else 30 up to 108, then 10 more per doubling; docs/search.md)")
     run.add_argument("--timeout", type=float,
                      help="seconds after which no new trial starts; a trial still running at "
                           "1.2x this is stopped and queued again (resumes on the next run)")
@@ -85,6 +88,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_device_args(run, threads_help=THREADS_PER_WORKER_HELP)
     run.add_argument("--out", type=Path, default=Path("runs/search"),
                      help="run directory (default: %(default)s)")
+    run.add_argument("--prescreen", metavar="PROXY:K",
+                     help="before the study, score K random feasible architectures with a zero-cost proxy "
+                          "(naswot: seconds each, no training) and try the best first, in place of TPE's random "
+                          "start-up trials (replay evidence: docs/search.md)")
     run.add_argument("--enqueue-paper", action="store_true",
                      help="try the paper's Table 1 architectures first (those inside the space)")
     run.add_argument("--no-report", action="store_true", help="skip the plots/report at the end")
@@ -147,6 +154,27 @@ def paper_candidates(space: Any, console: Any) -> list[tuple[str, Any]]:
     return [(p.name, p.spec) for p in chosen]
 
 
+def prescreen_candidates(screen: Any, space: Any, budget: Any, protocol: Any, config: Any,
+                         console: Any) -> list[tuple[str, Any]]:
+    """`--prescreen PROXY:K`: the start-up trials chosen by the proxy (scores cached in the run directory)."""
+    import time
+
+    from lightmark.benchmarks.proxies import naswot, proxy_batch
+    from lightmark.search.prescreen import prescreen_space
+    from lightmark.search.study import default_startup_trials
+
+    keep = default_startup_trials(config.n_trials)
+    start = time.perf_counter()
+    batch = proxy_batch(protocol)
+    chosen = prescreen_space(space, budget.fits, screen, keep, config.seed,
+                             score=lambda spec: naswot(spec, batch, seed=config.seed),
+                             cache=Path(config.run_dir) / f"prescreen-{screen.proxy}.csv")
+    console.print(f"--prescreen {screen}: {len(chosen)} of {screen.k} random feasible architectures chosen by "
+                  f"{screen.proxy} in {time.perf_counter() - start:.1f} s, tried first: "
+                  f"{', '.join(str(spec) for _, spec in chosen)}", highlight=False)
+    return chosen
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from lightmark.search.budget import Budget
     from lightmark.search.live import LiveView
@@ -186,6 +214,12 @@ def cmd_search(args: argparse.Namespace) -> int:
             )
     full = space
     space = space.trimmed(budget.fits)
+    if args.n_trials is None:
+        # an ONNX size metric would export every architecture to count them: count the whole space instead
+        fits = budget.fits if args.size_metric == "state_dict" else (lambda spec: True)
+        suggestion = suggest_trials(space, fits, seed=args.seed)
+        args.n_trials = suggestion.n_trials
+        console.print(suggestion.describe(), highlight=False)
     run_dir = args.out
     storage = choose_storage(args.storage, run_dir, args.workers)
     config = SearchConfig(
@@ -205,6 +239,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     if storage.note:
         console.print(storage.note, highlight=False)
     enqueue = paper_candidates(space, console) if args.enqueue_paper else []
+    if args.prescreen:
+        enqueue += prescreen_candidates(Prescreen.parse(args.prescreen), space, budget, protocol, config, console)
     with terminate_as_interrupt(), LiveView(config, console=console) as view:
         result = run_search(config, workers=args.workers, hooks=view.hooks(), enqueue=enqueue,
                             view=view)

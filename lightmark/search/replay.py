@@ -30,7 +30,8 @@ from lightmark.errors import ConfigError
 from lightmark.landmarks.protocol import Protocol, get_protocol
 from lightmark.models.spec import ModelSpec
 from lightmark.search.space import DIMS, SearchSpace
-from lightmark.search.study import PRUNERS, SearchConfig, make_pruner, make_sampler
+from lightmark.search.prescreen import best_by_score, draw_candidates
+from lightmark.search.study import PRUNERS, SearchConfig, default_startup_trials, make_pruner, make_sampler
 from lightmark.search.pareto_pruner import ParetoPruner, hypervolume_2d
 from lightmark.search.tabular import CURVE_METRICS, Table, curve_column
 
@@ -133,7 +134,8 @@ class Trace:
     pruned: int
 
 
-def _replay_study(land: Landscape, config: SearchConfig, stop_epoch: Callable[[Any, Entry], int]) -> Trace:
+def _replay_study(land: Landscape, config: SearchConfig, stop_epoch: Callable[[Any, Entry], int],
+                  enqueue: tuple[str, ...] = ()) -> Trace:
     """The loop every replay shares. Over-budget architectures are answered as the search answers them
     (constraint violated, NME inf, no cost); a repeat gets its first outcome again at no cost; a new
     feasible one "trains": `stop_epoch(trial, entry)` says at which epoch a pruner stopped it (0: it
@@ -144,6 +146,8 @@ def _replay_study(land: Landscape, config: SearchConfig, stop_epoch: Callable[[A
     study = optuna.create_study(directions=directions, sampler=make_sampler(config),
                                 pruner=None if two else make_pruner(config),
                                 study_name=f"replay-{config.sampler}-{config.pruner}-{config.seed}")
+    for spec in enqueue:  # a prescreen's choices, tried first as the search tries them
+        study.enqueue_trial(land.space.params_of(ModelSpec.parse(spec)))
     seen: dict[str, float | None] = {}
     outcomes, epochs = [], []
     spent = repeats = infeasible = pruned = 0
@@ -189,9 +193,18 @@ def _config(land: Landscape, sampler: str, pruner: str, seed: int, n_trials: int
                         startup_trials=startup_trials, objectives=objectives)
 
 
+def prescreened(land: Landscape, scores: dict[str, float], k: int, seed: int, keep: int) -> tuple[str, ...]:
+    """What `search --prescreen PROXY:K` would enqueue on this table: the `keep` best by the proxy of K
+    random feasible architectures (the same draw and choice as the search's)."""
+    specs = [ModelSpec.parse(name) for name in land.entries]
+    candidates = draw_candidates(specs, lambda s: land.feasible(land.entries[str(s)]), k, seed)
+    return tuple(best_by_score(scores, candidates, keep))
+
+
 def replay_one(land: Landscape, sampler: str, pruner: str, seed: int, n_trials: int,
-               startup_trials: int | None = None) -> Run:
-    """One single-objective study: the pruner sees the per-epoch curve through trial.report."""
+               startup_trials: int | None = None, prescreen: tuple[dict[str, float], int] | None = None) -> Run:
+    """One single-objective study: the pruner sees the per-epoch curve through trial.report.
+    `prescreen` = (proxy scores of the table's specs, K): the search's `--prescreen` before the study."""
     def stop_epoch(trial: Any, entry: Entry) -> int:
         for epoch, value in enumerate(entry.curve, 1):
             if math.isfinite(value):
@@ -200,14 +213,18 @@ def replay_one(land: Landscape, sampler: str, pruner: str, seed: int, n_trials: 
                     return epoch
         return 0
 
-    trace = _replay_study(land, _config(land, sampler, pruner, seed, n_trials, startup_trials), stop_epoch)
+    config = _config(land, sampler, pruner, seed, n_trials, startup_trials)
+    enqueue = () if prescreen is None else prescreened(
+        land, prescreen[0], prescreen[1], seed, startup_trials or default_startup_trials(n_trials))
+    trace = _replay_study(land, config, stop_epoch, enqueue)
     best, worst = land.best, float(land.feasible_finals[-1])
     incumbent, incumbent_spec, regret = math.inf, None, []
     for spec, value in trace.outcomes:
         if value is not None and value < incumbent:
             incumbent, incumbent_spec = value, spec
         regret.append((incumbent if math.isfinite(incumbent) else worst) - best)
-    return Run(sampler=sampler, pruner=pruner, seed=seed, regret=tuple(regret), epochs=trace.epochs,
+    label = sampler if prescreen is None else f"{sampler}+prescreen:{prescreen[1]}"
+    return Run(sampler=label, pruner=pruner, seed=seed, regret=tuple(regret), epochs=trace.epochs,
                repeats=trace.repeats, infeasible=trace.infeasible, pruned=trace.pruned, best_spec=incumbent_spec)
 
 
@@ -228,7 +245,8 @@ def _run_jobs(fn: Callable[..., Any], jobs: list[tuple], workers: int | None) ->
 
 
 def replay_many(land: Landscape, samplers: list[str], pruners: list[str], *, n_trials: int, seeds: list[int],
-                startup_trials: int | None = None, workers: int | None = None) -> list[Run]:
+                startup_trials: int | None = None, workers: int | None = None,
+                prescreen: tuple[dict[str, float], int] | None = None) -> list[Run]:
     for s in samplers:
         if s not in REPLAY_SAMPLERS:
             raise ConfigError(f"--samplers: {s!r} is not one of {', '.join(REPLAY_SAMPLERS)}")
@@ -237,7 +255,8 @@ def replay_many(land: Landscape, samplers: list[str], pruners: list[str], *, n_t
             raise ConfigError(f"--pruners: {p!r} is not one of none, median, hyperband (pareto: --objectives nme,size)")
     if n_trials < 1 or not seeds:
         raise ConfigError("--n-trials must be >= 1 and --seeds must name at least one seed")
-    jobs = [(land, s, p, seed, n_trials, startup_trials) for s in samplers for p in pruners for seed in seeds]
+    jobs = [(land, s, p, seed, n_trials, startup_trials, prescreen) for s in samplers for p in pruners
+            for seed in seeds]
     return _run_jobs(replay_one, jobs, workers)
 
 
