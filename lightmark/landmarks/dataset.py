@@ -269,9 +269,7 @@ def build_sources(protocol: Protocol) -> tuple[Any, Any]:
     Both have the same `layout` (the data's own, or protocol.layout when that is a part of it)."""
     size = protocol.input_size
     if protocol.data is None or protocol.data_format == "synthetic":
-        if protocol.layout not in ("auto", DEFAULT_LAYOUT.name):
-            raise ConfigError(f"layout: the synthetic faces are {DEFAULT_LAYOUT.name} "
-                              f"({DEFAULT_LAYOUT.n_points} points), not {protocol.layout}")
+        _synthetic_layout(protocol)
         if protocol.train_samples < 1 or protocol.val_samples < 1:
             raise ConfigError("synthetic data needs train_samples >= 1 and val_samples >= 1")
         train_cache = protocol.train_samples * size * size * 3 <= AUTO_CACHE_BYTES
@@ -312,7 +310,17 @@ def build_sources(protocol: Protocol) -> tuple[Any, Any]:
 
 def data_layout(protocol: Protocol) -> Layout:
     """The layout of a protocol's data (opens the annotations, decodes no image)."""
+    if protocol.data is None or protocol.data_format == "synthetic":
+        return _synthetic_layout(protocol)  # no face rendered
     return build_sources(protocol)[0].layout
+
+
+def _synthetic_layout(protocol: Protocol) -> Layout:
+    """The synthetic faces draw the iBUG 68 points; another protocol.layout is an error."""
+    if protocol.layout not in ("auto", DEFAULT_LAYOUT.name):
+        raise ConfigError(f"layout: the synthetic faces are {DEFAULT_LAYOUT.name} "
+                          f"({DEFAULT_LAYOUT.n_points} points), not {protocol.layout}")
+    return DEFAULT_LAYOUT
 
 
 def check_points(n_landmarks: int, layout: Layout, protocol: Protocol, what: str = "the spec") -> None:
