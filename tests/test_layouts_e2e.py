@@ -95,3 +95,17 @@ def test_two_trial_search_on_another_layout(request, tmp_path, capsys, fixture, 
     specs = sorted(t.user_attrs["spec"] for t in study.trials)
     assert specs == [f"s1-d2-c16-k{k}", f"s1-d2-c24-k{k}"]
     assert all(t.user_attrs.get("status") == "complete" for t in study.trials)
+
+
+def test_ablation_rows_and_table3_round_trip_follow_the_datas_layout(wflw):
+    from lightmark.benchmarks.suites import plan_candidates, resolve_tables, roundtrip_nme
+    from lightmark.landmarks.dataset import data_layout
+    from lightmark.landmarks.protocol import get_protocol
+
+    protocol = get_protocol("smoke").override({"data": str(wflw)})
+    assert data_layout(protocol).name == "wflw98"
+    plan = plan_candidates(resolve_tables("table4"), protocol, 1, data_layout(protocol).n_points)
+    assert plan and all(c.spec.n_landmarks == 98 and str(c.spec).endswith("-k98") for c in plan)
+    trips = roundtrip_nme(protocol, ("plain", "subpixel"))
+    assert trips["subpixel"]["nme_inter_ocular_pct"] < trips["plain"]["nme_inter_ocular_pct"]
+    assert trips["plain"]["n_images"] == 2  # the 10 % validation split of 24
