@@ -378,7 +378,8 @@ def get_codec(name: str, input_size: int = 384, **kwargs) -> Codec:
     return cls(input_size, **kwargs)
 
 
-def uniform_points(n_images: int, input_size: int, n_points: int = DEFAULT_LAYOUT.n_points, seed: int = 0) -> torch.Tensor:
+def uniform_points(n_images: int, input_size: int, n_points: int = DEFAULT_LAYOUT.n_points,
+                   seed: int = 0) -> torch.Tensor:
     """Uniform float points over the whole image ([-0.5, size - 0.5] per axis): [n_images, n_points, 2]."""
     gen = torch.Generator().manual_seed(seed)
     return torch.rand(n_images, n_points, 2, generator=gen, dtype=torch.float64).float() * input_size - 0.5

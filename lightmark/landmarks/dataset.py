@@ -1,7 +1,8 @@
 """The training data path: sources -> augmented samples -> DataLoader batches of images and points.
 
 Batches are dicts: `image` uint8 [B, 3, H, W], `points` float32 [B, K, 2] (input pixels), `index`
-int64 [B]. Every source says its `layout` (K, flip pairs, eye points); the datasets carry it on. Heatmaps are not made here: the trainer encodes them in batches on its device.
+int64 [B]. Every source says its `layout` (K, flip pairs, eye points); the datasets carry it on.
+Heatmaps are not made here: the trainer encodes them in batches on its device.
 
 Reproducibility: a sample's augmentation is drawn from a generator seeded by (seed, epoch, index),
 and the epoch travels with each index through the sampler, so the batches depend neither on the

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import pickle
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Sequence
 
 import cv2
