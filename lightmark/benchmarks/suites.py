@@ -14,13 +14,13 @@ MSE and the offset kernel (its final setting) and say so in the table's caption.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
 from lightmark.errors import ConfigError, LightmarkError
 from lightmark.landmarks.protocol import Protocol
-from lightmark.models.spec import ModelSpec
+from lightmark.models.spec import DEFAULT_N_LANDMARKS, ModelSpec
 from lightmark.paper import PaperRow, paper_row, paper_rows  # noqa: F401 (re-exported for the suites' users)
 
 TABLE_NAMES = ("table1", "table2", "table3", "table4", "table5")
@@ -265,11 +265,19 @@ class Candidate:
         return "; ".join(f"{suite}/{row}/seed{seed}" for suite, row, seed in self.uses)
 
 
-def plan_candidates(suites: list[Suite], base: Protocol, seeds: int) -> list[Candidate]:
+def row_spec(row: SuiteRow, n_landmarks: int = DEFAULT_N_LANDMARKS) -> ModelSpec:
+    """The row's architecture predicting `n_landmarks` points (the data's: 98 on WFLW)."""
+    assert row.spec is not None
+    return row.spec if row.spec.n_landmarks == n_landmarks else replace(row.spec, n_landmarks=n_landmarks)
+
+
+def plan_candidates(suites: list[Suite], base: Protocol, seeds: int,
+                    n_landmarks: int = DEFAULT_N_LANDMARKS) -> list[Candidate]:
     """Every train row x seed of `suites`, deduplicated by candidate key (first use first), seed by seed.
 
     Rows whose architecture cannot run at the protocol's input size (`SuiteRow.skip_reason`) are
-    left out; the tables show them as skipped with the reason.
+    left out; the tables show them as skipped with the reason. Every row predicts `n_landmarks`
+    points, the number the protocol's data has.
     """
     from lightmark.benchmarks.record import candidate_key
 
@@ -283,14 +291,15 @@ def plan_candidates(suites: list[Suite], base: Protocol, seeds: int) -> list[Can
                 if row.skip_reason(base):
                     continue
                 protocol = row.protocol(base, seed)
-                key = candidate_key(row.spec, protocol)
+                spec = row_spec(row, n_landmarks)
+                key = candidate_key(spec, protocol)
                 use = (suite.name, row.label, seed)
                 if key in found:
                     old = found[key]
                     found[key] = Candidate(key, old.spec, old.protocol, (*old.uses, use))
                 else:
                     order.append(key)
-                    found[key] = Candidate(key, row.spec, protocol, (use,))
+                    found[key] = Candidate(key, spec, protocol, (use,))
     return [found[key] for key in order]
 
 
@@ -306,15 +315,14 @@ def roundtrip_nme(protocol: Protocol, codecs: tuple[str, ...] = ("plain", "offse
     import torch
 
     from lightmark.landmarks.codecs import get_codec
-    from lightmark.landmarks.constants import OUTER_EYE_CORNERS
     from lightmark.landmarks.dataset import LandmarkDataset, build_sources
+    from lightmark.landmarks.metrics import normaliser
 
     _, val_source = build_sources(protocol)
     dataset = LandmarkDataset(val_source, None, seed=protocol.seed, input_size=protocol.input_size)
     points = torch.from_numpy(np.stack([np.asarray(dataset.sample(i).points, dtype=np.float32)
                                         for i in range(len(dataset))]))
-    a, b = OUTER_EYE_CORNERS
-    ocular = torch.linalg.vector_norm(points[:, a] - points[:, b], dim=-1).clamp_min(1e-6)
+    ocular = normaliser(points, "inter_ocular", layout=dataset.layout).float().clamp_min(1e-6)
     out: dict[str, dict[str, float]] = {}
     with torch.no_grad():
         for name in codecs:

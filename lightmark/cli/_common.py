@@ -64,7 +64,12 @@ def add_protocol_args(parser: argparse.ArgumentParser, default: str = "quick") -
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override one protocol field, e.g. --set epochs=3 --set augment.erase=true",
     )
-    parser.add_argument("--data", help="a dataset directory (challenge layout or .pts); default: synthetic faces")
+    parser.add_argument("--data", help="a dataset: a challenge-layout folder or annot.pkl, a .pts folder, a WFLW "
+                                       "list (.txt), a COFW .mat or a Face Synthetics folder (format detected; "
+                                       "docs/data.md); default: synthetic faces")
+    parser.add_argument("--image-root", help="where a WFLW list's image paths start (default: the list's folder)")
+    parser.add_argument("--layout", help="read the data as this landmark layout, e.g. ibug68 on Face Synthetics "
+                                         "drops the pupils (default: the data's own)")
 
 
 def protocol_from_args(args: argparse.Namespace):
@@ -78,6 +83,10 @@ def protocol_from_args(args: argparse.Namespace):
         protocol = protocol.override_from_strings(args.overrides)
     if getattr(args, "data", None):
         protocol = protocol.override({"data": str(Path(args.data).resolve())})
+    if getattr(args, "image_root", None):
+        protocol = protocol.override({"image_root": str(Path(args.image_root).resolve())})
+    if getattr(args, "layout", None):
+        protocol = protocol.override({"layout": args.layout})
     return protocol
 
 

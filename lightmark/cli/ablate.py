@@ -53,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lightmark.benchmarks.suites import plan_candidates, resolve_tables
+    from lightmark.landmarks.dataset import data_layout
     from lightmark.reports import tables
     from lightmark.reports.ablation import ablate
 
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     suites = resolve_tables(args.table)
     out = args.out or Path("runs") / f"ablate-{protocol.name}"
     console = stderr_console() if args.json else stdout_console()
-    plan = plan_candidates(suites, protocol, args.seeds)
+    plan = plan_candidates(suites, protocol, args.seeds, data_layout(protocol).n_points)
     stderr_console().print(
         f"[bold]ablate {args.table}[/]: {len(plan)} candidates to train ({args.seeds} seed(s), "
         f"identical rows shared) under protocol {protocol.name}; output in {out}")
@@ -111,6 +112,10 @@ def _command(args: argparse.Namespace) -> str:
         parts += ["--set", item]
     if args.data:
         parts += ["--data", str(args.data)]
+    if args.image_root:
+        parts += ["--image-root", str(args.image_root)]
+    if args.layout:
+        parts += ["--layout", args.layout]
     if args.workers != 1:
         parts += ["--workers", str(args.workers)]
     if args.device != "auto":

@@ -7,6 +7,7 @@ import argparse
 
 from lightmark.cli._common import print_json, stdout_console
 from lightmark.errors import ConfigError
+from lightmark.layouts import DEFAULT_LAYOUT
 
 PAPER_NME_PCT = {"plain": 0.5127, "offset": 0.0076, "subpixel": None}
 
@@ -16,8 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "codec-check", help="round-trip NME of the heatmap codecs on ground truth, and their speed"
     )
     parser.add_argument("--input-size", type=int, default=384, help="input side in px (default: %(default)s)")
-    parser.add_argument("--n-images", type=int, default=200, help="images of 68 points (default: %(default)s)")
-    parser.add_argument("--n-points", type=int, default=68, help="points per image (default: %(default)s)")
+    parser.add_argument("--n-images", type=int, default=200, help="images of --n-points points (default: %(default)s)")
+    parser.add_argument("--n-points", type=int, default=DEFAULT_LAYOUT.n_points,
+                        help="points per image (default: %(default)s, the iBUG layout)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the uniform points (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=20, help="timing repeats, median (default: %(default)s)")
     parser.add_argument("--no-timing", action="store_true", help="skip the encode/decode timing")
@@ -44,8 +46,9 @@ def run(args: argparse.Namespace) -> int:
     timing = []
     if not args.no_timing:
         for name in CODEC_NAMES:
-            speed = codec_speed(name, batch=8, size=96, repeats=args.repeats)
-            cpu = codec_speed(name, batch=8, size=96, repeats=args.repeats, threads=1, clock="cpu")
+            speed = codec_speed(name, batch=8, size=96, repeats=args.repeats, n_points=args.n_points)
+            cpu = codec_speed(name, batch=8, size=96, repeats=args.repeats, n_points=args.n_points, threads=1,
+                              clock="cpu")
             timing.append({"codec": name, "batch": 8, "heatmap_size": 96, "threads": 2, **speed,
                            "encode_cpu_ms_1_thread": cpu["encode_ms"], "decode_cpu_ms_1_thread": cpu["decode_ms"]})
     result = {
@@ -86,6 +89,6 @@ def run(args: argparse.Namespace) -> int:
     stdout_console().print(table)
     if timing:
         stdout_console().print("NME % = mean point error / image side * 100 (L1 %: with |dx| + |dy|). "
-                               "Times: median ms per batch of 8 x 68 points at 96x96 (enc = heatmaps + "
+                               f"Times: median ms per batch of 8 x {args.n_points} points at 96x96 (enc = heatmaps + "
                                "weighted-MSE mask): elapsed on 2 threads (ms), CPU time on 1 thread (cpu)")
     return 0

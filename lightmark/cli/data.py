@@ -3,13 +3,14 @@
 - `data synth`: write N synthetic faces in the challenge layout (images + annot.pkl + meta.json).
   Deterministic for a seed; every file is written atomically and a re-run skips finished images.
 - `data preview`: a contact sheet PNG with the points drawn, of synthetic faces or of a dataset.
+- `data convert`: any dataset lightmark reads (WFLW list, COFW .mat, Face Synthetics, .pts, challenge)
+  to the challenge layout or to .pts files, cropped and resized to --size.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import pickle
 import shutil
 import time
 from pathlib import Path
@@ -37,8 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     synth.set_defaults(func=cmd_synth)
 
-    preview = sub.add_parser("preview", help="contact sheet PNG with the 68 points drawn")
-    preview.add_argument("--data", type=Path, help="a challenge-layout folder (default: synthetic faces)")
+    preview = sub.add_parser("preview", help="contact sheet PNG with the points drawn, coloured by face part")
+    preview.add_argument("--data", type=Path, help="any dataset lightmark reads (default: synthetic faces)")
+    preview.add_argument("--image-root", type=Path, help="where a WFLW list's image paths start")
     preview.add_argument("--n", type=int, default=16, help="number of faces (default: %(default)s)")
     preview.add_argument("--size", type=int, default=128, help="tile size in pixels (default: %(default)s)")
     preview.add_argument("--seed", type=int, default=0, help="synthetic generator seed (default: %(default)s)")
@@ -46,6 +48,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     preview.add_argument("--out", type=Path, required=True, help="output PNG")
     preview.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     preview.set_defaults(func=cmd_preview)
+
+    convert = sub.add_parser("convert", help="write a dataset in the challenge layout or as .pts files",
+                             description="Read any dataset lightmark reads (format detected) and write its "
+                                         "samples, cropped and resized to --size, as PNGs with annot.pkl "
+                                         "(challenge) or a .pts file beside each (pts).")
+    convert.add_argument("src", type=Path, metavar="SRC", help="a WFLW list, COFW .mat, Face Synthetics folder, ...")
+    convert.add_argument("--to", choices=("challenge", "pts"), required=True, help="output format")
+    convert.add_argument("--out", type=Path, required=True, help="output directory")
+    convert.add_argument("--layout", help="write the points as this layout, e.g. ibug68 from Face Synthetics "
+                                          "(drops the pupils) (default: the data's own)")
+    convert.add_argument("--image-root", type=Path, help="where a WFLW list's image paths start")
+    convert.add_argument("--size", type=int, default=256, help="output image side in px (default: %(default)s)")
+    convert.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    convert.set_defaults(func=cmd_convert)
 
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
@@ -143,44 +159,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- data preview
-def _read_challenge(path: Path, n: int, size: int) -> list:
-    """Fallback reader for a challenge-layout folder (used when formats.open_source is missing)."""
-    import cv2
+def _dataset_samples(path: Path, n: int, size: int, image_root: Path | None = None) -> list:
+    from lightmark.landmarks.formats import open_source
 
-    from lightmark.landmarks.sample import FaceSample
-
-    annot = path / "annot.pkl"
-    if not annot.is_file():
-        raise DataError(f"{annot}: not found (a challenge-layout folder holds images and annot.pkl)")
-    try:
-        with open(annot, "rb") as handle:
-            names, pts = pickle.load(handle)
-        pts = np.asarray(pts, dtype=np.float64)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a data error here
-        raise DataError(f"{annot}: not a pickled (names, points) tuple ({exc})") from exc
-    if pts.ndim != 3 or pts.shape[1:] != (68, 2) or len(names) != len(pts):
-        raise DataError(f"{annot}: expected (names, array (N, 68, 2)), got {len(names)} names and {pts.shape}")
-    samples = []
-    for i in range(min(n, len(names))):
-        file = path / names[i]
-        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
-        if image is None:
-            raise DataError(f"{file}: missing or unreadable image (annot.pkl index {i})")
-        h, w = image.shape[:2]
-        image = cv2.cvtColor(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-        p = (pts[i] + 0.5) * np.array([size / w, size / h]) - 0.5
-        samples.append(FaceSample(image=image, points=p.astype(np.float32), name=str(names[i])))
-    return samples
-
-
-def _dataset_samples(path: Path, n: int, size: int) -> list:
     if not path.exists():
-        raise DataError(f"--data {path}: no such directory")
-    try:
-        from lightmark.landmarks.formats import open_source  # type: ignore[attr-defined]
-    except ImportError:
-        return _read_challenge(path, n, size)
-    source = open_source(path, "auto", size)
+        raise DataError(f"--data {path}: no such file or directory")
+    source = open_source(path, "auto", size, image_root=image_root)
     return [source[i] for i in range(min(n, len(source)))]
 
 
@@ -194,7 +178,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     if args.size < 16:
         raise ConfigError(f"--size must be >= 16 pixels, got {args.size}")
     if args.data is not None:
-        samples = _dataset_samples(args.data, args.n, args.size)
+        samples = _dataset_samples(args.data, args.n, args.size, args.image_root)
         if not samples:
             raise DataError(f"--data {args.data}: no samples")
         source = str(args.data)
@@ -215,4 +199,27 @@ def cmd_preview(args: argparse.Namespace) -> int:
         print_json(summary)
     else:
         stderr_console().print(f"wrote {args.out}: {len(samples)} faces from {source}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- data convert
+def cmd_convert(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from lightmark.landmarks.formats import open_source
+    from lightmark.landmarks.writers import convert
+
+    if args.size < 16 or args.size % 4:
+        raise ConfigError(f"--size must be a multiple of 4 and >= 16 pixels, got {args.size}")
+    source = open_source(args.src, "auto", args.size, layout=args.layout, image_root=args.image_root)
+    with Progress(TextColumn("data convert"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=stderr_console(), transient=True) as progress:
+        task = progress.add_task("samples", total=len(source))
+        summary = convert(source, args.out, args.to, advance=lambda: progress.advance(task))
+    summary = {"src": str(args.src), **summary, "size": args.size}
+    if args.json:
+        print_json(summary)
+    else:
+        stderr_console().print(f"wrote {summary['n']} samples ({summary['layout']}, {summary['n_points']} points, "
+                               f"{args.size} px) from {args.src} to {args.out} as {args.to}")
     return 0

@@ -19,7 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("evaluate", help="evaluate a checkpoint (NME, failure rates, CED plot)",
                                    description="Evaluate a checkpoint on its protocol's held-out faces or a dataset.")
     parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="best.pt or last.pt from `train`")
-    parser.add_argument("--data", help="evaluate every image of this dataset (challenge layout or .pts)")
+    parser.add_argument("--data", help="evaluate every image of this dataset (challenge layout, .pts, a WFLW list, "
+                                       "a COFW .mat or a Face Synthetics folder; see docs/data.md)")
+    parser.add_argument("--image-root", type=Path,
+                        help="where a WFLW list's image paths start (default: the list's folder)")
     parser.add_argument("--out", type=Path, help="output directory (default: <checkpoint dir>/eval-<name>)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -68,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     from lightmark.atomic import write_json_atomic, write_text_atomic
     from lightmark.landmarks.evaluate import evaluate_checkpoint
 
-    result, info = evaluate_checkpoint(args.checkpoint, data=args.data, device=args.device)
+    result, info = evaluate_checkpoint(args.checkpoint, data=args.data, device=args.device,
+                                       image_root=args.image_root)
     out = args.out or args.checkpoint.parent / f"eval-{args.checkpoint.stem}"
     out.mkdir(parents=True, exist_ok=True)
     curves = {"model": _ced(result.per_image["inter_ocular"])}
@@ -82,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
         "metrics": result.summary,
         "mean_shape_baseline": result.baseline,
         "per_landmark_nme_image_pct": per_landmark,
+        "per_part_nme_image_pct": {k: round(v, 5) for k, v in result.per_part_image_pct.items()},
+        **({"nme_inter_ocular_by_attribute": result.extra["nme_inter_ocular_by_attribute"]}
+           if "nme_inter_ocular_by_attribute" in result.extra else {}),
         "ced": {"unit": "NME % inter-ocular", "thresholds": curves["model"][0].round(4).tolist(),
                 "fractions": curves["model"][1].round(5).tolist()},
         "files": {"metrics": str(out / "metrics.json"), "per_image": str(out / "per_image_nme.csv"),

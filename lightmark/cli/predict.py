@@ -10,8 +10,8 @@ from lightmark.cli._common import print_json, stdout_console
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("predict", help="predict landmarks on images (JSON, CSV, solution.txt, PNGs)",
-                                   description="Predict the 68 points on images or folders of images, with a "
-                                               "checkpoint or a file written by `lightmark export --format onnx` "
+                                   description="Predict the model's points (its layout's K) on images or folders of images, "
+                                               "with a checkpoint or a file written by `lightmark export --format onnx` "
                                                "(run by ONNX Runtime on the CPU; needs the export extra).")
     parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a checkpoint (.pt) or an exported .onnx")
     parser.add_argument("images", nargs="+", metavar="IMAGES", help="image files or folders")

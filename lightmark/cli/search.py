@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from lightmark.cli._common import (
     terminate_as_interrupt,
 )
 from lightmark.errors import ConfigError
+from lightmark.landmarks.dataset import data_layout
 from lightmark.search.prescreen import Prescreen
 from lightmark.search.trials import suggest as suggest_trials
 from lightmark.search.workers import resolve_workers
@@ -189,7 +191,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise ConfigError(f"--n-trials must be >= 1, got {args.n_trials}")
     args.workers = resolve_workers(args.workers, args.device)
     note_precision(args, console)
-    space = build_space(args, protocol.input_size)
+    space = replace(build_space(args, protocol.input_size), n_landmarks=data_layout(protocol).n_points)
     device = args.device
     budget = Budget(
         size_mb=args.budget_mb, macs=None if args.budget_macs is None else int(args.budget_macs),

@@ -1,12 +1,13 @@
 """The paper's six augmentations, built with albumentations 2.0.8 from an `AugmentConfig`.
 
-Horizontal flip (with the 68-point left/right re-indexing), rotation, colour jitter, padding (pad
+Horizontal flip (with the layout's left/right re-indexing), rotation, colour jitter, padding (pad
 then resize back), Gaussian blur, and erasing inside the face box. Each is switchable from the
 protocol, so an ablation such as the paper's Table 5 (erasing) is one flag: `augment.erase`.
 
 Keypoints are never dropped (`remove_invisible=False`): a point rotated out of the frame keeps
 its coordinates. albumentations' HorizontalFlip maps x -> W-1-x but keeps the labels, so when it
-fired (seen through `save_applied_params`) the points are re-indexed with FLIP_PERMUTATION.
+fired (seen through `save_applied_params`) the points are re-indexed with the layout's flip
+permutation (`lightmark.layouts`; iBUG 68 by default), the one flip implementation.
 
 Determinism: every call takes a `np.random.Generator` (or an int seed) that drives all random
 choices, so a sample's augmentation depends only on that generator, not on worker count or order.
@@ -25,20 +26,28 @@ import albumentations as A  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from lightmark.landmarks.constants import FLIP_PERMUTATION  # noqa: E402
 from lightmark.landmarks.protocol import AugmentConfig  # noqa: E402
 from lightmark.landmarks.sample import FaceSample  # noqa: E402
+from lightmark.layouts import DEFAULT_LAYOUT, Layout  # noqa: E402
 
-_FLIP = np.asarray(FLIP_PERMUTATION, dtype=np.intp)
 ERASE_MIN_FRACTION = 0.1  # smallest erased rectangle side, as a fraction of the face-box side
 
 
-def flip_sample(sample: FaceSample) -> FaceSample:
+def flip_index(layout: Layout, n_points: int) -> np.ndarray:
+    """The layout's flip permutation as an index array; a sample with another point count is an
+    error (re-indexing it with the wrong permutation would silently scramble or drop points)."""
+    if n_points != layout.n_points:
+        raise ValueError(f"cannot flip {n_points} points with layout {layout.name} ({layout.n_points} points)")
+    return np.asarray(layout.flip_permutation, dtype=np.intp)
+
+
+def flip_sample(sample: FaceSample, layout: Layout = DEFAULT_LAYOUT) -> FaceSample:
     """Deterministic horizontal flip with re-indexing (x -> W-1-x, point i takes point perm[i])."""
     w = sample.image.shape[1]
-    points = sample.points[_FLIP].copy()
+    perm = flip_index(layout, len(sample.points))
+    points = sample.points[perm].copy()
     points[:, 0] = (w - 1) - points[:, 0]
-    occluded = None if sample.occluded is None else sample.occluded[_FLIP].copy()
+    occluded = None if sample.occluded is None else sample.occluded[perm].copy()
     return replace(sample, image=np.ascontiguousarray(sample.image[:, ::-1]), points=points,
                    occluded=occluded)
 
@@ -46,9 +55,10 @@ def flip_sample(sample: FaceSample) -> FaceSample:
 class Augment:
     """`aug(sample, rng) -> FaceSample`: one random draw of the configured augmentations."""
 
-    def __init__(self, cfg: AugmentConfig, input_size: int) -> None:
+    def __init__(self, cfg: AugmentConfig, input_size: int, layout: Layout = DEFAULT_LAYOUT) -> None:
         self.cfg = cfg
         self.input_size = int(input_size)
+        self.layout = layout
         transforms: list = []
         if cfg.flip:
             transforms.append(A.HorizontalFlip(p=cfg.flip_p))
@@ -93,9 +103,10 @@ class Augment:
                 elif name == "CropAndPad":
                     points = points + _pad_resize_offset(params)
             if flipped:
-                points = points[_FLIP]
+                perm = flip_index(self.layout, len(points))
+                points = points[perm]
                 if occluded is not None:
-                    occluded = occluded[_FLIP]
+                    occluded = occluded[perm]
         if self.cfg.erase and rng.random() < self.cfg.erase_p:
             image = erase_in_box(image, points, rng, self.cfg.erase_max_fraction)
         if image.shape[:2] != (self.input_size, self.input_size):
@@ -137,6 +148,7 @@ def erase_in_box(image: np.ndarray, points: np.ndarray, rng: np.random.Generator
     return out
 
 
-def build_augment(cfg: AugmentConfig, input_size: int) -> Augment:
-    """The training augmentation of a protocol: `build_augment(protocol.augment, protocol.input_size)`."""
-    return Augment(cfg, input_size)
+def build_augment(cfg: AugmentConfig, input_size: int, layout: Layout = DEFAULT_LAYOUT) -> Augment:
+    """The training augmentation of a protocol: `build_augment(protocol.augment, protocol.input_size,
+    layout)`, the layout of the data it augments (its flip permutation)."""
+    return Augment(cfg, input_size, layout)

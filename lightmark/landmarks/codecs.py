@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from lightmark.errors import ConfigError
+from lightmark.layouts import DEFAULT_LAYOUT
 
 STRIDE = 4
 SIGMA = 1.75
@@ -377,13 +378,14 @@ def get_codec(name: str, input_size: int = 384, **kwargs) -> Codec:
     return cls(input_size, **kwargs)
 
 
-def uniform_points(n_images: int, input_size: int, n_points: int = 68, seed: int = 0) -> torch.Tensor:
+def uniform_points(n_images: int, input_size: int, n_points: int = DEFAULT_LAYOUT.n_points,
+                   seed: int = 0) -> torch.Tensor:
     """Uniform float points over the whole image ([-0.5, size - 0.5] per axis): [n_images, n_points, 2]."""
     gen = torch.Generator().manual_seed(seed)
     return torch.rand(n_images, n_points, 2, generator=gen, dtype=torch.float64).float() * input_size - 0.5
 
 
-def round_trip_nme(name: str, input_size: int = 384, n_images: int = 100, n_points: int = 68,
+def round_trip_nme(name: str, input_size: int = 384, n_images: int = 100, n_points: int = DEFAULT_LAYOUT.n_points,
                    seed: int = 0) -> float:
     """Ground-truth round trip of one codec: mean point error / image side * 100 (NME %, image)."""
     codec = get_codec(name, input_size)
@@ -393,7 +395,7 @@ def round_trip_nme(name: str, input_size: int = 384, n_images: int = 100, n_poin
     return float(err.mean() / input_size * 100)
 
 
-def codec_speed(name: str, batch: int = 8, size: int = 96, repeats: int = 20, n_points: int = 68,
+def codec_speed(name: str, batch: int = 8, size: int = 96, repeats: int = 20, n_points: int = DEFAULT_LAYOUT.n_points,
                 threads: int = 2, device: str = "cpu", clock: str = "wall") -> dict:
     """Median ms to encode (heatmaps + the weighted-MSE mask) and to decode one batch, on `threads`
     CPU threads (or a CUDA device).

@@ -1,7 +1,8 @@
 """The training data path: sources -> augmented samples -> DataLoader batches of images and points.
 
-Batches are dicts: `image` uint8 [B, 3, H, W], `points` float32 [B, 68, 2] (input pixels), `index`
-int64 [B]. Heatmaps are not made here: the trainer encodes them in batches on its device.
+Batches are dicts: `image` uint8 [B, 3, H, W], `points` float32 [B, K, 2] (input pixels), `index`
+int64 [B]. Every source says its `layout` (K, flip pairs, eye points); the datasets carry it on.
+Heatmaps are not made here: the trainer encodes them in batches on its device.
 
 Reproducibility: a sample's augmentation is drawn from a generator seeded by (seed, epoch, index),
 and the epoch travels with each index through the sampler, so the batches depend neither on the
@@ -28,6 +29,7 @@ from lightmark.errors import ConfigError, DataError
 from lightmark.landmarks.protocol import Protocol
 from lightmark.landmarks.sample import FaceSample
 from lightmark.landmarks.synth import GENERATOR_VERSION
+from lightmark.layouts import DEFAULT_LAYOUT, Layout
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,7 @@ class SyntheticSource:
         self.generator = SynthFaces(size=self.size, seed=self.seed)
         self._cache: list[FaceSample | None] | None = [None] * self.n if cache else None
         self.n_dropped = 0
+        self.layout: Layout = DEFAULT_LAYOUT  # the generator draws the iBUG 68 points
 
     @property
     def names(self) -> list[str]:
@@ -91,6 +94,13 @@ class SubsetSource:
         self.source = source
         self.indices = np.asarray(indices, dtype=np.int64)
         self.n_dropped = getattr(source, "n_dropped", 0)
+        self.layout: Layout = source.layout
+
+    @property
+    def attributes(self) -> dict[str, np.ndarray] | None:
+        """The source's per-sample attribute flags (WFLW's), restricted to this subset."""
+        flags = getattr(self.source, "attributes", None)
+        return None if flags is None else {k: v[self.indices] for k, v in flags.items()}
 
     @property
     def names(self) -> list[str]:
@@ -113,6 +123,7 @@ class LandmarkDataset(Dataset):
         self.augment = augment
         self.seed = int(seed)
         self.input_size = input_size
+        self.layout: Layout = getattr(source, "layout", DEFAULT_LAYOUT)
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -255,9 +266,11 @@ def data_version(protocol: Protocol) -> str:
 
 
 def build_sources(protocol: Protocol) -> tuple[Any, Any]:
-    """(train_source, val_source) for a protocol: synthetic by default, else the dataset on disk."""
+    """(train_source, val_source) for a protocol: synthetic by default, else the dataset on disk.
+    Both have the same `layout` (the data's own, or protocol.layout when that is a part of it)."""
     size = protocol.input_size
     if protocol.data is None or protocol.data_format == "synthetic":
+        _synthetic_layout(protocol)
         if protocol.train_samples < 1 or protocol.val_samples < 1:
             raise ConfigError("synthetic data needs train_samples >= 1 and val_samples >= 1")
         train_cache = protocol.train_samples * size * size * 3 <= AUTO_CACHE_BYTES
@@ -267,9 +280,15 @@ def build_sources(protocol: Protocol) -> tuple[Any, Any]:
     from lightmark.landmarks.formats import open_source
 
     data = Path(protocol.data)
-    source = open_source(data, protocol.data_format, size)
+    source = open_source(data, protocol.data_format, size, layout=protocol.layout, image_root=protocol.image_root)
     if protocol.val_data is not None:
-        train, val = source, open_source(Path(protocol.val_data), protocol.data_format, size)
+        train = source
+        val = open_source(Path(protocol.val_data), protocol.data_format, size, layout=protocol.layout,
+                          image_root=protocol.image_root)
+        if val.layout != train.layout:
+            raise DataError(f"{protocol.val_data}: validation points are {val.layout.name} "
+                            f"({val.layout.n_points} points), training points ({data}) are "
+                            f"{train.layout.name} ({train.layout.n_points} points)")
     else:
         if not 0.0 < protocol.val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be in (0, 1), got {protocol.val_fraction}")
@@ -290,12 +309,38 @@ def build_sources(protocol: Protocol) -> tuple[Any, Any]:
     return train, val
 
 
+def data_layout(protocol: Protocol) -> Layout:
+    """The layout of a protocol's data (opens the annotations, decodes no image)."""
+    if protocol.data is None or protocol.data_format == "synthetic":
+        return _synthetic_layout(protocol)  # no face rendered
+    return build_sources(protocol)[0].layout
+
+
+def _synthetic_layout(protocol: Protocol) -> Layout:
+    """The synthetic faces draw the iBUG 68 points; another protocol.layout is an error."""
+    if protocol.layout not in ("auto", DEFAULT_LAYOUT.name):
+        raise ConfigError(f"layout: the synthetic faces are {DEFAULT_LAYOUT.name} "
+                          f"({DEFAULT_LAYOUT.n_points} points), not {protocol.layout}")
+    return DEFAULT_LAYOUT
+
+
+def check_points(n_landmarks: int, layout: Layout, protocol: Protocol, what: str = "the spec") -> None:
+    """A network must predict as many points as the data has: ConfigError naming both counts."""
+    if n_landmarks != layout.n_points:
+        data = protocol.data or "the synthetic faces"
+        hint = f"-k{layout.n_points}" if layout != DEFAULT_LAYOUT else "no -k suffix"
+        raise ConfigError(f"{what} predicts {n_landmarks} points but {data} has {layout.n_points} "
+                          f"({layout.name}); use a spec with {hint}, e.g. s1-d2-c16"
+                          + (f"-k{layout.n_points}" if layout != DEFAULT_LAYOUT else ""))
+
+
 def build_loaders(protocol: Protocol, *, pin_memory: bool = False) -> tuple[DataLoader, DataLoader]:
-    """(train_loader, val_loader): train augmented, shuffled per epoch and drop_last; val plain."""
+    """(train_loader, val_loader): train augmented, shuffled per epoch and drop_last; val plain.
+    Their datasets carry the data's `layout`; the augmentation flips by it."""
     from lightmark.landmarks.augment import build_augment
 
     train_source, val_source = build_sources(protocol)
-    augment = build_augment(protocol.augment, protocol.input_size)
+    augment = build_augment(protocol.augment, protocol.input_size, train_source.layout)
     train_set = LandmarkDataset(train_source, augment, seed=protocol.seed, input_size=protocol.input_size)
     val_set = LandmarkDataset(val_source, None, seed=protocol.seed, input_size=protocol.input_size)
     train = make_loader(train_set, batch_size=protocol.batch_size, shuffle=True, seed=protocol.seed,

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from lightmark.landmarks.device import Precision, autocast
+from lightmark.layouts import Layout
 
 # Per-channel normalisation of uint8 RGB: x / 255 -> zero mean, unit-ish spread.
 IMAGE_MEAN = (0.5, 0.5, 0.5)
@@ -53,6 +54,7 @@ class EvalResult:
     seconds: float
     baseline: dict[str, float] | None = None  # mean-shape baseline (same keys as summary)
     extra: dict[str, Any] = field(default_factory=dict)
+    per_part_image_pct: dict[str, float] = field(default_factory=dict)  # face part -> NME % of image side
 
 
 @torch.no_grad()
@@ -85,10 +87,13 @@ def evaluate_model(
     channels_last: bool = False,
     mean_shape: np.ndarray | None = None,
     image_size: int | None = None,
+    layout: Layout | None = None,
 ) -> EvalResult:
     """Decode every batch with `codec`, then compute all metrics from the stacked per-image errors.
 
-    `mean_shape` (K,2 input px), when given, adds the baseline that predicts it for every image."""
+    `mean_shape` (K,2 input px), when given, adds the baseline that predicts it for every image.
+    `layout` names the eye points of the inter-ocular/inter-pupil NME and the face parts (None:
+    the registered layout with K points)."""
     from lightmark.landmarks import metrics
 
     device = torch.device(device)
@@ -109,56 +114,58 @@ def evaluate_model(
     pred_t, gt_t = torch.cat(preds), torch.cat(gts)
     size = int(image_size or batch["image"].shape[-1])
     result = EvalResult(
-        summary=_summarise(metrics, pred_t, gt_t, size),
-        per_image={n: metrics.nme(pred_t, gt_t, n, size).numpy() for n in metrics.NORMALISATIONS},
+        summary=_summarise(metrics, pred_t, gt_t, size, layout),
+        per_image={n: metrics.nme(pred_t, gt_t, n, size, layout).numpy() for n in metrics.NORMALISATIONS},
         per_landmark_image_pct=_per_landmark(metrics, pred_t, gt_t, size),
         pred=pred_t.numpy(),
         gt=gt_t.numpy(),
         indices=torch.cat(idxs).numpy(),
         image_size=size,
         seconds=time.perf_counter() - start,
+        per_part_image_pct=metrics.per_part_nme(pred_t, gt_t, "image", size, layout),
     )
     if mean_shape is not None:
-        result.baseline = mean_shape_baseline(mean_shape, gt_t, size)
+        result.baseline = mean_shape_baseline(mean_shape, gt_t, size, layout)
         mean_pred = torch.as_tensor(np.asarray(mean_shape, np.float32)).unsqueeze(0).expand_as(gt_t).contiguous()
-        result.extra["baseline_per_image_inter_ocular"] = metrics.nme(mean_pred, gt_t, "inter_ocular", size).numpy()
+        result.extra["baseline_per_image_inter_ocular"] = metrics.nme(mean_pred, gt_t, "inter_ocular", size,
+                                                                      layout).numpy()
     return result
 
 
-def mean_shape_baseline(mean_shape: np.ndarray | torch.Tensor, gt: torch.Tensor, image_size: int) -> dict:
+def mean_shape_baseline(mean_shape: np.ndarray | torch.Tensor, gt: torch.Tensor, image_size: int,
+                        layout: Layout | None = None) -> dict:
     """Metrics of predicting the average training shape for every image (the floor to beat)."""
     from lightmark.landmarks import metrics
 
     gt = torch.as_tensor(gt, dtype=torch.float32)
     pred = torch.as_tensor(np.asarray(mean_shape, np.float32)).unsqueeze(0).expand_as(gt).contiguous()
-    return _summarise(metrics, pred, gt, image_size)
+    return _summarise(metrics, pred, gt, image_size, layout)
 
 
-def _summarise(metrics: Any, pred: torch.Tensor, gt: torch.Tensor, size: int) -> dict[str, float]:
-    out = metrics.summarise(pred, gt, size)
+def _summarise(metrics: Any, pred: torch.Tensor, gt: torch.Tensor, size: int,
+               layout: Layout | None = None) -> dict[str, float]:
+    out = metrics.summarise(pred, gt, size, layout)
     return {k: (float(v) if not isinstance(v, int) else v) for k, v in out.items()}
 
 
 def _per_landmark(metrics: Any, pred: torch.Tensor, gt: torch.Tensor, size: int) -> np.ndarray:
-    fn = getattr(metrics, "per_landmark_nme", None)
-    if fn is not None:
-        try:
-            return np.asarray(torch.as_tensor(fn(pred, gt, "image", size)).cpu(), dtype=np.float64)
-        except TypeError:
-            pass
-    errors = torch.linalg.vector_norm(pred - gt, dim=-1)  # (N, K) px
-    return (errors.mean(0) / size * 100.0).numpy().astype(np.float64)
+    return np.asarray(metrics.per_landmark_nme(pred, gt, "image", size).cpu(), dtype=np.float64)
 
 
-def evaluate_checkpoint(path: Any, data: Any = None, device: str = "auto", batch_size: int | None = None):
+def evaluate_checkpoint(path: Any, data: Any = None, device: str = "auto", batch_size: int | None = None,
+                        image_root: Any = None):
     """Load a checkpoint and evaluate it on its protocol's held-out faces, or on every sample of the
-    dataset at `data`. Returns (EvalResult with baseline when the checkpoint stores the training mean
-    shape, info dict: spec, protocol, checkpoint epoch, data description)."""
+    dataset at `data` (a WFLW list's images under `image_root`). Returns (EvalResult with baseline
+    when the checkpoint stores the training mean shape, and per-attribute NME where the data has
+    attribute flags; info dict: spec, protocol, checkpoint epoch, data description, layout)."""
+    from dataclasses import replace
     from pathlib import Path
+
+    from lightmark.landmarks import metrics
 
     from lightmark.landmarks.checkpoint import load_model
     from lightmark.landmarks.codecs import get_codec
-    from lightmark.landmarks.dataset import LandmarkDataset, build_loaders, make_loader
+    from lightmark.landmarks.dataset import LandmarkDataset, build_loaders, check_points, make_loader
     from lightmark.landmarks.device import resolve_device
 
     dev = resolve_device(device)
@@ -168,7 +175,8 @@ def evaluate_checkpoint(path: Any, data: Any = None, device: str = "auto", batch
     if data is not None:
         from lightmark.landmarks.formats import open_source
 
-        source = open_source(Path(data), "auto", protocol.input_size)
+        source = open_source(Path(data), "auto", protocol.input_size, layout=protocol.layout,
+                             image_root=image_root)
         dataset = LandmarkDataset(source, None, seed=protocol.seed, input_size=protocol.input_size)
         loader = make_loader(dataset, batch_size=batch, shuffle=False, seed=protocol.seed)
         described = f"{data} ({len(dataset)} images)"
@@ -178,11 +186,18 @@ def evaluate_checkpoint(path: Any, data: Any = None, device: str = "auto", batch
                              num_workers=protocol.num_workers)
         described = (f"protocol {protocol.name} validation set ({len(loader.dataset)} images"
                      + (", held-out synthetic faces)" if protocol.data is None else ")"))
+    layout = loader.dataset.layout
+    check_points(spec.n_landmarks, layout, protocol if data is None else replace(protocol, data=str(data)),
+                 f"checkpoint {path} (spec {spec})")
     mean_shape = state.get("mean_shape")
     result = evaluate_model(model, loader, codec, dev,
                             mean_shape=None if mean_shape is None else mean_shape.numpy(),
-                            image_size=protocol.input_size)
+                            image_size=protocol.input_size, layout=layout)
+    attributes = getattr(loader.dataset.source, "attributes", None)
+    if attributes:
+        masks = {name: flags[result.indices] for name, flags in attributes.items()}
+        result.extra["nme_inter_ocular_by_attribute"] = metrics.subset_nme(result.per_image["inter_ocular"], masks)
     info = {"checkpoint": str(path), "spec": str(spec), "protocol": protocol.name,
             "input_size": protocol.input_size, "codec": protocol.codec, "epoch": int(state.get("epoch", 0)),
-            "data": described}
+            "data": described, "layout": layout.name}
     return result, info

@@ -5,7 +5,7 @@ file from a checkpoint and proves on held-out faces that it still finds the same
 
 The exported graph (both formats) takes float32 RGB images with values 0-255, [B, 3, N, N] (any batch,
 N fixed at export), does the input normalisation of `evaluate.prepare_images` itself, and returns the
-last stack's heatmaps [B, 68, N/4, N/4] (float32) or, with `decode`, the codec's points [B, 68, 2] in
+last stack's heatmaps [B, K, N/4, N/4] (float32) or, with `decode`, the codec's points [B, K, 2] in
 input pixels (integer = pixel centre). The file's metadata (ONNX `metadata_props["lightmark"]`,
 TorchScript extra file `lightmark.json`) says which, with the spec, codec and input size, so
 `lightmark predict` can run it like a checkpoint.
@@ -604,7 +604,7 @@ def export_model(net: nn.Module, path: Path | str, *, fmt: str, dtype: str, inpu
 # -- running an exported file ------------------------------------------------------------------------------
 class ExportedModel:
     """An exported file as a points function, like a checkpoint: uint8 images [B,3,N,N] -> points
-    [B,68,2] in input pixels. `info` is the metadata stored in the file."""
+    [B,K,2] in input pixels. `info` is the metadata stored in the file."""
 
     def __init__(self, path: Path | str, info: dict[str, Any], run: Callable[[np.ndarray], np.ndarray]) -> None:
         self.path = Path(path)

@@ -1,6 +1,8 @@
-"""Real dataset formats read from paths the user gives (challenge `annot.pkl`, iBUG `.pts`, image folders).
+"""Real dataset formats read from paths the user gives (challenge `annot.pkl`, iBUG `.pts`, image folders),
+and the detection that opens any of them or of the public datasets' own formats (`public_formats`).
 
-Every source has `__len__`, `__getitem__(i) -> FaceSample` and `names`. Annotations are validated
+Every source has `__len__`, `__getitem__(i) -> FaceSample`, `names` and `layout` (the
+`lightmark.layouts.Layout` of its points, found from their count). Annotations are validated
 eagerly when a source is opened (cheap: no image is decoded); images are decoded lazily, and
 `validate()` decodes them all once. Bad input never passes silently: every problem raises
 `DataError` naming the file (or the index inside the pickle).
@@ -13,27 +15,28 @@ from __future__ import annotations
 
 import logging
 import pickle
+from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
 
 from lightmark.atomic import write_bytes_atomic
-from lightmark.errors import DataError
-from lightmark.landmarks.constants import N_LANDMARKS
+from lightmark.errors import ConfigError, DataError
 from lightmark.landmarks.sample import FaceSample
+from lightmark.layouts import DEFAULT_LAYOUT, LAYOUTS, Layout, get_layout, layout_for_points, subset_indices
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 OUTSIDE_POLICIES = ("keep", "drop")
-FORMATS = ("auto", "challenge", "pts", "images")
+FORMATS = ("auto", "challenge", "pts", "images", "wflw", "cofw", "facesynthetics")
 ANNOT_NAME = "annot.pkl"
 
 
 def write_challenge_annotations(path: Path, names: Sequence[str], points: np.ndarray) -> None:
-    """The challenge layout: a pickled tuple (list of file names, float array (N, 68, 2) pixels)."""
+    """The challenge layout: a pickled tuple (list of file names, float array (N, K, 2) pixels)."""
     array = np.asarray(points, dtype=np.float32)
     write_bytes_atomic(path, pickle.dumps((list(names), array), protocol=4))
 
@@ -74,7 +77,7 @@ def resize_sample(image: np.ndarray, points: np.ndarray, size: int) -> tuple[np.
 
 
 def _outside_mask(points: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """points (N, 68, 2), sizes (N, 2) as (w, h) -> (N,) bool: some point outside its image."""
+    """points (N, K, 2), sizes (N, 2) as (w, h) -> (N,) bool: some point outside its image."""
     low = (points < -0.5).any(axis=(1, 2))
     high = (points > sizes[:, None, :] - 0.5).any(axis=(1, 2))
     return low | high
@@ -95,9 +98,17 @@ def _check_outside(outside: str) -> None:
         raise DataError(f"outside must be one of {', '.join(OUTSIDE_POLICIES)}, got {outside!r}")
 
 
+def points_layout(where: object, n_points: int) -> Layout:
+    """The registered layout of `n_points` points, or a DataError naming the file (`where`)."""
+    try:
+        return layout_for_points(n_points)
+    except ConfigError as exc:
+        raise DataError(f"{where}: {exc}") from None
+
+
 # -- the challenge layout ----------------------------------------------------------------------------
 class ChallengeSource:
-    """A folder of images plus `annot.pkl` = (list of N file names, float array (N, 68, 2) pixels).
+    """A folder of images plus `annot.pkl` = (list of N file names, float array (N, K, 2) pixels).
 
     `input_size`: resize images (and points) to this square size when they differ; None keeps them.
     `outside`: "keep" samples with points outside their image, or "drop" them (reads image headers
@@ -124,7 +135,8 @@ class ChallengeSource:
             self.n_dropped = len(names) - len(keep)
             names, points = [names[i] for i in keep], points[keep]
         self.names: list[str] = names
-        self.raw_points: np.ndarray = points  # (N, 68, 2) float32, in the files' own pixels (not resized)
+        self.raw_points: np.ndarray = points  # (N, K, 2) float32, in the files' own pixels (not resized)
+        self.layout: Layout = points_layout(self.annot_path, points.shape[1])
 
     def __len__(self) -> int:
         return len(self.names)
@@ -166,8 +178,9 @@ def _load_annot(path: Path) -> tuple[list[str], np.ndarray]:
         array = np.asarray(points, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise DataError(f"{path}: points are not a float array ({exc})") from None
-    if array.ndim != 3 or array.shape[1:] != (N_LANDMARKS, 2):
-        raise DataError(f"{path}: points must have shape (N, {N_LANDMARKS}, 2), got {array.shape}")
+    if array.ndim != 3 or array.shape[2] != 2 or array.shape[1] not in {v.n_points for v in LAYOUTS.values()}:
+        shapes = " or ".join(f"(N, {v.n_points}, 2) ({v.name})" for v in LAYOUTS.values())
+        raise DataError(f"{path}: points must have shape {shapes}, got {array.shape}")
     if array.shape[0] != len(names):
         raise DataError(f"{path}: {len(names)} names but {array.shape[0]} point sets")
     finite = np.isfinite(array).all(axis=(1, 2))
@@ -180,7 +193,7 @@ def _load_annot(path: Path) -> tuple[list[str], np.ndarray]:
 
 # -- iBUG / 300W .pts folders --------------------------------------------------------------------------
 def parse_pts(path: Path) -> np.ndarray:
-    """Parse an iBUG `.pts` file -> (68, 2) float32 in 0-based pixel-centre coordinates.
+    """Parse an iBUG `.pts` file -> (n_points, 2) float32 in 0-based pixel-centre coordinates.
 
     The files are 1-based (the first pixel's centre is 1.0), so 1 is subtracted.
     """
@@ -206,14 +219,17 @@ def parse_pts(path: Path) -> np.ndarray:
     if n_points is None:
         raise DataError(f"{path}: malformed .pts file (no n_points header)")
     rows = lines[start + 1:end]
-    if n_points != N_LANDMARKS or len(rows) != N_LANDMARKS:
-        raise DataError(f"{path}: expected {N_LANDMARKS} points, header says {n_points}, "
-                        f"file has {len(rows)}")
+    counts = {v.n_points for v in LAYOUTS.values()}
+    if n_points not in counts or len(rows) != n_points:
+        expected = n_points if n_points in counts else DEFAULT_LAYOUT.n_points
+        others = ", ".join(f"{v.name} = {v.n_points}" for v in LAYOUTS.values() if v.n_points != expected)
+        raise DataError(f"{path}: expected {expected} points, header says {n_points}, file has {len(rows)} "
+                        f"(other layouts: {others})")
     try:
         values = np.array([[float(v) for v in row.split()] for row in rows], dtype=np.float64)
     except ValueError as exc:
         raise DataError(f"{path}: malformed coordinate line ({exc})") from None
-    if values.shape != (N_LANDMARKS, 2):
+    if values.shape != (n_points, 2):
         raise DataError(f"{path}: every point line must hold two numbers")
     if not np.isfinite(values).all():
         raise DataError(f"{path}: NaN or infinite coordinates")
@@ -248,6 +264,27 @@ def apply_affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return (points @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
 
 
+def crop_face(image: np.ndarray, points: np.ndarray, input_size: int,
+              margin: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Crop a square around the points' box (`face_crop_matrix`) and resize it to input_size:
+    (crop, points in the crop, the 2x3 matrix). Every reader of uncropped photos shares it."""
+    matrix = face_crop_matrix(points, input_size, margin)
+    scale = matrix[0, 0]
+    if scale < 0.5:  # warpAffine does not average: shrink with INTER_AREA first, then warp
+        h, w = image.shape[:2]
+        k = 2.0 * scale
+        small = cv2.resize(image, (max(1, round(w * k)), max(1, round(h * k))),
+                           interpolation=cv2.INTER_AREA)
+        kx, ky = small.shape[1] / w, small.shape[0] / h
+        pre = np.array([[kx, 0.0, 0.5 * kx - 0.5], [0.0, ky, 0.5 * ky - 0.5]])
+        image = small
+        points = apply_affine(points, pre)
+        matrix = face_crop_matrix(points, input_size, margin)
+    crop = cv2.warpAffine(image, matrix, (input_size, input_size),
+                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return crop, apply_affine(points, matrix), matrix
+
+
 class PtsSource:
     """iBUG/300W folders: `.pts` files beside their images (searched recursively).
 
@@ -270,14 +307,19 @@ class PtsSource:
         if not pts_files:
             raise DataError(f"{self.root}: no .pts files found")
         images = [_image_beside(p) for p in pts_files]
-        points = np.stack([parse_pts(p) for p in pts_files])
+        parsed = [parse_pts(p) for p in pts_files]
+        for path, pts in zip(pts_files, parsed):
+            if len(pts) != len(parsed[0]):
+                raise DataError(f"{path}: {len(pts)} points, but {pts_files[0]} has {len(parsed[0])}")
+        points = np.stack(parsed)
+        self.layout: Layout = points_layout(pts_files[0], points.shape[1])
         self.n_dropped = 0
         if outside == "drop":
             keep = _drop_outside(images, points, self.root)
             self.n_dropped = len(images) - len(keep)
             images, points = [images[i] for i in keep], points[keep]
         self.image_paths: list[Path] = images
-        self.raw_points: np.ndarray = points  # (N, 68, 2) float32, original-image pixels, 0-based
+        self.raw_points: np.ndarray = points  # (N, K, 2) float32, original-image pixels, 0-based
         self.names: list[str] = [str(p.relative_to(self.root)) for p in images]
 
     def __len__(self) -> int:
@@ -287,23 +329,8 @@ class PtsSource:
         if not -len(self) <= index < len(self):
             raise IndexError(index)
         image = read_image(self.image_paths[index])
-        points = self.raw_points[index]
-        matrix = face_crop_matrix(points, self.input_size, self.margin)
-        scale = matrix[0, 0]
-        if scale < 0.5:  # warpAffine does not average: shrink with INTER_AREA first, then warp
-            h, w = image.shape[:2]
-            k = 2.0 * scale
-            small = cv2.resize(image, (max(1, round(w * k)), max(1, round(h * k))),
-                               interpolation=cv2.INTER_AREA)
-            kx, ky = small.shape[1] / w, small.shape[0] / h
-            pre = np.array([[kx, 0.0, 0.5 * kx - 0.5], [0.0, ky, 0.5 * ky - 0.5]])
-            image = small
-            points = apply_affine(points, pre)
-            matrix = face_crop_matrix(points, self.input_size, self.margin)
-        crop = cv2.warpAffine(image, matrix, (self.input_size, self.input_size),
-                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        return FaceSample(image=crop, points=apply_affine(points, matrix), name=self.names[index],
-                          meta={"crop_matrix": matrix})
+        crop, points, matrix = crop_face(image, self.raw_points[index], self.input_size, self.margin)
+        return FaceSample(image=crop, points=points, name=self.names[index], meta={"crop_matrix": matrix})
 
     def validate(self) -> dict:
         return _validate(self, lambda i: self.image_paths[i], self.raw_points)
@@ -314,11 +341,13 @@ class ImageFolderSource:
     """Images without points, for prediction: a folder (recursive) or an explicit list of files.
 
     Images are resized to input_size x input_size; `meta["original_size"]` = (width, height) lets
-    predictions be mapped back. `points` are NaN (there are none).
+    predictions be mapped back. `points` are NaN (there are none), as many as `layout` has.
     """
 
-    def __init__(self, root_or_files: Path | str | Sequence[Path | str], input_size: int) -> None:
+    def __init__(self, root_or_files: Path | str | Sequence[Path | str], input_size: int,
+                 layout: Layout = DEFAULT_LAYOUT) -> None:
         self.input_size = int(input_size)
+        self.layout = layout
         if isinstance(root_or_files, (str, Path)):
             root = Path(root_or_files)
             if root.is_dir():
@@ -349,7 +378,7 @@ class ImageFolderSource:
             raise IndexError(index)
         image = read_image(self.image_paths[index])
         h, w = image.shape[:2]
-        nan = np.full((N_LANDMARKS, 2), np.nan, dtype=np.float32)
+        nan = np.full((self.layout.n_points, 2), np.nan, dtype=np.float32)
         image, _ = resize_sample(image, nan, self.input_size)
         return FaceSample(image=image, points=nan, name=self.names[index],
                           meta={"original_size": (w, h)})
@@ -370,30 +399,89 @@ def _validate(source, path_of, points: np.ndarray) -> dict:
     return {"n": len(source), "n_dropped": source.n_dropped, "n_outside": n_outside}
 
 
+# -- reading a source as another layout ------------------------------------------------------------------
+class LayoutView:
+    """Another source's samples with only the points of `layout` (Face Synthetics' 70 read as the
+    iBUG 68 drops the pupils); `lightmark.layouts.subset_indices` says which, or why not."""
+
+    def __init__(self, source: Any, layout: Layout) -> None:
+        try:
+            self.indices = np.asarray(subset_indices(source.layout, layout), dtype=np.intp)
+        except ConfigError as exc:
+            raise DataError(f"{_where(source)}: {exc}") from None
+        self.source, self.layout = source, layout
+        self.n_dropped = getattr(source, "n_dropped", 0)
+        self.raw_points = source.raw_points[:, self.indices]
+
+    @property
+    def names(self) -> list[str]:
+        return self.source.names
+
+    @property
+    def attributes(self) -> dict[str, np.ndarray] | None:
+        return getattr(self.source, "attributes", None)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> FaceSample:
+        sample = self.source[index]
+        occluded = None if sample.occluded is None else sample.occluded[self.indices]
+        return replace(sample, points=sample.points[self.indices], occluded=occluded)
+
+    def validate(self) -> dict:
+        return self.source.validate()
+
+
+def _where(source: Any) -> object:
+    for name in ("annot_path", "list_path", "path", "root"):
+        if getattr(source, name, None) is not None:
+            return getattr(source, name)
+    return type(source).__name__
+
+
 # -- detection -----------------------------------------------------------------------------------------
 def detect_format(path: Path | str) -> str:
-    """challenge (annot.pkl), pts (.pts files) or images (a plain image folder / file)."""
+    """challenge (annot.pkl), wflw (a .txt annotation list), cofw (a .mat file), facesynthetics
+    (`*_ldmks.txt` beside images), pts (.pts files) or images (a plain image folder / file)."""
     path = Path(path)
     if path.is_file():
-        if path.suffix == ".pkl":
+        suffix = path.suffix.lower()
+        if suffix == ".pkl":
             return "challenge"
-        if path.suffix.lower() in IMAGE_SUFFIXES:
+        if suffix == ".txt":
+            return "wflw"
+        if suffix == ".mat":
+            return "cofw"
+        if suffix in IMAGE_SUFFIXES:
             return "images"
-        raise DataError(f"{path}: not a dataset (expected a folder, an annot.pkl or an image)")
+        raise DataError(f"{path}: not a dataset (expected a folder, an annot.pkl, a WFLW .txt list, "
+                        "a COFW .mat or an image)")
     if not path.is_dir():
         raise DataError(f"{path}: no such file or directory")
     if (path / ANNOT_NAME).is_file():
         return "challenge"
+    if next(path.rglob("*_ldmks.txt"), None) is not None:
+        return "facesynthetics"
     if next(path.rglob("*.pts"), None) is not None:
         return "pts"
     if any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*")):
         return "images"
-    raise DataError(f"{path}: no {ANNOT_NAME}, .pts files or images found")
+    raise DataError(f"{path}: no {ANNOT_NAME}, .pts files or images found (nor Face Synthetics *_ldmks.txt)")
 
 
 def open_source(path: Path | str, fmt: str = "auto", input_size: int | None = None, *,
-                outside: str = "keep", margin: float = 0.25):
-    """Open a dataset on disk in the given (or detected) format, resized to input_size."""
+                outside: str = "keep", margin: float = 0.25, layout: str | None = None,
+                image_root: Path | str | None = None):
+    """Open a dataset on disk in the given (or detected) format, resized to input_size.
+
+    `layout`: None or "auto" keeps the data's own layout; a registered name reads the data as that
+    layout when it is a part of the data's (`LayoutView`), else a DataError naming both.
+    `image_root`: where a WFLW list's image paths start (default: the list's folder).
+    """
+    # deferred: the public formats' readers build on this module's helpers
+    from lightmark.landmarks.public_formats import CofwSource, FaceSyntheticsSource, WflwSource
+
     path = Path(path)
     if fmt not in FORMATS:
         raise DataError(f"{path}: unknown data format {fmt!r}; choose from {', '.join(FORMATS)}")
@@ -401,11 +489,23 @@ def open_source(path: Path | str, fmt: str = "auto", input_size: int | None = No
         fmt = detect_format(path)
     if fmt == "challenge":
         if path.is_file():
-            return ChallengeSource(path.parent, input_size, outside=outside, annot=path)
-        return ChallengeSource(path, input_size, outside=outside)
-    if input_size is None:
+            source: Any = ChallengeSource(path.parent, input_size, outside=outside, annot=path)
+        else:
+            source = ChallengeSource(path, input_size, outside=outside)
+    elif input_size is None:
         raise DataError(f"{path}: format {fmt!r} needs an input size")
-    if fmt == "pts":
-        return PtsSource(path, input_size, margin, outside=outside)
-    return ImageFolderSource(path, input_size)
+    elif fmt == "pts":
+        source = PtsSource(path, input_size, margin, outside=outside)
+    elif fmt == "wflw":
+        source = WflwSource(path, input_size, image_root, margin)
+    elif fmt == "cofw":
+        source = CofwSource(path, input_size, margin)
+    elif fmt == "facesynthetics":
+        source = FaceSyntheticsSource(path, input_size)
+    else:
+        return ImageFolderSource(path, input_size, get_layout(layout) if layout not in (None, "auto")
+                                 else DEFAULT_LAYOUT)
+    if layout in (None, "auto") or layout == source.layout.name:
+        return source
+    return LayoutView(source, get_layout(layout))
 

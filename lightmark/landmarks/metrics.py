@@ -4,11 +4,14 @@ Every function keeps per-image values, so means, failure rates and CED curves co
 numbers. NME is in percent everywhere; the normalisation is always named:
 
 - `image`: mean point-to-point error / image side * 100 (the challenge's metric);
-- `inter_ocular`: / distance between the outer eye corners (points 36 and 45; 300W);
-- `inter_pupil`: / distance between the eye centres (means of points 36-41 and 42-47);
+- `inter_ocular`: / distance between the layout's outer eye corners (36 and 45 for iBUG 68, 60 and
+  72 for WFLW 98);
+- `inter_pupil`: / distance between the layout's eye centres (the means of points 36-41 and 42-47 for
+  iBUG 68, the pupils where the layout has them);
 - `bbox`: / sqrt(w * h) of the ground-truth points' bounding box.
 
-Points are [B, 68, 2] (x, y) pixels; numpy arrays are accepted and tensors are returned.
+Points are [B, K, 2] (x, y) pixels; numpy arrays are accepted and tensors are returned. The eye
+indices come from a `lightmark.layouts.Layout`; without one, the registered layout with K points.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 import torch
 
 from lightmark.errors import ConfigError
-from lightmark.landmarks.constants import LEFT_EYE, OUTER_EYE_CORNERS, RIGHT_EYE
+from lightmark.layouts import Layout, layout_for_points
 
 NORMALISATIONS = ("image", "inter_ocular", "inter_pupil", "bbox")
 
@@ -32,7 +35,16 @@ def _check_points(pred: torch.Tensor, gt: torch.Tensor) -> None:
         raise ValueError(f"pred {tuple(pred.shape)} and gt {tuple(gt.shape)} must both be [B, K, 2]")
 
 
-def normaliser(gt, norm: str, image_size: float | None = None) -> torch.Tensor:
+def _layout(gt: torch.Tensor, layout: Layout | None) -> Layout:
+    """The layout of [B, K, 2] points: the one given (its K must match) or the registered one."""
+    if layout is None:
+        return layout_for_points(int(gt.shape[1]))
+    if layout.n_points != gt.shape[1]:
+        raise ConfigError(f"layout {layout.name} has {layout.n_points} points, the points have {gt.shape[1]}")
+    return layout
+
+
+def normaliser(gt, norm: str, image_size: float | None = None, layout: Layout | None = None) -> torch.Tensor:
     """Per-image normalising distance in pixels: [B] float64."""
     gt = _tensor(gt)
     if norm == "image":
@@ -40,11 +52,12 @@ def normaliser(gt, norm: str, image_size: float | None = None) -> torch.Tensor:
             raise ConfigError("image_size: required for the 'image' normalisation")
         return torch.full(gt.shape[:1], float(image_size), dtype=torch.float64)
     if norm == "inter_ocular":
-        a, b = OUTER_EYE_CORNERS
+        a, b = _layout(gt, layout).outer_eye_corners
         return (gt[:, a] - gt[:, b]).norm(dim=-1)
     if norm == "inter_pupil":
-        right = gt[:, RIGHT_EYE.start : RIGHT_EYE.stop].mean(dim=1)
-        left = gt[:, LEFT_EYE.start : LEFT_EYE.stop].mean(dim=1)
+        right_eye, left_eye = _layout(gt, layout).eye_centres
+        right = gt[:, list(right_eye)].mean(dim=1)
+        left = gt[:, list(left_eye)].mean(dim=1)
         return (right - left).norm(dim=-1)
     if norm == "bbox":
         size = gt.amax(dim=1) - gt.amin(dim=1)
@@ -59,15 +72,37 @@ def point_errors(pred, gt) -> torch.Tensor:
     return (pred - gt).norm(dim=-1)
 
 
-def nme(pred, gt, norm: str = "image", image_size: float | None = None) -> torch.Tensor:
+def nme(pred, gt, norm: str = "image", image_size: float | None = None,
+        layout: Layout | None = None) -> torch.Tensor:
     """Per-image NME in percent: [B] float64 (mean point error / normalising distance * 100)."""
-    return point_errors(pred, gt).mean(dim=1) / normaliser(gt, norm, image_size) * 100.0
+    return point_errors(pred, gt).mean(dim=1) / normaliser(gt, norm, image_size, layout) * 100.0
 
 
-def per_landmark_nme(pred, gt, norm: str = "image", image_size: float | None = None) -> torch.Tensor:
+def per_landmark_nme(pred, gt, norm: str = "image", image_size: float | None = None,
+                     layout: Layout | None = None) -> torch.Tensor:
     """NME of each landmark in percent, averaged over images: [K] float64."""
-    errors = point_errors(pred, gt) / normaliser(gt, norm, image_size)[:, None] * 100.0
+    errors = point_errors(pred, gt) / normaliser(gt, norm, image_size, layout)[:, None] * 100.0
     return errors.mean(dim=0)
+
+
+def per_part_nme(pred, gt, norm: str = "image", image_size: float | None = None,
+                 layout: Layout | None = None) -> dict[str, float]:
+    """NME in percent of each face part of the layout (jaw, eyes, ...): the mean of its landmarks'."""
+    per_landmark = per_landmark_nme(pred, gt, norm, image_size, layout)
+    layout = _layout(_tensor(gt), layout)
+    return {name: float(per_landmark[list(indices)].mean()) for name, indices in layout.parts}
+
+
+def subset_nme(per_image, masks: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Mean NME and count of the images in each subset (e.g. WFLW's pose, occlusion, ... flags):
+    {name: {"nme_pct", "n_images"}}; an empty subset has NaN NME."""
+    values = _tensor(per_image).flatten()
+    out: dict[str, dict[str, float]] = {}
+    for name, mask in masks.items():
+        chosen = values[torch.as_tensor(np.asarray(mask, dtype=bool))]
+        out[name] = {"nme_pct": float(chosen.mean()) if chosen.numel() else float("nan"),
+                     "n_images": int(chosen.numel())}
+    return out
 
 
 def failure_rate(per_image, threshold_pct: float) -> float:
@@ -95,9 +130,9 @@ def auc(per_image, max_error_pct: float = 10.0, steps: int = 1001) -> float:
     return float(np.trapezoid(fractions, thresholds) / max_error_pct)
 
 
-def summarise(pred, gt, image_size: float) -> dict:
+def summarise(pred, gt, image_size: float, layout: Layout | None = None) -> dict:
     """Every number an evaluation reports, units in the keys."""
-    per_norm = {n: nme(pred, gt, n, image_size) for n in NORMALISATIONS}
+    per_norm = {n: nme(pred, gt, n, image_size, layout) for n in NORMALISATIONS}
     io = per_norm["inter_ocular"]
     return {
         "nme_image_pct": float(per_norm["image"].mean()),

@@ -3,7 +3,7 @@
 Coordinates follow `sample.py` (integer = pixel centre), so a point at input pixel x maps back to
 x' = (x + 0.5) * W / input_size - 0.5 in an image W pixels wide (and likewise for y).
 Outputs: points.json, points.csv, the challenge's solution.txt (one line per image: file name then
-x1 y1 ... x68 y68) and PNGs with the points drawn.
+x1 y1 ... xK yK, K the model's points) and PNGs with the points drawn, coloured by face part.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def predict_files_with(
 
 
 def solution_lines(predictions: Sequence[Prediction]) -> str:
-    """The challenge's solution.txt: `name x1 y1 ... x68 y68` per line, space separated."""
+    """The challenge's solution.txt: `name x1 y1 ... xK yK` per line, space separated."""
     lines = []
     for p in predictions:
         numbers = " ".join(f"{v:.3f}" for v in p.points.reshape(-1))
@@ -123,13 +123,16 @@ def solution_lines(predictions: Sequence[Prediction]) -> str:
 
 
 def draw_points(image: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """A copy of the RGB image with the points drawn (radius scales with the image)."""
+    """A copy of the RGB image with the points drawn, one colour per face part of their layout
+    (radius scales with the image)."""
     import cv2
+
+    from lightmark.landmarks.synth_preview import colours_for
 
     canvas = np.ascontiguousarray(image.copy())
     radius = max(1, int(round(max(image.shape[:2]) / 200)))
-    for x, y in np.round(points).astype(int):
-        cv2.circle(canvas, (int(x), int(y)), radius, (0, 255, 0), -1, lineType=cv2.LINE_AA)
+    for (x, y), colour in zip(np.round(points).astype(int), colours_for(len(points))):
+        cv2.circle(canvas, (int(x), int(y)), radius, tuple(int(c) for c in colour), -1, lineType=cv2.LINE_AA)
     return canvas
 
 
@@ -139,7 +142,7 @@ def write_predictions(out_dir: Path, predictions: Sequence[Prediction], draw: bo
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    k = predictions[0].points.shape[0] if predictions else 68
+    k = predictions[0].points.shape[0] if predictions else 0
     payload = {
         "unit": "pixels of each original image (integer = pixel centre)",
         "images": [{"name": p.name, "path": str(p.path), "width": p.width, "height": p.height,

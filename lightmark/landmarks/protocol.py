@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lightmark.errors import ConfigError
+from lightmark.layouts import LAYOUTS
 
 
 @dataclass(frozen=True)
@@ -64,13 +65,17 @@ class Protocol:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     seed: int = 0  # model init, data order, augmentation
     data: str | None = None  # None: embedded synthetic faces; else a dataset path
-    data_format: str = "auto"  # auto | synthetic | challenge | pts
+    data_format: str = "auto"  # auto | synthetic | challenge | pts | wflw | cofw | facesynthetics
     val_data: str | None = None  # real data: a separate held-out set; None: split val_fraction
     val_fraction: float = 0.1
     num_workers: int = 0
     amp: bool = True  # CUDA only: bf16 where supported, else fp16 with a scaler
     channels_last: bool = True  # CUDA only
     eval_every: int = 1  # epochs
+    # Added with the layouts; `to_dict` leaves them out at their defaults so the candidate keys,
+    # caches and checkpoints of every earlier protocol stay what they were.
+    layout: str = "auto"  # auto: the data's own (synthetic faces: ibug68); else a lightmark.layouts name
+    image_root: str | None = None  # where a WFLW list's image paths start (None: the list's folder)
 
     def __post_init__(self) -> None:
         if self.input_size <= 0 or self.input_size % 4:
@@ -86,10 +91,16 @@ class Protocol:
             raise ConfigError(f"codec must be plain, offset or subpixel, got {self.codec!r}")
         if self.loss not in ("mse", "weighted_mse", "awing"):
             raise ConfigError(f"loss must be mse, weighted_mse or awing, got {self.loss!r}")
+        if self.layout != "auto" and self.layout not in LAYOUTS:
+            raise ConfigError(f"layout must be auto or one of {', '.join(LAYOUTS)}, got {self.layout!r}")
 
     # -- (de)serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        for key, default in _OMITTED_AT_DEFAULT.items():
+            if data[key] == default:
+                del data[key]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Protocol":
@@ -112,7 +123,7 @@ class Protocol:
 
     def override(self, updates: dict[str, Any]) -> "Protocol":
         """Apply `{"epochs": 3, "augment.erase": True}`-style updates (values already typed)."""
-        merged = self.to_dict()
+        merged = dataclasses.asdict(self)
         for dotted, value in updates.items():
             target, keys = merged, dotted.split(".")
             for key in keys[:-1]:
@@ -159,6 +170,9 @@ class Protocol:
             return self.override(flat)
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
+
+
+_OMITTED_AT_DEFAULT: dict[str, Any] = {"layout": "auto", "image_root": None}
 
 
 def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:

@@ -1,4 +1,4 @@
-"""Contact sheets: faces with their 68 points drawn, one colour per facial part.
+"""Contact sheets: faces with their points drawn, one colour per facial part of their layout.
 
 Used by `lightmark data preview` and for the picture in docs/data.md; works for any FaceSample
 (synthetic or read from disk). Occluded points are drawn as rings, visible ones as dots.
@@ -12,26 +12,41 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from lightmark.landmarks import constants as C
+from lightmark.errors import ConfigError
 from lightmark.landmarks.sample import FaceSample
+from lightmark.layouts import DEFAULT_LAYOUT, Layout, layout_for_points
 
-# RGB per part, chosen to stay distinguishable on skin and on busy backgrounds.
-PART_COLOURS: dict[str, tuple[range, tuple[int, int, int]]] = {
-    "jaw": (C.JAW, (255, 220, 0)),
-    "brows": (range(C.RIGHT_BROW.start, C.LEFT_BROW.stop), (255, 120, 0)),
-    "nose": (range(C.NOSE_BRIDGE.start, C.NOSE_BASE.stop), (0, 230, 255)),
-    "eyes": (range(C.RIGHT_EYE.start, C.LEFT_EYE.stop), (0, 255, 80)),
-    "outer_lips": (C.OUTER_LIPS, (255, 40, 200)),
-    "inner_lips": (C.INNER_LIPS, (170, 90, 255)),
-}
+# RGB per kind of part, chosen to stay distinguishable on skin and on busy backgrounds. A layout's
+# part takes the colour of the first kind its name contains ("right_brow" -> brow).
+PART_COLOURS: tuple[tuple[str, tuple[int, int, int]], ...] = (
+    ("jaw", (255, 220, 0)),
+    ("chin", (255, 220, 0)),
+    ("brow", (255, 120, 0)),
+    ("nose", (0, 230, 255)),
+    ("eye", (0, 255, 80)),
+    ("pupil", (0, 255, 80)),
+    ("outer_lips", (255, 40, 200)),
+    ("mouth", (255, 40, 200)),
+    ("inner_lips", (170, 90, 255)),
+)
+OTHER_COLOUR = (255, 255, 255)
 
 
-def point_colours() -> np.ndarray:
-    """(68, 3) uint8 RGB colour of each point."""
-    out = np.zeros((C.N_LANDMARKS, 3), np.uint8)
-    for idx, colour in PART_COLOURS.values():
-        out[list(idx)] = colour
+def point_colours(layout: Layout = DEFAULT_LAYOUT) -> np.ndarray:
+    """(K, 3) uint8 RGB colour of each point of the layout."""
+    out = np.zeros((layout.n_points, 3), np.uint8)
+    for name, indices in layout.parts:
+        colour = next((c for kind, c in PART_COLOURS if kind in name), OTHER_COLOUR)
+        out[list(indices)] = colour
     return out
+
+
+def colours_for(n_points: int) -> np.ndarray:
+    """The colours of the registered layout with n_points points; one colour when there is none."""
+    try:
+        return point_colours(layout_for_points(n_points))
+    except ConfigError:
+        return np.full((n_points, 3), OTHER_COLOUR, np.uint8)
 
 
 def draw_points(image: np.ndarray, points: np.ndarray, occluded: np.ndarray | None = None,
@@ -41,7 +56,7 @@ def draw_points(image: np.ndarray, points: np.ndarray, occluded: np.ndarray | No
     h, w = out.shape[:2]
     r = radius if radius is not None else max(1.0, min(h, w) / 110)
     shift = 4
-    colours = point_colours()
+    colours = colours_for(len(points))
     occ = np.zeros(len(points), bool) if occluded is None else np.asarray(occluded, bool)
     raw = np.asarray(points, np.float64)
     finite = np.isfinite(raw).all(axis=1) & (np.abs(raw) < 1e6).all(axis=1)

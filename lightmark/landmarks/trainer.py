@@ -46,6 +46,7 @@ from lightmark.landmarks.device import (
 from lightmark.landmarks.evaluate import EvalResult, eval_batch_size, evaluate_model, prepare_images
 from lightmark.landmarks.protocol import Protocol
 from lightmark.landmarks.schedule import StepSchedule, build_scheduler
+from lightmark.layouts import Layout
 from lightmark.models.spec import ModelSpec
 
 Callback = Callable[[int, dict], None]
@@ -256,6 +257,11 @@ class Trainer:
 
             loaders = build_loaders(protocol, pin_memory=self.device.type == "cuda")
         self.train_loader, self.val_loader = loaders
+        self.layout: Layout | None = getattr(getattr(self.val_loader, "dataset", None), "layout", None)
+        if self.layout is not None:
+            from lightmark.landmarks.dataset import check_points
+
+            check_points(spec.n_landmarks, self.layout, protocol, f"spec {spec}")
         if isinstance(self.val_loader, torch.utils.data.DataLoader) and \
                 eval_batch_size(protocol) > (self.val_loader.batch_size or 0):
             from lightmark.landmarks.dataset import make_loader
@@ -389,7 +395,7 @@ class Trainer:
         return evaluate_model(
             self.model, self.val_loader, self.codec, self.device, precision=self.precision,
             channels_last=self.channels_last, mean_shape=self.mean_shape,
-            image_size=self.protocol.input_size,
+            image_size=self.protocol.input_size, layout=self.layout,
         )
 
     # -- the run ----------------------------------------------------------------------------------

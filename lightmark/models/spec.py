@@ -8,10 +8,11 @@ import re
 from dataclasses import asdict, dataclass, fields
 
 from lightmark.errors import SpecError
-from lightmark.landmarks.constants import N_LANDMARKS
+from lightmark.layouts import DEFAULT_LAYOUT
 
 ATTENTIONS = ("none", "se", "ca")
 HEATMAP_STRIDE = 4  # heatmaps are 1/4 of the input (stem: stride-2 conv + 2x2 max-pool)
+DEFAULT_N_LANDMARKS = DEFAULT_LAYOUT.n_points  # a spec without -kN predicts the iBUG 68 points
 
 _PATTERN = re.compile(
     r"^s(?P<n_stacks>\d+)-d(?P<depth>\d+)-c(?P<channels>\d+)"
@@ -29,7 +30,7 @@ class ModelSpec:
     channels: int = 128
     attention: str = "none"
     coordconv: bool = False
-    n_landmarks: int = N_LANDMARKS
+    n_landmarks: int = DEFAULT_N_LANDMARKS
     in_channels: int = 3
 
     def __post_init__(self) -> None:
@@ -60,7 +61,7 @@ class ModelSpec:
             text += f"-{self.attention}"
         if self.coordconv:
             text += "-cc"
-        if self.n_landmarks != N_LANDMARKS:
+        if self.n_landmarks != DEFAULT_N_LANDMARKS:
             text += f"-k{self.n_landmarks}"
         if self.in_channels != 3:
             text += f"-i{self.in_channels}"
@@ -82,7 +83,7 @@ class ModelSpec:
             channels=int(groups["channels"]),
             attention=groups["attention"] or "none",
             coordconv=bool(groups["coordconv"]),
-            n_landmarks=int(groups["n_landmarks"] or N_LANDMARKS),
+            n_landmarks=int(groups["n_landmarks"] or DEFAULT_N_LANDMARKS),
             in_channels=int(groups["in_channels"] or 3),
         )
 

@@ -21,7 +21,9 @@ from typing import Any
 from lightmark.atomic import write_json_atomic
 from lightmark.benchmarks.record import Record
 from lightmark.benchmarks.suites import Suite, plan_candidates, roundtrip_nme
+from lightmark.landmarks.dataset import data_layout
 from lightmark.landmarks.protocol import Protocol
+from lightmark.models.spec import DEFAULT_N_LANDMARKS
 from lightmark.reports import tables
 from lightmark.reports.report import MANIFEST, ablation_frames, build_report
 
@@ -75,7 +77,8 @@ def ablate(
     (also used by worker processes) for tests."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    plan = plan_candidates(list(suites), protocol, seeds)
+    n_landmarks = data_layout(protocol).n_points
+    plan = plan_candidates(list(suites), protocol, seeds, n_landmarks)
     manifest_path = out / MANIFEST
     old: dict[str, Any] = {}
     if manifest_path.exists():
@@ -95,6 +98,7 @@ def ablate(
         "tables": names, "protocol": json.loads(protocol.canonical_json()), "seeds": seeds,
         "roundtrip": roundtrip, "command": command, "study_name": study_name,
         "candidates": {c.key: c.label for c in plan},
+        **({"n_landmarks": n_landmarks} if n_landmarks != DEFAULT_N_LANDMARKS else {}),
         "started": old["started"] if resumed else now,
         **({"resumed": [*old.get("resumed", []), now]} if resumed else {}),
     }

@@ -233,11 +233,13 @@ def ablation_frames(manifest: dict[str, Any], records: list[Record], latency_not
     """Rebuild every ablation table the manifest names from whichever Records exist.
 
     `latency_note`: how the records' latencies were measured, when not the runner's own numbers."""
-    from lightmark.benchmarks.suites import get_suite
+    from lightmark.benchmarks.suites import get_suite, row_spec
     from lightmark.landmarks.protocol import Protocol
+    from lightmark.models.spec import DEFAULT_N_LANDMARKS
 
     base = Protocol.from_dict(manifest["protocol"])
     seeds = int(manifest.get("seeds", 1))
+    n_landmarks = int(manifest.get("n_landmarks", DEFAULT_N_LANDMARKS))  # the data's points
     by_key = {r.key: r for r in records}
     frames = []
     for name in manifest.get("tables", []):
@@ -246,7 +248,7 @@ def ablation_frames(manifest: dict[str, Any], records: list[Record], latency_not
         for row in suite.train_rows:
             if row.skip_reason(base):
                 continue
-            keys = [candidate_key(row.spec, row.protocol(base, seed)) for seed in range(seeds)]
+            keys = [candidate_key(row_spec(row, n_landmarks), row.protocol(base, seed)) for seed in range(seeds)]
             per_row[row.label] = [by_key[k] for k in keys if k in by_key]
         roundtrip = manifest.get("roundtrip", {}).get(name, {})
         frames.append(tables.suite_table(suite, per_row, protocol=base, seeds=seeds, roundtrip=roundtrip,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from lightmark.errors import ConfigError, SpecError
-from lightmark.models.spec import ATTENTIONS, ModelSpec
+from lightmark.models.spec import ATTENTIONS, DEFAULT_N_LANDMARKS, ModelSpec
 
 INT_DIMS = ("n_stacks", "depth", "channels")
 DIMS = ("n_stacks", "depth", "channels", "attention", "coordconv")
@@ -46,6 +46,8 @@ class SearchSpace:
     channels: tuple[int, ...] = _default_channels()
     attention: tuple[str, ...] = ATTENTIONS
     coordconv: tuple[bool, ...] = (False, True)
+    # not searched: every candidate predicts the data's points (`lightmark.layouts`), e.g. 98 on WFLW
+    n_landmarks: int = DEFAULT_N_LANDMARKS
 
     def __post_init__(self) -> None:
         for dim in DIMS:
@@ -134,7 +136,7 @@ class SearchSpace:
         attention x CoordConv variants that `fits`, else the first). None if none fits."""
         base = dict(n_stacks=self.n_stacks[0], depth=self.depth[0], channels=self.channels[0])
         variants = [
-            ModelSpec(**base, attention=att, coordconv=cc)
+            ModelSpec(**base, attention=att, coordconv=cc, n_landmarks=self.n_landmarks)
             for cc in self.coordconv
             for att in self.attention
         ]
@@ -151,7 +153,7 @@ class SearchSpace:
 
     def specs(self) -> Iterator[ModelSpec]:
         for values in itertools.product(*(getattr(self, dim) for dim in DIMS)):
-            yield ModelSpec(**dict(zip(DIMS, values)))
+            yield ModelSpec(**dict(zip(DIMS, values)), n_landmarks=self.n_landmarks)
 
     def contains(self, spec: ModelSpec) -> bool:
         return all(getattr(spec, dim) in getattr(self, dim) for dim in DIMS)
@@ -171,7 +173,7 @@ class SearchSpace:
                 values[dim] = trial.suggest_int(dim, choices[0], choices[-1], step=step)
             else:
                 values[dim] = trial.suggest_categorical(dim, list(choices))
-        return ModelSpec(**values)
+        return ModelSpec(**values, n_landmarks=self.n_landmarks)
 
     def params_of(self, spec: ModelSpec) -> dict[str, Any]:
         """The trial params that make `suggest` return `spec` (for enqueueing)."""

@@ -487,7 +487,7 @@ def _spec_of_trial(trial: optuna.trial.FrozenTrial, space: SearchSpace | None) -
     values = {dim: getattr(space, dim)[0] for dim in ("n_stacks", "depth", "channels", "attention", "coordconv")}
     values.update({k: v for k, v in trial.params.items() if k in values})
     try:
-        return ModelSpec(**values)
+        return ModelSpec(**values, n_landmarks=space.n_landmarks)
     except LightmarkError:
         return None
 
