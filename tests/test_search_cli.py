@@ -232,3 +232,13 @@ def test_prescreen_with_an_unknown_proxy_exits_2(tmp_path):
     assert result.returncode == 2 and "--prescreen 'synflow:8'" in result.stderr
     result = _run(_cmd(tmp_path / "run", "--prescreen", "naswot"))
     assert result.returncode == 2 and "PROXY:K" in result.stderr
+
+
+def test_without_n_trials_the_search_takes_the_suggested_count(tmp_path):
+    out = tmp_path / "run"
+    cmd = [c for c in _cmd(out, "--stacks", "1", "--depth", "2", "--channels", "16,24") if c not in ("--n-trials", "4")]
+    result = _run(cmd)
+    assert result.returncode == 0, result.stderr[-2000:]
+    # 1 x 1 x 2 widths x 3 attentions x 2 CoordConv = 12 architectures, all within 1 MiB: train them all
+    assert "--n-trials 12: the space has 12 architectures within the budget" in result.stderr
+    assert len(_load(f"sqlite:///{out / 'study.db'}").trials) == 12
