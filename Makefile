@@ -5,11 +5,11 @@
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
-EXTRAS ?= dev,postgres,export
+EXTRAS ?= dev,postgres,export,dashboard
 export NO_ALBUMENTATIONS_UPDATE := 1
 export MPLBACKEND := Agg
 
-.PHONY: setup demo test test-fast checks clean
+.PHONY: setup demo test test-fast lint checks clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,6 +23,9 @@ setup: $(VENV)/.installed
 demo: setup
 	$(VENV)/bin/lightmark search --protocol tabular --space configs/tabular-space.toml \
 		--budget-mb 0.5 --n-trials 40 --timeout 690 --workers auto --out runs/demo
+
+lint: setup
+	$(VENV)/bin/ruff check .
 
 test: setup
 	$(PY) -m pytest -q
