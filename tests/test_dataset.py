@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,9 +35,7 @@ class FakeSynthFaces:
 
 @pytest.fixture(autouse=True)
 def fake_synth(monkeypatch):
-    module = types.ModuleType("lightmark.landmarks.synth")
-    module.SynthFaces = FakeSynthFaces
-    monkeypatch.setitem(sys.modules, "lightmark.landmarks.synth", module)
+    monkeypatch.setattr(ds, "SynthFaces", FakeSynthFaces)
     FakeSynthFaces.renders = 0
     return FakeSynthFaces
 

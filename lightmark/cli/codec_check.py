@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import argparse
 
+import torch
+from rich.table import Table
+
 from lightmark.cli._common import print_json, stdout_console
 from lightmark.errors import ConfigError
+from lightmark.landmarks.codecs import CODEC_NAMES, codec_speed, get_codec, uniform_points
 from lightmark.layouts import DEFAULT_LAYOUT
 
 PAPER_NME_PCT = {"plain": 0.5127, "offset": 0.0076, "subpixel": None}
@@ -28,10 +32,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from lightmark.landmarks.codecs import CODEC_NAMES, codec_speed, get_codec, uniform_points
-
     if args.n_images < 1 or args.n_points < 1:
         raise ConfigError("--n-images/--n-points: must be at least 1")
     codec0 = get_codec("plain", args.input_size)  # validates --input-size
@@ -69,8 +69,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
         return 0
-    from rich.table import Table
-
     table = Table(title=f"Codec round trip on ground truth ({args.input_size} px, "
                         f"{codec0.heatmap_size} px heatmaps, {args.n_images}x{args.n_points} uniform points)")
     table.add_column("codec", no_wrap=True)
