@@ -7,7 +7,6 @@ import pickle
 
 import cv2
 import numpy as np
-import pytest
 
 from lightmark.cli.main import main
 from lightmark.landmarks import synth as synth_mod

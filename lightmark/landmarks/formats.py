@@ -19,7 +19,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
-import cv2
 import numpy as np
 
 from lightmark.atomic import write_bytes_atomic

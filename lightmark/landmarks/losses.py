@@ -17,13 +17,12 @@ not vanish in low precision.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from lightmark.errors import ConfigError
-
 
 LossFn = Callable[..., torch.Tensor]
 

@@ -50,7 +50,7 @@ from lightmark.landmarks.device import (
 from lightmark.landmarks.evaluate import EvalResult, eval_batch_size, evaluate_model, prepare_images
 from lightmark.landmarks.losses import get_loss
 from lightmark.landmarks.protocol import Protocol
-from lightmark.landmarks.schedule import StepSchedule, build_scheduler
+from lightmark.landmarks.schedule import build_scheduler
 from lightmark.layouts import Layout
 from lightmark.models import build_model
 from lightmark.models.spec import ModelSpec
