@@ -10,7 +10,7 @@ from rich.table import Table
 
 from lightmark.cli._common import print_json, stdout_console
 from lightmark.errors import ConfigError
-from lightmark.landmarks.codecs import CODEC_NAMES, codec_speed, get_codec, uniform_points
+from lightmark.landmarks.codecs import CODEC_NAMES, codec_speed, get_codec, round_trip_errors, uniform_points
 from lightmark.layouts import DEFAULT_LAYOUT
 
 PAPER_NME_PCT = {"plain": 0.5127, "offset": 0.0076, "subpixel": None}
@@ -39,8 +39,7 @@ def run(args: argparse.Namespace) -> int:
     nme_pct: dict[str, float] = {}
     l1_pct: list[dict] = []
     for name in CODEC_NAMES:
-        codec = get_codec(name, args.input_size)
-        diff = (codec.decode(codec.encode(points)).double() - points.double())
+        diff = round_trip_errors(name, points, args.input_size)
         nme_pct[name] = float(diff.norm(dim=-1).mean() / args.input_size * 100)
         l1_pct.append({"codec": name, "nme_l1_pct": float(diff.abs().sum(-1).mean() / args.input_size * 100)})
     timing = []

@@ -389,11 +389,14 @@ def uniform_points(n_images: int, input_size: int, n_points: int = DEFAULT_LAYOU
 def round_trip_nme(name: str, input_size: int = 384, n_images: int = 100, n_points: int = DEFAULT_LAYOUT.n_points,
                    seed: int = 0) -> float:
     """Ground-truth round trip of one codec: mean point error / image side * 100 (NME %, image)."""
-    codec = get_codec(name, input_size)
     points = uniform_points(n_images, input_size, n_points, seed)
-    decoded = codec.decode(codec.encode(points))
-    err = (decoded.double() - points.double()).norm(dim=-1)
-    return float(err.mean() / input_size * 100)
+    return float(round_trip_errors(name, points, input_size).norm(dim=-1).mean() / input_size * 100)
+
+
+def round_trip_errors(name: str, points: torch.Tensor, input_size: int) -> torch.Tensor:
+    """decode(encode(points)) - points in input pixels (float64, the shape of `points`)."""
+    codec = get_codec(name, input_size)
+    return codec.decode(codec.encode(points)).double() - points.double()
 
 
 def codec_speed(name: str, batch: int = 8, size: int = 96, repeats: int = 20, n_points: int = DEFAULT_LAYOUT.n_points,
