@@ -97,6 +97,8 @@ def evaluate_model(
 ) -> EvalResult:
     """Decode every batch with `codec`, then compute all metrics from the stacked per-image errors.
 
+    Batches are `LandmarkDataset`'s: "image" (uint8), "points" and "index" (the dataset index).
+
     `mean_shape` (K,2 input px), when given, adds the baseline that predicts it for every image.
     `layout` names the eye points of the inter-ocular/inter-pupil NME and the face parts (None:
     the registered layout with K points)."""
@@ -110,7 +112,7 @@ def evaluate_model(
             pred = predict_points(model, batch["image"], codec, device, precision, channels_last)
             preds.append(pred.float().cpu())
             gts.append(batch["points"].float().cpu())
-            idxs.append(torch.as_tensor(batch.get("index", torch.arange(len(pred)))).cpu())
+            idxs.append(batch["index"].cpu())
     finally:
         model.train(was_training)
     if not preds:
