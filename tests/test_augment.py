@@ -11,6 +11,7 @@ from lightmark.landmarks.augment import build_augment, erase_in_box, flip_sample
 from lightmark.landmarks.constants import FLIP_PERMUTATION, N_LANDMARKS
 from lightmark.landmarks.protocol import AugmentConfig
 from lightmark.landmarks.sample import FaceSample
+from lightmark.landmarks.synth import SynthFaces
 
 S = 96
 ALL_OFF = dict(flip=False, rotate=False, pad=False, color_jitter=False, blur=False, erase=False)
@@ -190,8 +191,7 @@ def test_same_generator_state_same_bytes_and_different_seeds_differ():
 
 
 def test_real_synthetic_faces_flip_back_exactly_with_their_occlusion_flags():
-    synth = pytest.importorskip("lightmark.landmarks.synth")
-    sample = synth.SynthFaces(size=64, seed=3).render(0)
+    sample = SynthFaces(size=64, seed=3).render(0)
     aug = build_augment(only("flip"), 64)
     once = aug(sample, 0)
     twice = aug(once, 0)

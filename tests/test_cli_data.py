@@ -7,9 +7,10 @@ import pickle
 
 import cv2
 import numpy as np
-import pytest
 
 from lightmark.cli.main import main
+from lightmark.landmarks import synth as synth_mod
+from lightmark.landmarks.formats import open_source
 from lightmark.landmarks.synth import SynthFaces
 
 
@@ -42,11 +43,8 @@ def test_synth_writes_the_challenge_layout_that_loads_back(tmp_path, capsys):
 
 
 def test_synth_loads_back_through_the_challenge_reader(tmp_path):
-    formats = pytest.importorskip("lightmark.landmarks.formats")
-    if not hasattr(formats, "open_source"):
-        pytest.skip("formats.open_source not there yet")
     assert _synth(tmp_path / "d") == 0
-    source = formats.open_source(tmp_path / "d", "auto", 48)
+    source = open_source(tmp_path / "d", "auto", 48)
     gen = SynthFaces(size=48, seed=4)
     assert len(source) == 6
     for i in range(6):
@@ -78,8 +76,6 @@ def test_rerun_skips_finished_images_and_redoes_missing_ones(tmp_path, capsys):
 
 def test_interrupted_run_resumes_from_its_partial_records(tmp_path, capsys, monkeypatch):
     """An interruption after 3 images: the re-run renders only the rest, with the same result."""
-    from lightmark.landmarks import synth as synth_mod
-
     calls = {"n": 0}
     real = synth_mod.SynthFaces.render
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-import types
+import multiprocessing
+import pickle
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +14,7 @@ import torch
 
 from lightmark.errors import ConfigError, DataError
 from lightmark.landmarks import dataset as ds
+from lightmark.landmarks.augment import build_augment
 from lightmark.landmarks.formats import write_challenge_annotations
 from lightmark.landmarks.protocol import get_protocol
 from lightmark.landmarks.sample import FaceSample
@@ -37,9 +38,7 @@ class FakeSynthFaces:
 
 @pytest.fixture(autouse=True)
 def fake_synth(monkeypatch):
-    module = types.ModuleType("lightmark.landmarks.synth")
-    module.SynthFaces = FakeSynthFaces
-    monkeypatch.setitem(sys.modules, "lightmark.landmarks.synth", module)
+    monkeypatch.setattr(ds, "SynthFaces", FakeSynthFaces)
     FakeSynthFaces.renders = 0
     return FakeSynthFaces
 
@@ -87,8 +86,6 @@ def test_dataset_items_are_tensors_of_the_contract():
 
 
 def test_augmentation_depends_on_seed_epoch_index_only():
-    from lightmark.landmarks.augment import build_augment
-
     protocol = smoke()
     source = ds.SyntheticSource(64, 1, 8)
     data = ds.LandmarkDataset(source, build_augment(protocol.augment, 64), seed=0)
@@ -203,8 +200,6 @@ def test_bad_real_data_configurations(tmp_path):
 
 
 def test_datasets_pickle_for_spawned_workers():
-    import pickle
-
     train, _ = ds.build_loaders(smoke())
     copy = pickle.loads(pickle.dumps(train.dataset))
     for key in ((0, 3), (2, 5)):
@@ -213,9 +208,6 @@ def test_datasets_pickle_for_spawned_workers():
 
 
 def test_workers_start_from_a_clean_process_and_caches_are_not_shipped():
-    import multiprocessing
-    import pickle
-
     source = ds.SyntheticSource(64, 1, 4, cache=True)
     source[0]
     assert source._cache[0] is not None

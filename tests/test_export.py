@@ -6,15 +6,30 @@ ONNX tests need the `export` extra (pip install -e '.[export]') and skip, saying
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
+from lightmark.benchmarks import profile
+from lightmark.benchmarks.profile import _trained_like, deployed_size_bytes
 from lightmark.cli.main import main
+from lightmark.landmarks.checkpoint import load_model
+from lightmark.landmarks.codecs import get_codec
 from lightmark.landmarks.constants import N_LANDMARKS
+from lightmark.landmarks.dataset import build_sources
+from lightmark.landmarks.evaluate import predict_points
+from lightmark.landmarks.export import export_model, load_onnx, load_torchscript, ort_session
+from lightmark.landmarks.protocol import get_protocol
+from lightmark.landmarks.synth import SynthFaces
+from lightmark.models.hourglass import build_model
+from lightmark.models.spec import ModelSpec
+from lightmark.reports.report import _budgets
+from lightmark.search.budget import Budget
 
 EXTRA = "the export extra is not installed (pip install -e '.[export]')"
 
@@ -44,10 +59,6 @@ def _export(capsys, ckpt, out, *extra):
 
 
 def _checkpoint_points(ckpt, images_uint8):
-    from lightmark.landmarks.checkpoint import load_model
-    from lightmark.landmarks.codecs import get_codec
-    from lightmark.landmarks.evaluate import predict_points
-
     model, _, protocol, _ = load_model(ckpt)
     codec = get_codec(protocol.codec, protocol.input_size)
     return predict_points(model, images_uint8, codec, torch.device("cpu")).numpy()
@@ -55,8 +66,6 @@ def _checkpoint_points(ckpt, images_uint8):
 
 def _val_images(n=5):
     """The smoke protocol's first held-out faces, uint8 [n, 3, 64, 64]."""
-    from lightmark.landmarks.dataset import build_sources
-    from lightmark.landmarks.protocol import get_protocol
 
     val = build_sources(get_protocol("smoke"))[1]
     return torch.from_numpy(np.stack([val[i].image.transpose(2, 0, 1) for i in range(n)])).contiguous()
@@ -85,7 +94,6 @@ def test_onnx_fp32_matches_the_checkpoint(onnx_extra, trained, tmp_path, capsys)
     assert heatmaps.shape == (5, N_LANDMARKS, 16, 16)
     one = session.run(None, {"image": images[:1].float().numpy()})[0]
     assert np.abs(one[0] - heatmaps[0]).max() < 1e-4
-    from lightmark.landmarks.codecs import get_codec
 
     points = get_codec("subpixel", 64).decode(torch.from_numpy(heatmaps)).numpy()
     assert np.abs(points - _checkpoint_points(trained, images)).max() <= 0.01
@@ -108,7 +116,6 @@ def test_onnx_fp16_and_int8_are_smaller_and_keep_the_nme(onnx_extra, trained, tm
 def test_int8_file_is_at_most_0_3_of_fp32_and_size_needs_no_training(onnx_extra, trained, tmp_path, capsys):
     """The size bar on s1-d2-c32 (the acceptance check's architecture), exported untrained; and an
     untrained export has the trained one's size, which is what lets the search budget it."""
-    from lightmark.benchmarks.profile import deployed_size_bytes
 
     fp32 = deployed_size_bytes("s1-d2-c32", "onnx", "fp32", 64)
     int8 = deployed_size_bytes("s1-d2-c32", "onnx", "int8", 64)
@@ -125,9 +132,6 @@ def test_int8_file_is_at_most_0_3_of_fp32_and_size_needs_no_training(onnx_extra,
 def test_attention_coordconv_and_stacks_export(onnx_extra, spec, tmp_path):
     """CA's per-axis pools and CoordConv's grids export (rewritten), fp16 stores fp16 weights, and the
     folded BatchNorms keep the network's heatmaps (untrained weights, BN statistics drawn at random)."""
-    from lightmark.benchmarks.profile import _trained_like
-    from lightmark.landmarks.export import export_model, ort_session
-    from lightmark.models.hourglass import build_model
 
     model = _trained_like(build_model(spec), seed=3).eval()
     images = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(1)) * 255
@@ -143,8 +147,6 @@ def test_attention_coordconv_and_stacks_export(onnx_extra, spec, tmp_path):
 
 
 def test_decode_in_the_graph_returns_points(onnx_extra, trained, tmp_path, capsys):
-    from lightmark.landmarks.export import load_onnx
-
     heat = tmp_path / "h.onnx"
     _export(capsys, trained, heat, "--format", "onnx", "--dtype", "int8")
     for dtype in ("fp32", "int8"):
@@ -164,8 +166,6 @@ def test_decode_in_the_graph_returns_points(onnx_extra, trained, tmp_path, capsy
 
 
 def test_torchscript_fp32_and_fp16(trained, tmp_path, capsys):
-    from lightmark.landmarks.export import load_torchscript
-
     out = tmp_path / "m.pt"
     fp32 = _export(capsys, trained, out, "--format", "torchscript")
     assert fp32["max_point_diff_px"] <= 0.01 and fp32["size_bytes"] == out.stat().st_size
@@ -179,8 +179,6 @@ def test_torchscript_fp32_and_fp16(trained, tmp_path, capsys):
 
 # -- predict with an exported file ---------------------------------------------------------------------------
 def test_predict_accepts_an_onnx_file(onnx_extra, trained, tmp_path, capsys):
-    from lightmark.landmarks.synth import SynthFaces
-
     images = tmp_path / "imgs"
     images.mkdir()
     gen = SynthFaces(size=96, seed=7)  # not the network's input size: predict resizes and maps back
@@ -203,8 +201,6 @@ def test_predict_accepts_an_onnx_file(onnx_extra, trained, tmp_path, capsys):
 
 # -- profile and the search budget ---------------------------------------------------------------------------
 def test_profile_reports_deployed_sizes_and_onnxruntime_latency(onnx_extra, capsys):
-    from lightmark.benchmarks.profile import deployed_size_bytes
-
     capsys.readouterr()
     assert main(["profile", "s1-d2-c16", "--input-size", "64", "--threads", "1", "--batch-sizes", "1", "--deployed",
                  "--json"]) == 0
@@ -226,10 +222,6 @@ def test_profile_reports_deployed_sizes_and_onnxruntime_latency(onnx_extra, caps
 
 
 def test_size_metric_budgets_the_exported_file(onnx_extra, tmp_path, monkeypatch):
-    from lightmark.benchmarks import profile
-    from lightmark.models.spec import ModelSpec
-    from lightmark.search.budget import Budget
-
     spec = ModelSpec.parse("s1-d2-c32")
     int8_mb = profile.deployed_size_bytes(spec, "onnx", "int8", 64) / 2**20
     state_mb = profile.size_mb(spec)
@@ -263,7 +255,6 @@ def test_search_size_metric_flag(onnx_extra, tmp_path, capsys):
                  "--budget-mb", "0.001", "--n-trials", "1", "--workers", "1", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "onnx_fp16 file <= 0.001 MiB" in err and "Traceback" not in err
-    from lightmark.benchmarks.profile import deployed_size_bytes
 
     assert f"{deployed_size_bytes('s1-d2-c16', 'onnx', 'fp16', 64) / 2**20:.3f} MiB" in err
 
@@ -321,8 +312,6 @@ def test_predict_rejects_an_onnx_file_that_lightmark_did_not_write(onnx_extra, t
 
 
 def test_onnx_without_the_extra_says_how_to_install_it(trained, tmp_path, capsys, monkeypatch):
-    import importlib.util
-
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
     capsys.readouterr()
@@ -332,10 +321,6 @@ def test_onnx_without_the_extra_says_how_to_install_it(trained, tmp_path, capsys
 
 
 def test_report_draws_no_state_dict_budget_line_for_an_exported_size_budget():
-    from types import SimpleNamespace
-
-    from lightmark.reports.report import _budgets
-
     def run(budget):
         return SimpleNamespace(studies=[SimpleNamespace(user_attrs={"budget": json.dumps(budget)})], pareto=None)
 

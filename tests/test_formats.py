@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from lightmark.cli.main import main
 from lightmark.errors import DataError
 from lightmark.landmarks.formats import (
     ChallengeSource,
@@ -267,11 +268,7 @@ def test_open_source_rejects_what_it_cannot_read(tmp_path):
 
 
 def test_data_synth_output_loads_back_identically(tmp_path):
-    """The challenge folder written by `lightmark data synth` reads back bit-exactly (skipped until
-    the synth command exists)."""
-    pytest.importorskip("lightmark.cli.data")
-    from lightmark.cli.main import main
-
+    """The challenge folder written by `lightmark data synth` reads back bit-exactly."""
     out = tmp_path / "synth"
     assert main(["data", "synth", "--out", str(out), "--n", "3", "--size", "64", "--seed", "7"]) == 0
     with open(out / "annot.pkl", "rb") as handle:

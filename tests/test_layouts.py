@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lightmark.errors import ConfigError
+from lightmark.landmarks import constants as C
 from lightmark.landmarks import metrics
 from lightmark.landmarks.augment import Augment, flip_sample
 from lightmark.landmarks.protocol import AugmentConfig
@@ -38,7 +39,6 @@ def test_ibug68_reproduces_the_old_constants_exactly():
     assert IBUG68.flip_permutation == tuple(perm)
     assert IBUG68.outer_eye_corners == (36, 45)
     assert IBUG68.eye_centres == (tuple(range(36, 42)), tuple(range(42, 48)))
-    from lightmark.landmarks import constants as C
 
     assert C.FLIP_PERMUTATION == tuple(perm) and C.N_LANDMARKS == 68 and C.OUTER_EYE_CORNERS == (36, 45)
     assert (C.RIGHT_EYE, C.LEFT_EYE, C.JAW, C.INNER_LIPS) == (range(36, 42), range(42, 48), range(0, 17),

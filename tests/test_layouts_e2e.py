@@ -6,10 +6,15 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import optuna
 import pytest
 from layout_fixtures import write_cofw, write_wflw
 
+from lightmark.benchmarks.suites import plan_candidates, resolve_tables, roundtrip_nme
 from lightmark.cli.main import main
+from lightmark.landmarks.dataset import data_layout
+from lightmark.landmarks.protocol import get_protocol
+from lightmark.search.storage import choose_storage, open_storage
 
 pytestmark = pytest.mark.slow
 
@@ -87,9 +92,7 @@ def test_two_trial_search_on_another_layout(request, tmp_path, capsys, fixture, 
     assert code == 0
     summary = _json(capsys)
     assert summary["trials"] == 2
-    import optuna
 
-    from lightmark.search.storage import choose_storage, open_storage
 
     study = optuna.load_study(study_name="lightmark-smoke", storage=open_storage(choose_storage(None, out)))
     specs = sorted(t.user_attrs["spec"] for t in study.trials)
@@ -98,10 +101,6 @@ def test_two_trial_search_on_another_layout(request, tmp_path, capsys, fixture, 
 
 
 def test_ablation_rows_and_table3_round_trip_follow_the_datas_layout(wflw):
-    from lightmark.benchmarks.suites import plan_candidates, resolve_tables, roundtrip_nme
-    from lightmark.landmarks.dataset import data_layout
-    from lightmark.landmarks.protocol import get_protocol
-
     protocol = get_protocol("smoke").override({"data": str(wflw)})
     assert data_layout(protocol).name == "wflw98"
     plan = plan_candidates(resolve_tables("table4"), protocol, 1, data_layout(protocol).n_points)

@@ -7,17 +7,26 @@ import json
 
 import numpy as np
 import pytest
+import scipy.io
 from layout_fixtures import faces, resample, write_cofw, write_facesynthetics, write_image, write_wflw
 
 from lightmark.cli.main import main
 from lightmark.errors import DataError
-from lightmark.landmarks.formats import ChallengeSource, LayoutView, PtsSource, detect_format, open_source
+from lightmark.landmarks.formats import (
+    ChallengeSource,
+    LayoutView,
+    PtsSource,
+    detect_format,
+    open_source,
+    write_challenge_annotations,
+)
 from lightmark.landmarks.public_formats import (
     WFLW_ATTRIBUTES,
     CofwSource,
     FaceSyntheticsSource,
     WflwSource,
 )
+from lightmark.landmarks.writers import pts_text
 from lightmark.layouts import COFW29, FACESYNTHETICS70, IBUG68, WFLW98
 
 
@@ -77,8 +86,6 @@ def test_cofw_mat_reads_original_and_fallback_names(tmp_path):
 
 
 def test_cofw_mat_without_the_arrays_names_file_and_arrays(tmp_path, capsys):
-    import scipy.io
-
     path = tmp_path / "COFW_train.mat"
     scipy.io.savemat(str(path), {"IsTr": np.zeros((2, 1), dtype=object), "bboxes": np.zeros((2, 4))})
     with pytest.raises(DataError, match=r"COFW_train\.mat: missing the image and point arrays "
@@ -155,9 +162,6 @@ def test_data_convert_face_synthetics_as_ibug68(tmp_path, capsys):
 
 
 def test_pts_and_challenge_files_of_other_layouts_read_with_their_layout(tmp_path):
-    from lightmark.landmarks.formats import write_challenge_annotations
-    from lightmark.landmarks.writers import pts_text
-
     face = faces(1)[0]
     write_image(tmp_path / "a" / "f.png", face.image)
     p29 = resample(face.points, 29)

@@ -3,12 +3,15 @@ variety and the flags that report them."""
 
 from __future__ import annotations
 
+import pickle
+
 import cv2
 import numpy as np
 import pytest
 
 from lightmark.errors import LightmarkError
 from lightmark.landmarks import constants as C
+from lightmark.landmarks import synth_face3d as f3d
 from lightmark.landmarks.synth import OCCLUDERS, SynthFaces
 from lightmark.landmarks.synth_preview import contact_sheet, draw_points
 
@@ -276,7 +279,6 @@ def test_render_with_masks_draws_the_same_face():
 
 def test_surface_normals_match_finite_differences():
     """The analytic normal of the head surface equals the numerical gradient of its field."""
-    from lightmark.landmarks import synth_face3d as f3d
 
     rng = np.random.default_rng(0)
     for _ in range(3):
@@ -298,8 +300,6 @@ def test_surface_normals_match_finite_differences():
 
 
 def test_generator_pickles_for_dataloader_workers():
-    import pickle
-
     gen = SynthFaces(size=48, seed=3)
     clone = pickle.loads(pickle.dumps(gen))
     assert clone.render(5).image.tobytes() == gen.render(5).image.tobytes()

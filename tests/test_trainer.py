@@ -8,14 +8,13 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+import lightmark.landmarks.trainer as trainer_mod
 from lightmark.errors import ConfigError, NonFiniteLossError
 from lightmark.landmarks.checkpoint import load_checkpoint
 from lightmark.landmarks.protocol import get_protocol
@@ -122,8 +121,6 @@ def test_non_finite_loss_raises_with_the_step(tmp_path):
 
 
 def test_bf16_autocast_and_channels_last_on_cpu(tmp_path, monkeypatch):
-    import lightmark.landmarks.trainer as trainer_mod
-
     seen = {}
     original = trainer_mod.Trainer.optimise
 

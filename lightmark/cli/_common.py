@@ -14,6 +14,8 @@ from typing import Any
 from rich.console import Console
 
 from lightmark.atomic import json_safe
+from lightmark.landmarks.device import precision_warning, resolve_device
+from lightmark.landmarks.protocol import Protocol, get_protocol
 
 
 def stderr_console() -> Console:
@@ -72,10 +74,8 @@ def add_protocol_args(parser: argparse.ArgumentParser, default: str = "quick") -
                                          "drops the pupils (default: the data's own)")
 
 
-def protocol_from_args(args: argparse.Namespace):
+def protocol_from_args(args: argparse.Namespace) -> Protocol:
     """Build the Protocol named by add_protocol_args' flags."""
-    from lightmark.landmarks.protocol import get_protocol
-
     protocol = get_protocol(args.protocol)
     if getattr(args, "protocol_file", None):
         protocol = protocol.override_from_toml(args.protocol_file)
@@ -109,8 +109,6 @@ def terminate_as_interrupt() -> Iterator[None]:
 
 def note_precision(args: argparse.Namespace, console: Console) -> None:
     """Warn (once, on stderr) when --precision asks for a known slow path on this machine."""
-    from lightmark.landmarks.device import precision_warning, resolve_device
-
     warning = precision_warning(getattr(args, "precision", "auto"), resolve_device(getattr(args, "device", "auto")))
     if warning:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)

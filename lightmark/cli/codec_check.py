@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import argparse
 
+import torch
+from rich.table import Table
+
 from lightmark.cli._common import print_json, stdout_console
 from lightmark.errors import ConfigError
+from lightmark.landmarks.codecs import CODEC_NAMES, codec_speed, get_codec, round_trip_errors, uniform_points
 from lightmark.layouts import DEFAULT_LAYOUT
 
 PAPER_NME_PCT = {"plain": 0.5127, "offset": 0.0076, "subpixel": None}
@@ -28,10 +32,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from lightmark.landmarks.codecs import CODEC_NAMES, codec_speed, get_codec, uniform_points
-
     if args.n_images < 1 or args.n_points < 1:
         raise ConfigError("--n-images/--n-points: must be at least 1")
     codec0 = get_codec("plain", args.input_size)  # validates --input-size
@@ -39,8 +39,7 @@ def run(args: argparse.Namespace) -> int:
     nme_pct: dict[str, float] = {}
     l1_pct: list[dict] = []
     for name in CODEC_NAMES:
-        codec = get_codec(name, args.input_size)
-        diff = (codec.decode(codec.encode(points)).double() - points.double())
+        diff = round_trip_errors(name, points, args.input_size)
         nme_pct[name] = float(diff.norm(dim=-1).mean() / args.input_size * 100)
         l1_pct.append({"codec": name, "nme_l1_pct": float(diff.abs().sum(-1).mean() / args.input_size * 100)})
     timing = []
@@ -69,8 +68,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
         return 0
-    from rich.table import Table
-
     table = Table(title=f"Codec round trip on ground truth ({args.input_size} px, "
                         f"{codec0.heatmap_size} px heatmaps, {args.n_images}x{args.n_points} uniform points)")
     table.add_column("codec", no_wrap=True)

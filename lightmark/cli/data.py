@@ -15,11 +15,17 @@ import shutil
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from lightmark.atomic import write_bytes_atomic, write_json_atomic
 from lightmark.cli._common import print_json, stderr_console
 from lightmark.errors import ConfigError, DataError
+from lightmark.landmarks.formats import open_source, write_challenge_annotations
+from lightmark.landmarks.synth import SynthFaces
+from lightmark.landmarks.synth_preview import contact_sheet
+from lightmark.landmarks.writers import convert as convert_dataset
 
 _STATE_DIR = ".synth-partial"  # per-image records of an unfinished run (removed when it completes)
 
@@ -97,12 +103,6 @@ def _load_previous(out: Path, params: dict) -> dict[str, dict]:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    import cv2
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from lightmark.landmarks.formats import write_challenge_annotations
-    from lightmark.landmarks.synth import SynthFaces
-
     if args.n < 1:
         raise ConfigError(f"--n must be >= 1, got {args.n}")
     if args.size < 16:
@@ -160,8 +160,6 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- data preview
 def _dataset_samples(path: Path, n: int, size: int, image_root: Path | None = None) -> list:
-    from lightmark.landmarks.formats import open_source
-
     if not path.exists():
         raise DataError(f"--data {path}: no such file or directory")
     source = open_source(path, "auto", size, image_root=image_root)
@@ -169,10 +167,6 @@ def _dataset_samples(path: Path, n: int, size: int, image_root: Path | None = No
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    import cv2
-
-    from lightmark.landmarks.synth_preview import contact_sheet
-
     if args.n < 1:
         raise ConfigError(f"--n must be >= 1, got {args.n}")
     if args.size < 16:
@@ -183,8 +177,6 @@ def cmd_preview(args: argparse.Namespace) -> int:
             raise DataError(f"--data {args.data}: no samples")
         source = str(args.data)
     else:
-        from lightmark.landmarks.synth import SynthFaces
-
         gen = SynthFaces(size=args.size, seed=args.seed)
         samples = [gen.render(i) for i in range(args.n)]
         source = f"synthetic (seed {args.seed})"
@@ -204,18 +196,13 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- data convert
 def cmd_convert(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from lightmark.landmarks.formats import open_source
-    from lightmark.landmarks.writers import convert
-
     if args.size < 16 or args.size % 4:
         raise ConfigError(f"--size must be a multiple of 4 and >= 16 pixels, got {args.size}")
     source = open_source(args.src, "auto", args.size, layout=args.layout, image_root=args.image_root)
     with Progress(TextColumn("data convert"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=stderr_console(), transient=True) as progress:
         task = progress.add_task("samples", total=len(source))
-        summary = convert(source, args.out, args.to, advance=lambda: progress.advance(task))
+        summary = convert_dataset(source, args.out, args.to, advance=lambda: progress.advance(task))
     summary = {"src": str(args.src), **summary, "size": args.size}
     if args.json:
         print_json(summary)

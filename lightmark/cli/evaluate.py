@@ -4,12 +4,16 @@ failure rates, per-landmark NME, the mean-shape baseline and a CED plot."""
 from __future__ import annotations
 
 import argparse
-import io
 from pathlib import Path
 
 import numpy as np
+from rich.table import Table
 
+from lightmark.atomic import write_json_atomic, write_text_atomic
 from lightmark.cli._common import print_json, stdout_console
+from lightmark.landmarks.evaluate import evaluate_checkpoint
+from lightmark.landmarks.metrics import ced_curve
+from lightmark.reports.plots import plot_ced
 
 CED_MAX_PCT = 10.0  # inter-ocular, the 300W convention
 CED_STEPS = 101
@@ -29,48 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _ced(per_image: np.ndarray):
-    try:
-        from lightmark.landmarks.metrics import ced_curve
-
-        thresholds, fractions = ced_curve(per_image, CED_MAX_PCT, CED_STEPS)
-        return np.asarray(thresholds, dtype=float), np.asarray(fractions, dtype=float)
-    except (ImportError, TypeError):
-        thresholds = np.linspace(0.0, CED_MAX_PCT, CED_STEPS)
-        return thresholds, (np.asarray(per_image)[None, :] <= thresholds[:, None]).mean(1)
-
-
-def _plot(curves: dict, path: Path) -> None:
-    try:
-        from lightmark.reports.plots import plot_ced
-
-        plot_ced(curves, path)
-        return
-    except ImportError:
-        pass
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from lightmark.atomic import write_bytes_atomic
-
-    fig, ax = plt.subplots(figsize=(5, 4))
-    for label, (x, y) in curves.items():
-        ax.plot(x, y, label=label)
-    ax.set(xlabel="NME (% inter-ocular)", ylabel="fraction of images", xlim=(0, CED_MAX_PCT), ylim=(0, 1))
-    ax.grid(alpha=0.3)
-    ax.legend()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    write_bytes_atomic(path, buffer.getvalue())
+def _ced(per_image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    thresholds, fractions = ced_curve(per_image, CED_MAX_PCT, CED_STEPS)
+    return np.asarray(thresholds, dtype=float), np.asarray(fractions, dtype=float)
 
 
 def run(args: argparse.Namespace) -> int:
-    from lightmark.atomic import write_json_atomic, write_text_atomic
-    from lightmark.landmarks.evaluate import evaluate_checkpoint
-
     result, info = evaluate_checkpoint(args.checkpoint, data=args.data, device=args.device,
                                        image_root=args.image_root)
     out = args.out or args.checkpoint.parent / f"eval-{args.checkpoint.stem}"
@@ -78,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     curves = {"model": _ced(result.per_image["inter_ocular"])}
     if "baseline_per_image_inter_ocular" in result.extra:
         curves["mean-shape baseline"] = _ced(result.extra["baseline_per_image_inter_ocular"])
-    _plot(curves, out / "ced.png")
+    plot_ced(curves, out / "ced.png")
     per_landmark = [round(float(v), 5) for v in result.per_landmark_image_pct]
     payload = {
         **info,
@@ -104,8 +72,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(payload)
         return 0
-    from rich.table import Table
-
     table = Table(title=f"{info['spec']} [{info['protocol']}] on {info['data']}")
     table.add_column("metric")
     table.add_column("model", justify="right")

@@ -6,7 +6,15 @@ import argparse
 from pathlib import Path
 
 from lightmark.cli._common import print_json, stderr_console, stdout_console
-from lightmark.landmarks.export import DEFAULT_CALIBRATION_IMAGES, DTYPES, FORMATS, TOLERANCES, Tolerance
+from lightmark.landmarks.export import (
+    DEFAULT_CALIBRATION_IMAGES,
+    DTYPES,
+    FORMATS,
+    TOLERANCES,
+    ExportOptions,
+    Tolerance,
+    export_checkpoint,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +51,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lightmark.landmarks.export import ExportOptions, export_checkpoint
 
     tolerance = None
     if args.max_point_diff_px is not None or args.max_nme_change_pct is not None:

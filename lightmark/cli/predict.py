@@ -6,6 +6,11 @@ import argparse
 from pathlib import Path
 
 from lightmark.cli._common import print_json, stdout_console
+from lightmark.landmarks.checkpoint import load_model
+from lightmark.landmarks.codecs import get_codec
+from lightmark.landmarks.device import resolve_device
+from lightmark.landmarks.export import load_onnx
+from lightmark.landmarks.predict import collect_images, predict_files, predict_files_with, read_image, write_predictions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,18 +30,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lightmark.landmarks.checkpoint import load_model
-    from lightmark.landmarks.codecs import get_codec
-    from lightmark.landmarks.device import resolve_device
-    from lightmark.landmarks.export import load_onnx
-    from lightmark.landmarks.predict import (
-        collect_images,
-        predict_files,
-        predict_files_with,
-        read_image,
-        write_predictions,
-    )
-
     files = collect_images(args.images)
     for path in files:  # fail before any work on an unreadable image (one line, naming it)
         read_image(path)

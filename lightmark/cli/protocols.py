@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from rich.table import Table
+
 from lightmark.cli._common import print_json, stdout_console
+from lightmark.landmarks.protocol import PROTOCOLS, get_protocol
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,15 +30,11 @@ def _flat(data: dict, prefix: str = "") -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lightmark.landmarks.protocol import PROTOCOLS, get_protocol
-
     names = args.names or list(PROTOCOLS)
     protocols = {name: get_protocol(name).to_dict() for name in names}
     if args.json:
         print_json(protocols)
         return 0
-    from rich.table import Table
-
     flat = {name: _flat(d) for name, d in protocols.items()}
     table = Table(title="protocol presets (override: --set key=value, --protocol-file F.toml)")
     table.add_column("field")

@@ -6,16 +6,12 @@ import argparse
 from pathlib import Path
 
 from lightmark.cli._common import add_device_args, add_protocol_args, print_json, protocol_from_args, stderr_console
+from lightmark.landmarks.trainer import train
+from lightmark.models.registry import resolve
 
 
 def resolve_spec(text: str):
     """A preset name or a spec string -> ModelSpec (the protocol decides the input size)."""
-    try:
-        from lightmark.models.registry import resolve
-    except ImportError:  # registry not installed: spec strings still work
-        from lightmark.models.spec import ModelSpec
-
-        return ModelSpec.parse(text)
     return resolve(text)[0]
 
 
@@ -33,8 +29,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lightmark.landmarks.trainer import train
-
     spec = resolve_spec(args.spec)
     protocol = protocol_from_args(args)
     spec.check_input_size(protocol.input_size)

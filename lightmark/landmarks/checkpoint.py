@@ -17,6 +17,9 @@ import torch
 
 from lightmark.atomic import write_with
 from lightmark.errors import DataError
+from lightmark.landmarks.protocol import Protocol
+from lightmark.models import build_model
+from lightmark.models.spec import ModelSpec
 
 FORMAT_VERSION = 1
 
@@ -129,9 +132,6 @@ def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") 
 
 def checkpoint_spec_protocol(state: dict[str, Any]):
     """(ModelSpec, Protocol) stored in a checkpoint."""
-    from lightmark.landmarks.protocol import Protocol
-    from lightmark.models.spec import ModelSpec
-
     return ModelSpec.from_dict(state["spec"]), Protocol.from_dict(state["protocol"])
 
 
@@ -139,8 +139,6 @@ def load_model(path: Path | str, device: torch.device | str = "cpu"):
     """Rebuild the network stored in a checkpoint, in eval mode on `device`.
 
     Returns (model, spec, protocol, state)."""
-    from lightmark.models import build_model
-
     state = load_checkpoint(path)
     try:
         spec, protocol = checkpoint_spec_protocol(state)

@@ -39,13 +39,13 @@ import torch
 import torch.nn.functional as F
 
 from lightmark.errors import ConfigError
+from lightmark.landmarks.device import intra_op_threads
 from lightmark.layouts import DEFAULT_LAYOUT
+from lightmark.models.spec import HEATMAP_STRIDE
 
-STRIDE = 4
 SIGMA = 1.75
 KERNEL_RADIUS = 3  # the paper's 7x7 kernel
 
-CODEC_NAMES = ("plain", "offset", "subpixel")
 
 
 def _as_batched(points: torch.Tensor) -> tuple[torch.Tensor, bool]:
@@ -140,7 +140,7 @@ class Codec:
 
     name = "base"
 
-    def __init__(self, input_size: int, stride: int = STRIDE, sigma: float = SIGMA):
+    def __init__(self, input_size: int, stride: int = HEATMAP_STRIDE, sigma: float = SIGMA):
         if input_size <= 0 or input_size % stride:
             raise ConfigError(f"input_size: {input_size} is not a positive multiple of the heatmap stride {stride}")
         self.input_size = int(input_size)
@@ -218,7 +218,7 @@ class OffsetCodec(Codec):
 
     name = "offset"
 
-    def __init__(self, input_size: int, stride: int = STRIDE, sigma: float = SIGMA,
+    def __init__(self, input_size: int, stride: int = HEATMAP_STRIDE, sigma: float = SIGMA,
                  exact: bool = False, smooth_sigma: float = 0.5):
         super().__init__(input_size, stride, sigma)
         self.exact = bool(exact)
@@ -313,7 +313,7 @@ class SubpixelCodec(Codec):
     name = "subpixel"
     PATCH_RADIUS = 2
 
-    def __init__(self, input_size: int, stride: int = STRIDE, sigma: float = SIGMA, max_step: float = 1.5):
+    def __init__(self, input_size: int, stride: int = HEATMAP_STRIDE, sigma: float = SIGMA, max_step: float = 1.5):
         super().__init__(input_size, stride, sigma)
         self.max_step = float(max_step)
         r = self.PATCH_RADIUS
@@ -367,13 +367,14 @@ class SubpixelCodec(Codec):
 
 
 _CODECS = {"plain": PlainCodec, "offset": OffsetCodec, "subpixel": SubpixelCodec}
+CODEC_NAMES = tuple(_CODECS)  # the registry's names (the protocol's `codec` takes these)
 
 
 def get_codec(name: str, input_size: int = 384, **kwargs) -> Codec:
     """The codec called `name` (plain | offset | subpixel) for square inputs of `input_size` px."""
     try:
         cls = _CODECS[name]
-    except KeyError:
+    except (KeyError, TypeError):
         raise ConfigError(f"codec: unknown name {name!r}; choose one of {', '.join(CODEC_NAMES)}") from None
     return cls(input_size, **kwargs)
 
@@ -388,11 +389,14 @@ def uniform_points(n_images: int, input_size: int, n_points: int = DEFAULT_LAYOU
 def round_trip_nme(name: str, input_size: int = 384, n_images: int = 100, n_points: int = DEFAULT_LAYOUT.n_points,
                    seed: int = 0) -> float:
     """Ground-truth round trip of one codec: mean point error / image side * 100 (NME %, image)."""
-    codec = get_codec(name, input_size)
     points = uniform_points(n_images, input_size, n_points, seed)
-    decoded = codec.decode(codec.encode(points))
-    err = (decoded.double() - points.double()).norm(dim=-1)
-    return float(err.mean() / input_size * 100)
+    return float(round_trip_errors(name, points, input_size).norm(dim=-1).mean() / input_size * 100)
+
+
+def round_trip_errors(name: str, points: torch.Tensor, input_size: int) -> torch.Tensor:
+    """decode(encode(points)) - points in input pixels (float64, the shape of `points`)."""
+    codec = get_codec(name, input_size)
+    return codec.decode(codec.encode(points)).double() - points.double()
 
 
 def codec_speed(name: str, batch: int = 8, size: int = 96, repeats: int = 20, n_points: int = DEFAULT_LAYOUT.n_points,
@@ -407,25 +411,20 @@ def codec_speed(name: str, batch: int = 8, size: int = 96, repeats: int = 20, n_
     if clock not in ("wall", "cpu"):
         raise ConfigError(f"clock: {clock!r} is not 'wall' or 'cpu'")
     now = time.perf_counter if clock == "wall" else time.process_time
-    codec = get_codec(name, size * STRIDE)
-    points = uniform_points(batch, size * STRIDE, n_points, seed=1).to(device)
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    codec = get_codec(name, size * HEATMAP_STRIDE)
+    points = uniform_points(batch, size * HEATMAP_STRIDE, n_points, seed=1).to(device)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    try:
-        enc, dec = [], []
-        with torch.no_grad():
-            for _ in range(repeats + 2):  # two warm-up rounds are dropped
-                sync()
-                t0 = now()
-                heatmaps, _mask = codec.encode_with_mask(points)
-                sync()
-                t1 = now()
-                codec.decode(heatmaps)
-                sync()
-                t2 = now()
-                enc.append((t1 - t0) * 1e3)
-                dec.append((t2 - t1) * 1e3)
-    finally:
-        torch.set_num_threads(old_threads)
+    enc, dec = [], []
+    with intra_op_threads(threads), torch.no_grad():
+        for _ in range(repeats + 2):  # two warm-up rounds are dropped
+            sync()
+            t0 = now()
+            heatmaps, _mask = codec.encode_with_mask(points)
+            sync()
+            t1 = now()
+            codec.decode(heatmaps)
+            sync()
+            t2 = now()
+            enc.append((t1 - t0) * 1e3)
+            dec.append((t2 - t1) * 1e3)
     return {"encode_ms": statistics.median(enc[2:]), "decode_ms": statistics.median(dec[2:])}

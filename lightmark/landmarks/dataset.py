@@ -17,18 +17,24 @@ seed and every candidate is scored on the same held-out faces.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import random
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lightmark.errors import ConfigError, DataError
+from lightmark.landmarks.augment import build_augment
+from lightmark.landmarks.formats import open_source, resize_sample
 from lightmark.landmarks.protocol import Protocol
 from lightmark.landmarks.sample import FaceSample
-from lightmark.landmarks.synth import GENERATOR_VERSION
+from lightmark.landmarks.synth import GENERATOR_VERSION, SynthFaces
 from lightmark.layouts import DEFAULT_LAYOUT, Layout
 
 log = logging.getLogger(__name__)
@@ -48,8 +54,6 @@ class SyntheticSource:
     """
 
     def __init__(self, size: int, seed: int, n: int, *, cache: bool = False) -> None:
-        from lightmark.landmarks.synth import SynthFaces
-
         if n < 0:
             raise ConfigError(f"number of synthetic samples must be >= 0, got {n}")
         self.size, self.seed, self.n = int(size), int(seed), int(n)
@@ -140,8 +144,6 @@ class LandmarkDataset(Dataset):
             rng = np.random.default_rng([self.seed, int(epoch), int(index)])
             sample = self.augment(sample, rng)
         if self.input_size is not None and sample.image.shape[:2] != (self.input_size,) * 2:
-            from lightmark.landmarks.formats import resize_sample
-
             image, points = resize_sample(sample.image, sample.points, self.input_size)
             sample = FaceSample(image=image, points=points, name=sample.name,
                                 occluded=sample.occluded, meta=sample.meta)
@@ -190,10 +192,6 @@ def _mix(seed: int, epoch: int) -> int:
 
 def _worker_init(worker_id: int) -> None:
     """One thread per worker (workers are the parallelism); numpy/random seeded per worker."""
-    import random
-
-    import cv2
-
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     seed = torch.initial_seed() % 2**32
@@ -234,9 +232,6 @@ def _worker_context() -> Any:
     cv2 (or cv2.setNumThreads) can deadlock, which we saw intermittently. The dataset is pickled
     to each worker instead (sources keep names and points; caches are not sent).
     """
-    import multiprocessing
-    import sys
-
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return None
     # forkserver re-imports the main script in each worker; code fed through stdin cannot be
@@ -277,8 +272,6 @@ def build_sources(protocol: Protocol) -> tuple[Any, Any]:
         val_cache = protocol.val_samples * size * size * 3 <= AUTO_CACHE_BYTES
         return (SyntheticSource(size, TRAIN_SEED, protocol.train_samples, cache=train_cache),
                 SyntheticSource(size, VAL_SEED, protocol.val_samples, cache=val_cache))
-    from lightmark.landmarks.formats import open_source
-
     data = Path(protocol.data)
     source = open_source(data, protocol.data_format, size, layout=protocol.layout, image_root=protocol.image_root)
     if protocol.val_data is not None:
@@ -290,8 +283,6 @@ def build_sources(protocol: Protocol) -> tuple[Any, Any]:
                             f"({val.layout.n_points} points), training points ({data}) are "
                             f"{train.layout.name} ({train.layout.n_points} points)")
     else:
-        if not 0.0 < protocol.val_fraction < 1.0:
-            raise ConfigError(f"val_fraction must be in (0, 1), got {protocol.val_fraction}")
         n = len(source)
         n_val = max(1, int(round(n * protocol.val_fraction)))
         if n - n_val < 1:
@@ -337,8 +328,6 @@ def check_points(n_landmarks: int, layout: Layout, protocol: Protocol, what: str
 def build_loaders(protocol: Protocol, *, pin_memory: bool = False) -> tuple[DataLoader, DataLoader]:
     """(train_loader, val_loader): train augmented, shuffled per epoch and drop_last; val plain.
     Their datasets carry the data's `layout`; the augmentation flips by it."""
-    from lightmark.landmarks.augment import build_augment
-
     train_source, val_source = build_sources(protocol)
     augment = build_augment(protocol.augment, protocol.input_size, train_source.layout)
     train_set = LandmarkDataset(train_source, augment, seed=protocol.seed, input_size=protocol.input_size)

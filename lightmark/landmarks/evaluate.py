@@ -8,13 +8,19 @@ evaluation and prediction.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 import torch
 
-from lightmark.landmarks.device import Precision, autocast
+from lightmark.landmarks import metrics
+from lightmark.landmarks.checkpoint import load_model
+from lightmark.landmarks.codecs import get_codec
+from lightmark.landmarks.dataset import LandmarkDataset, build_loaders, check_points, make_loader
+from lightmark.landmarks.device import Precision, autocast, resolve_device
+from lightmark.landmarks.formats import open_source
 from lightmark.layouts import Layout
 
 # Per-channel normalisation of uint8 RGB: x / 255 -> zero mean, unit-ish spread.
@@ -91,11 +97,11 @@ def evaluate_model(
 ) -> EvalResult:
     """Decode every batch with `codec`, then compute all metrics from the stacked per-image errors.
 
+    Batches are `LandmarkDataset`'s: "image" (uint8), "points" and "index" (the dataset index).
+
     `mean_shape` (K,2 input px), when given, adds the baseline that predicts it for every image.
     `layout` names the eye points of the inter-ocular/inter-pupil NME and the face parts (None:
     the registered layout with K points)."""
-    from lightmark.landmarks import metrics
-
     device = torch.device(device)
     was_training = model.training
     model.eval()
@@ -106,7 +112,7 @@ def evaluate_model(
             pred = predict_points(model, batch["image"], codec, device, precision, channels_last)
             preds.append(pred.float().cpu())
             gts.append(batch["points"].float().cpu())
-            idxs.append(torch.as_tensor(batch.get("index", torch.arange(len(pred)))).cpu())
+            idxs.append(batch["index"].cpu())
     finally:
         model.train(was_training)
     if not preds:
@@ -114,9 +120,9 @@ def evaluate_model(
     pred_t, gt_t = torch.cat(preds), torch.cat(gts)
     size = int(image_size or batch["image"].shape[-1])
     result = EvalResult(
-        summary=_summarise(metrics, pred_t, gt_t, size, layout),
+        summary=_summarise(pred_t, gt_t, size, layout),
         per_image={n: metrics.nme(pred_t, gt_t, n, size, layout).numpy() for n in metrics.NORMALISATIONS},
-        per_landmark_image_pct=_per_landmark(metrics, pred_t, gt_t, size),
+        per_landmark_image_pct=_per_landmark(pred_t, gt_t, size),
         pred=pred_t.numpy(),
         gt=gt_t.numpy(),
         indices=torch.cat(idxs).numpy(),
@@ -135,20 +141,18 @@ def evaluate_model(
 def mean_shape_baseline(mean_shape: np.ndarray | torch.Tensor, gt: torch.Tensor, image_size: int,
                         layout: Layout | None = None) -> dict:
     """Metrics of predicting the average training shape for every image (the floor to beat)."""
-    from lightmark.landmarks import metrics
-
     gt = torch.as_tensor(gt, dtype=torch.float32)
     pred = torch.as_tensor(np.asarray(mean_shape, np.float32)).unsqueeze(0).expand_as(gt).contiguous()
-    return _summarise(metrics, pred, gt, image_size, layout)
+    return _summarise(pred, gt, image_size, layout)
 
 
-def _summarise(metrics: Any, pred: torch.Tensor, gt: torch.Tensor, size: int,
+def _summarise(pred: torch.Tensor, gt: torch.Tensor, size: int,
                layout: Layout | None = None) -> dict[str, float]:
     out = metrics.summarise(pred, gt, size, layout)
     return {k: (float(v) if not isinstance(v, int) else v) for k, v in out.items()}
 
 
-def _per_landmark(metrics: Any, pred: torch.Tensor, gt: torch.Tensor, size: int) -> np.ndarray:
+def _per_landmark(pred: torch.Tensor, gt: torch.Tensor, size: int) -> np.ndarray:
     return np.asarray(metrics.per_landmark_nme(pred, gt, "image", size).cpu(), dtype=np.float64)
 
 
@@ -158,23 +162,11 @@ def evaluate_checkpoint(path: Any, data: Any = None, device: str = "auto", batch
     dataset at `data` (a WFLW list's images under `image_root`). Returns (EvalResult with baseline
     when the checkpoint stores the training mean shape, and per-attribute NME where the data has
     attribute flags; info dict: spec, protocol, checkpoint epoch, data description, layout)."""
-    from dataclasses import replace
-    from pathlib import Path
-
-    from lightmark.landmarks import metrics
-
-    from lightmark.landmarks.checkpoint import load_model
-    from lightmark.landmarks.codecs import get_codec
-    from lightmark.landmarks.dataset import LandmarkDataset, build_loaders, check_points, make_loader
-    from lightmark.landmarks.device import resolve_device
-
     dev = resolve_device(device)
     model, spec, protocol, state = load_model(path, dev)
     codec = get_codec(protocol.codec, protocol.input_size)
     batch = int(batch_size or eval_batch_size(protocol))
     if data is not None:
-        from lightmark.landmarks.formats import open_source
-
         source = open_source(Path(data), "auto", protocol.input_size, layout=protocol.layout,
                              image_root=image_root)
         dataset = LandmarkDataset(source, None, seed=protocol.seed, input_size=protocol.input_size)

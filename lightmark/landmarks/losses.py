@@ -17,14 +17,12 @@ not vanish in low precision.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from lightmark.errors import ConfigError
-
-LOSS_NAMES = ("mse", "weighted_mse", "adaptive_wing")
 
 LossFn = Callable[..., torch.Tensor]
 
@@ -143,12 +141,21 @@ class AdaptiveWingLoss:
         return total
 
 
+_LOSSES: dict[str, Callable[[float], LossFn]] = {
+    "mse": lambda weight: MSELoss(),
+    "weighted_mse": WeightedMSELoss,
+    "adaptive_wing": AdaptiveWingLoss,
+}
+LOSS_ALIASES = {"awing": "adaptive_wing"}  # the protocols' short name
+LOSS_NAMES = tuple(_LOSSES)  # the registry's names; `get_loss` also takes the aliases
+ACCEPTED_LOSS_NAMES = (*LOSS_NAMES, *LOSS_ALIASES)
+
+
 def get_loss(name: str, weight: float = 10.0) -> LossFn:
-    """The loss called `name` (mse | weighted_mse | adaptive_wing); `weight` is W of the weight map."""
-    if name == "mse":
-        return MSELoss()
-    if name == "weighted_mse":
-        return WeightedMSELoss(weight)
-    if name in ("adaptive_wing", "awing"):
-        return AdaptiveWingLoss(weight)
-    raise ConfigError(f"loss: unknown name {name!r}; choose one of {', '.join(LOSS_NAMES)}")
+    """The loss called `name` (mse | weighted_mse | adaptive_wing, alias awing); `weight` is W of the
+    weight map."""
+    try:
+        make = _LOSSES[LOSS_ALIASES.get(name, name)]
+    except (KeyError, TypeError):
+        raise ConfigError(f"loss: unknown name {name!r}; choose one of {', '.join(ACCEPTED_LOSS_NAMES)}") from None
+    return make(weight)

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import cv2
 import numpy as np
 import torch
 
 from lightmark.atomic import write_bytes_atomic, write_text_atomic
 from lightmark.errors import DataError
 from lightmark.landmarks.evaluate import predict_points
+from lightmark.landmarks.synth_preview import colours_for
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -55,8 +57,6 @@ def collect_images(paths: Sequence[str | Path]) -> list[Path]:
 
 def read_image(path: Path) -> np.ndarray:
     """RGB uint8 (H, W, 3); unreadable files are DataErrors naming the file."""
-    import cv2
-
     data = np.fromfile(str(path), dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
@@ -65,8 +65,6 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def to_input(image: np.ndarray, input_size: int) -> np.ndarray:
-    import cv2
-
     if image.shape[0] == input_size and image.shape[1] == input_size:
         return image
     interp = cv2.INTER_AREA if max(image.shape[:2]) > input_size else cv2.INTER_LINEAR
@@ -125,10 +123,6 @@ def solution_lines(predictions: Sequence[Prediction]) -> str:
 def draw_points(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     """A copy of the RGB image with the points drawn, one colour per face part of their layout
     (radius scales with the image)."""
-    import cv2
-
-    from lightmark.landmarks.synth_preview import colours_for
-
     canvas = np.ascontiguousarray(image.copy())
     radius = max(1, int(round(max(image.shape[:2]) / 200)))
     for (x, y), colour in zip(np.round(points).astype(int), colours_for(len(points))):
@@ -138,8 +132,6 @@ def draw_points(image: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 def write_predictions(out_dir: Path, predictions: Sequence[Prediction], draw: bool = True) -> dict[str, Path]:
     """points.json, points.csv, solution.txt and drawn/<stem>.png, each written atomically."""
-    import cv2
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     k = predictions[0].points.shape[0] if predictions else 0

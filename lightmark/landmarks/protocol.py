@@ -8,12 +8,130 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field, fields, replace
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from lightmark.errors import ConfigError
+from lightmark.landmarks.codecs import CODEC_NAMES
+from lightmark.landmarks.formats import FORMATS
+from lightmark.landmarks.losses import ACCEPTED_LOSS_NAMES
 from lightmark.layouts import LAYOUTS
+
+
+# -- field rules: type and range of every field, checked whenever a protocol is built -------------
+@dataclass(frozen=True)
+class _Rule:
+    """What one field allows: `kind` is its type, `ok` its range, `allowed` says both in words."""
+
+    kind: str  # int | float | bool | str | str? (str or None) | floats (a sequence of numbers)
+    allowed: str
+    ok: Callable[[Any], bool] = lambda value: True
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+_TYPE_OK: dict[str, Callable[[Any], bool]] = {
+    "int": _is_int,
+    "float": _is_number,
+    "bool": lambda v: isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "str?": lambda v: v is None or isinstance(v, str),
+    "floats": lambda v: isinstance(v, (tuple, list)) and all(_is_number(x) for x in v),
+}
+
+
+def _int(low: int, what: str = "") -> _Rule:
+    return _Rule("int", f"an integer >= {low}{what}", lambda v: v >= low)
+
+
+def _float(low: float, *, above: bool = False, high: float | None = None, high_open: bool = False,
+           what: str = "a number") -> _Rule:
+    """A finite number in [low, high] (`above`: low excluded; `high_open`: high excluded)."""
+    if high is None:
+        allowed = f"{what} {'>' if above else '>='} {low:g}"
+    else:
+        allowed = f"{what} in {'(' if above else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+    def ok(v: float) -> bool:
+        if v < low or (above and v == low):
+            return False
+        return high is None or v < high or (not high_open and v == high)
+
+    return _Rule("float", allowed, ok)
+
+
+def _choice(names: tuple[str, ...] | Any, what: str = "one of") -> _Rule:
+    return _Rule("str", f"{what} {', '.join(names)}", lambda v: v in names)
+
+
+_PROBABILITY = _float(0.0, high=1.0, what="a probability")
+_BOOL = _Rule("bool", "true or false")
+_NON_NEGATIVE = _float(0.0)
+
+_AUGMENT_RULES: dict[str, _Rule] = {
+    "flip": _BOOL, "flip_p": _PROBABILITY,
+    "rotate": _BOOL, "rotate_limit_deg": _float(0.0, high=180.0, what="degrees"), "rotate_p": _PROBABILITY,
+    "color_jitter": _BOOL, "color_jitter_p": _PROBABILITY,
+    "brightness": _NON_NEGATIVE, "contrast": _NON_NEGATIVE, "saturation": _NON_NEGATIVE,
+    "hue": _float(0.0, high=0.5),  # albumentations' ColorJitter takes hue in [0, 0.5]
+    "pad": _BOOL, "pad_p": _PROBABILITY, "pad_max_fraction": _float(0.0, high=1.0, what="a fraction"),
+    "blur": _BOOL, "blur_p": _PROBABILITY, "blur_sigma_max": _float(0.0, above=True),
+    "erase": _BOOL, "erase_p": _PROBABILITY,
+    "erase_max_fraction": _float(0.0, above=True, high=1.0, what="a fraction"),
+}
+
+_PROTOCOL_RULES: dict[str, _Rule] = {
+    "name": _Rule("str", "a non-empty name", lambda v: bool(v.strip())),
+    "input_size": _Rule("int", "a positive multiple of 4", lambda v: v > 0 and v % 4 == 0),
+    "epochs": _int(1),
+    "batch_size": _int(1),
+    "train_samples": _int(0, " (0: all)"),
+    "val_samples": _int(0, " (0: all)"),
+    "lr": _float(0.0, above=True),
+    "warmup": _NON_NEGATIVE,
+    "milestones": _Rule("floats", "a list of numbers >= 0", lambda v: all(x >= 0 for x in v)),
+    "milestone_lrs": _Rule("floats", "a list of numbers > 0", lambda v: all(x > 0 for x in v)),
+    "schedule_unit": _choice(("steps", "fraction")),
+    "weight_decay": _NON_NEGATIVE,
+    "grad_clip": _float(0.0, what="a number (0: off)"),
+    "codec": _choice(CODEC_NAMES),  # the codec registry's names
+    "loss": _choice(ACCEPTED_LOSS_NAMES),  # the loss registry's names and aliases
+    "loss_weight": _NON_NEGATIVE,
+    "seed": _int(0),
+    "data": _Rule("str?", "a dataset path (or absent: the synthetic faces)"),
+    "data_format": _choice(("synthetic", *FORMATS)),
+    "val_data": _Rule("str?", "a dataset path (or absent: split val_fraction off the data)"),
+    "val_fraction": _float(0.0, above=True, high=1.0, high_open=True, what="a fraction"),
+    "num_workers": _int(0),
+    "amp": _BOOL,
+    "channels_last": _BOOL,
+    "eval_every": _int(1, " (epochs)"),
+    "layout": _choice(("auto", *LAYOUTS)),
+    "image_root": _Rule("str?", "a folder path (or absent: the list's folder)"),
+}
+
+
+def _check_fields(obj: Any, rules: dict[str, _Rule], prefix: str) -> None:
+    """Raise ConfigError naming the first field whose value breaks its rule (type, then range).
+
+    Lists become tuples (a frozen config must hash); no other value is converted, so a preset's
+    canonical JSON (and the candidate keys hashed from it) stays what it was."""
+    for name, rule in rules.items():
+        value = getattr(obj, name)
+        if not (_TYPE_OK[rule.kind](value) and rule.ok(value)):
+            raise ConfigError(f"protocol field {prefix}{name}={value!r} is not allowed: must be {rule.allowed}")
+        if isinstance(value, list):
+            object.__setattr__(obj, name, tuple(value))
 
 
 @dataclass(frozen=True)
@@ -40,6 +158,9 @@ class AugmentConfig:
     erase: bool = False  # the paper's Table 5 ablation switches this
     erase_p: float = 0.5
     erase_max_fraction: float = 0.3  # of the face box side
+
+    def __post_init__(self) -> None:
+        _check_fields(self, _AUGMENT_RULES, "augment.")
 
 
 @dataclass(frozen=True)
@@ -78,21 +199,19 @@ class Protocol:
     image_root: str | None = None  # where a WFLW list's image paths start (None: the list's folder)
 
     def __post_init__(self) -> None:
-        if self.input_size <= 0 or self.input_size % 4:
-            raise ConfigError(f"input_size must be a positive multiple of 4, got {self.input_size}")
-        for key in ("epochs", "batch_size"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
-        if self.schedule_unit not in ("steps", "fraction"):
-            raise ConfigError(f"schedule_unit must be 'steps' or 'fraction', got {self.schedule_unit!r}")
+        if not isinstance(self.augment, AugmentConfig):
+            raise ConfigError(f"protocol field augment={self.augment!r} is not allowed: must be a table of "
+                              "augment.* fields")
+        _check_fields(self, _PROTOCOL_RULES, "")
         if len(self.milestones) != len(self.milestone_lrs):
-            raise ConfigError("milestones and milestone_lrs must have the same length")
-        if self.codec not in ("plain", "offset", "subpixel"):
-            raise ConfigError(f"codec must be plain, offset or subpixel, got {self.codec!r}")
-        if self.loss not in ("mse", "weighted_mse", "awing"):
-            raise ConfigError(f"loss must be mse, weighted_mse or awing, got {self.loss!r}")
-        if self.layout != "auto" and self.layout not in LAYOUTS:
-            raise ConfigError(f"layout must be auto or one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+            raise ConfigError(f"protocol fields milestones={list(self.milestones)} and "
+                              f"milestone_lrs={list(self.milestone_lrs)} must have the same length")
+        if self.schedule_unit == "fraction":
+            for key in ("warmup", "milestones"):
+                value = getattr(self, key)
+                if any(x > 1 for x in (value if isinstance(value, tuple) else (value,))):
+                    raise ConfigError(f"protocol field {key}={value!r} is not allowed: with "
+                                      "schedule_unit='fraction' it must be a fraction of the run in [0, 1]")
 
     # -- (de)serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -137,8 +256,6 @@ class Protocol:
 
     def override_from_strings(self, items: list[str]) -> "Protocol":
         """CLI form: `--set epochs=3 --set augment.erase=true`; values parsed as TOML literals."""
-        import tomllib
-
         updates: dict[str, Any] = {}
         for item in items:
             if "=" not in item:
@@ -152,8 +269,6 @@ class Protocol:
         return self.override(updates)
 
     def override_from_toml(self, path: Path) -> "Protocol":
-        import tomllib
-
         try:
             data = tomllib.loads(Path(path).read_text())
         except FileNotFoundError:
@@ -214,7 +329,3 @@ def get_protocol(name: str) -> Protocol:
         return PROTOCOLS[name]
     except KeyError:
         raise ConfigError(f"unknown protocol {name!r}; choose from {', '.join(PROTOCOLS)}") from None
-
-
-def with_name(protocol: Protocol, name: str) -> Protocol:
-    return replace(protocol, name=name)

@@ -15,7 +15,7 @@ decoded lazily, and every problem is a `DataError` naming the file and the line 
   two pupils). Reading it as `ibug68` (`formats.LayoutView`) drops the pupils.
 
 WFLW and COFW images are whole photos: each sample is cropped around its points like `.pts`
-folders (`formats.crop_face`). Face Synthetics images are face crops already and are resized.
+folders (`images.crop_face`). Face Synthetics images are face crops already and are resized.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import scipy.io
 
 from lightmark.errors import DataError
-from lightmark.landmarks.formats import IMAGE_SUFFIXES, crop_face, read_image, resize_sample
+from lightmark.landmarks.images import IMAGE_SUFFIXES, crop_face, read_image, resize_sample
 from lightmark.landmarks.sample import FaceSample
 from lightmark.layouts import COFW29, FACESYNTHETICS70, WFLW98, Layout
 
@@ -121,9 +122,6 @@ class WflwSource:
 
 # -- COFW .mat files ------------------------------------------------------------------------------------
 def _load_mat(path: Path) -> dict:
-    # deferred: scipy is needed only for COFW
-    import scipy.io
-
     if not path.is_file():
         raise DataError(f"{path}: COFW .mat file is missing")
     try:

@@ -471,7 +471,6 @@ class SynthFaces:
 
     @staticmethod
     def _occluder(rng, img, occ, kind, lm, part2, scale, sc: _Scene) -> None:
-        S = img.shape[0]
         fill = lambda polys, colour: (cv2.fillPoly(img, polys, _col(colour), AA, SHIFT),  # noqa: E731
                                       cv2.fillPoly(occ, polys, 1, cv2.LINE_8, SHIFT))
         if kind == "hand":
@@ -544,11 +543,6 @@ class SynthFaces:
         if rng.random() < 0.5:
             ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 90))])
             img[:] = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-
-
-def _unrot(cam: f3d.Camera, pc: np.ndarray) -> np.ndarray:
-    """Camera-frame points back to the frontal head frame (for surface normals)."""
-    return pc @ cam.rot + cam.pivot
 
 
 def _sample_mask(mask: np.ndarray, points: np.ndarray) -> np.ndarray:

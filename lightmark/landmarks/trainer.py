@@ -27,11 +27,15 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
 from lightmark.atomic import write_json_atomic
 from lightmark.errors import ConfigError, NonFiniteLossError
 from lightmark.landmarks.checkpoint import load_checkpoint, make_state, restore_rng_state, save_checkpoint
+from lightmark.landmarks.codecs import get_codec
+from lightmark.landmarks.dataset import build_loaders, check_points, make_loader, set_epoch
 from lightmark.landmarks.device import (
     Precision,
     autocast,
@@ -44,9 +48,11 @@ from lightmark.landmarks.device import (
     use_channels_last,
 )
 from lightmark.landmarks.evaluate import EvalResult, eval_batch_size, evaluate_model, prepare_images
+from lightmark.landmarks.losses import get_loss
 from lightmark.landmarks.protocol import Protocol
-from lightmark.landmarks.schedule import StepSchedule, build_scheduler
+from lightmark.landmarks.schedule import build_scheduler
 from lightmark.layouts import Layout
+from lightmark.models import build_model
 from lightmark.models.spec import ModelSpec
 
 Callback = Callable[[int, dict], None]
@@ -184,10 +190,6 @@ class _Bar:
         self.progress = None
         if not enabled:
             return
-        from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
-
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"),
@@ -234,10 +236,6 @@ class Trainer:
     def __init__(self, spec: ModelSpec, protocol: Protocol, out_dir: Path | str, *, device: str = "auto",
                  precision: str = "auto", progress: bool = True, prefetch: bool = True,
                  loaders: tuple[Any, Any] | None = None) -> None:
-        from lightmark.landmarks.codecs import get_codec
-        from lightmark.landmarks.losses import get_loss
-        from lightmark.models import build_model
-
         spec.check_input_size(protocol.input_size)
         self.spec, self.protocol = spec, protocol
         self.out_dir = Path(out_dir)
@@ -253,19 +251,13 @@ class Trainer:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         if loaders is None:
-            from lightmark.landmarks.dataset import build_loaders
-
             loaders = build_loaders(protocol, pin_memory=self.device.type == "cuda")
         self.train_loader, self.val_loader = loaders
         self.layout: Layout | None = getattr(getattr(self.val_loader, "dataset", None), "layout", None)
         if self.layout is not None:
-            from lightmark.landmarks.dataset import check_points
-
             check_points(spec.n_landmarks, self.layout, protocol, f"spec {spec}")
         if isinstance(self.val_loader, torch.utils.data.DataLoader) and \
                 eval_batch_size(protocol) > (self.val_loader.batch_size or 0):
-            from lightmark.landmarks.dataset import make_loader
-
             self.val_loader = make_loader(self.val_loader.dataset, batch_size=eval_batch_size(protocol),
                                           shuffle=False, seed=protocol.seed, num_workers=protocol.num_workers,
                                           pin_memory=self.device.type == "cuda")
@@ -325,8 +317,6 @@ class Trainer:
 
     # -- one epoch ---------------------------------------------------------------------------------
     def _train_epoch(self, bar: _Bar) -> dict[str, float]:
-        from lightmark.landmarks.dataset import set_epoch
-
         set_epoch(self.train_loader, self.epoch)
         self.model.train()
         batches = _prefetch(self.train_loader) if self.prefetch else iter(self.train_loader)
