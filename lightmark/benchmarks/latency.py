@@ -17,8 +17,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from lightmark.atomic import write_json_atomic
+from lightmark.benchmarks.timing import latency_stats
 from lightmark.errors import DataError
+from lightmark.landmarks.device import host_name, intra_op_threads, resolve_device
+from lightmark.models.hourglass import build_model
 from lightmark.models.spec import ModelSpec
 
 SHEET_NAME = "latency.json"
@@ -101,12 +106,6 @@ def measure_sheet(
     """Time every distinct (spec, input size) of `items`, interleaved over `rounds`.
 
     `progress`: an optional callable(done, total) for a progress bar."""
-    import torch
-
-    from lightmark.benchmarks.profile import latency_stats, resolve_device
-    from lightmark.landmarks.device import host_name, intra_op_threads
-    from lightmark.models.hourglass import build_model
-
     if rounds < 1 or repeats < 1:
         raise DataError(f"latency sheet: rounds and repeats must be >= 1, got {rounds} and {repeats}")
     dev = resolve_device(device)
