@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from lightmark.atomic import write_json_atomic
+from lightmark.benchmarks.record import Record
 from lightmark.benchmarks.timing import latency_stats
 from lightmark.errors import DataError
 from lightmark.landmarks.device import host_name, intra_op_threads, resolve_device
@@ -132,3 +133,15 @@ def measure_sheet(
         measured=datetime.now(timezone.utc).isoformat(timespec="seconds"), torch_version=torch.__version__,
         command=command,
     )
+
+
+def measure_run_latency(run_dir: Path | str, records: Iterable[Record], *, device: str = "cpu",
+                        threads: int | None = None, rounds: int = 5, repeats: int = 3, command: str = "",
+                        progress: Any = None) -> LatencySheet:
+    """Time every trained architecture of a run (`records`: its complete and pruned candidates count)
+    in one sitting and write `latency.json` into `run_dir`."""
+    items = [(ModelSpec.parse(r.spec), r.input_size) for r in records if r.status in ("complete", "pruned")]
+    sheet = measure_sheet(items, device=device, threads=threads, rounds=rounds, repeats=repeats,
+                          command=command, progress=progress)
+    write_sheet(sheet, Path(run_dir) / SHEET_NAME)
+    return sheet

@@ -21,9 +21,15 @@ from lightmark.atomic import write_json_atomic
 from lightmark.benchmarks import profile as profiling
 from lightmark.benchmarks.record import Record, candidate_key
 from lightmark.errors import DataError
-from lightmark.landmarks.device import describe, host_name, intra_op_threads, resolve_device, resolve_precision
+from lightmark.landmarks import trainer  # called as trainer.train: tests replace it
+from lightmark.landmarks.device import (
+    describe,
+    host_name,
+    intra_op_threads,
+    resolve_device,
+    resolve_precision,
+)
 from lightmark.landmarks.protocol import Protocol
-from lightmark.landmarks.trainer import LAST_NAME, train
 from lightmark.models.spec import ModelSpec
 
 RECORD_NAME = "record.json"
@@ -124,7 +130,8 @@ def run_candidate(
 
     start = time.perf_counter()
     try:
-        result = train(spec, protocol, out_dir, device=str(dev), resume=(out_dir / LAST_NAME).exists(),
+        resume = (out_dir / trainer.LAST_NAME).exists()
+        result = trainer.train(spec, protocol, out_dir, device=str(dev), resume=resume,
                        callback=watch, progress=progress, precision=precision, threads=threads)
     except BaseException as exc:
         if seen.get("raised"):

@@ -21,6 +21,7 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import optuna  # noqa: E402
 
 from lightmark.atomic import atomic_path  # noqa: E402
 from lightmark.benchmarks.record import Record  # noqa: E402
@@ -305,8 +306,6 @@ def param_importances(study: Any) -> tuple[dict[str, float] | None, str]:
     Returns (importances, "") or (None, why not): fANOVA needs at least two completed trials whose
     parameters differ.
     """
-    import optuna
-
     trials = [t for t in study.trials if trial_status(t) == "complete" and t.values and t.params]
     if len(trials) < 2:
         return None, f"needs at least 2 completed trials with parameters, have {len(trials)}"
