@@ -26,7 +26,7 @@ import torch
 from scipy.stats import kendalltau, spearmanr
 from torch import nn
 
-from lightmark.benchmarks.profile import count_params
+from lightmark.benchmarks.size import count_params
 from lightmark.landmarks.codecs import get_codec
 from lightmark.landmarks.dataset import build_sources
 from lightmark.landmarks.evaluate import prepare_images

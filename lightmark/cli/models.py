@@ -7,7 +7,8 @@ import argparse
 from rich.progress import Progress
 from rich.table import Table
 
-from lightmark.benchmarks.profile import count_macs, size_breakdown
+from lightmark.benchmarks.macs import count_macs
+from lightmark.benchmarks.size import size_breakdown
 from lightmark.cli._common import print_json, stderr_console, stdout_console
 from lightmark.models import registry  # registry.PRESETS read at call time (tests narrow it)
 
