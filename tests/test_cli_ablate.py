@@ -3,10 +3,9 @@ end to end in the slow tier), shared candidates trained once, resume, tables wri
 
 from __future__ import annotations
 
-import os
-
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,9 +17,9 @@ from matplotlib import image as mpimg
 from lightmark.benchmarks import suites
 from lightmark.benchmarks.latency import read_sheet
 from lightmark.benchmarks.record import Record, candidate_key
+from lightmark.cli.ablate import ablate
 from lightmark.landmarks.protocol import get_protocol
 from lightmark.reports import stats, tables
-from lightmark.reports.ablation import ablate
 
 
 class FakeRunner:

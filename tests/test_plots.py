@@ -124,3 +124,29 @@ def test_architecture_frontier_has_two_panels_and_tolerates_missing_results(tmp_
     assert img.shape[1] > 1.8 * img.shape[0]  # side by side: ours and the paper's
     empty = [plots.ArchitecturePoint("s1-d4-c128", float("nan"), float("nan"), float("nan"), 6.12, 2.42)]
     assert_png(plots.plot_architecture_frontier(empty, tmp_path / "empty.png", ours="x"), min_w=900)
+
+
+def test_plots_and_search_counts_agree_on_every_trial():
+    """The plots' colours and the search's counts come from one status per trial."""
+    from lightmark.search import records
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = _study_with_everything()
+    odd = study.ask()  # a finished trial whose attrs say failed: one answer for both
+    odd.set_user_attr("status", "failed")
+    study.tell(odd, 1.0)
+    running = study.ask()
+    assert running.number == 9
+    assert plots.trial_status is records.trial_status
+    counts = records.summarise_trials(study.trials, ["nme"])["counts"]
+    for status, n in counts.items():
+        assert sum(plots.trial_status(t) == status for t in study.trials) == n
+    assert counts["running"] == 1 and counts["infeasible"] == 1
+
+
+def test_pareto_front_is_the_search_front_with_ties_and_gaps():
+    from lightmark.search import records
+
+    pts = [(1.0, 5.0), (1.0, 5.0), (2.0, 4.0), (2.0, 3.0), (float("nan"), 1.0), (3.0, 3.0), (0.5, 9.0)]
+    rows = [{"x": x, "y": y, "i": i} for i, (x, y) in enumerate(pts)]
+    assert plots.pareto_front(pts) == [r["i"] for r in records.pareto_front(rows, ["x", "y"])] == [6, 0, 3]

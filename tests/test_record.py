@@ -75,3 +75,22 @@ def test_candidate_key_changes_with_the_synthetic_generator(monkeypatch):
     assert candidate_key(spec, protocol) != v1
     monkeypatch.setattr(dataset, "GENERATOR_VERSION", 1)
     assert candidate_key(spec, protocol) == v1
+
+
+def test_record_from_spec_fills_the_candidate_fields():
+    import torch
+
+    from lightmark import __version__
+
+    spec = ModelSpec.parse("s2-d2-c32-ca-cc")
+    protocol = get_protocol("smoke").override({"augment.erase": True, "seed": 3})
+    record = Record.from_spec(spec, protocol, status="complete", params=1234, size_mb=0.5, nme_image_pct=3.0,
+                              created="2026-01-01T00:00:00+00:00")
+    assert record.key == candidate_key(spec, protocol) and record.spec == str(spec)
+    assert (record.n_stacks, record.depth, record.channels, record.attention, record.coordconv) == (
+        2, 2, 32, "ca", True)
+    assert (record.protocol, record.input_size, record.seed) == ("smoke", protocol.input_size, 3)
+    assert (record.codec, record.loss, record.erasing) == (protocol.codec, protocol.loss, True)
+    assert (record.torch_version, record.lightmark_version) == (torch.__version__, __version__)
+    assert record.created == "2026-01-01T00:00:00+00:00" and record.nme_image_pct == 3.0
+    assert Record.from_dict(json.loads(json.dumps(record.to_dict()))) == record

@@ -204,3 +204,22 @@ def test_best_model_curves_get_distinct_labels():
     assert first == "s2-d4-c128-ca-cc seed 0 (offset, mse)"
     assert report.curve_label(erased, [first]) == "s2-d4-c128-ca-cc seed 0 (offset, mse, erasing)"
     assert report.curve_label(twin, [first]) == f"{first} [abcdef]"
+
+
+def test_bad_records_csv_rows_and_pareto_json_are_reported(tmp_path, capsys):
+    protocol = get_protocol("smoke")
+    good = record_for(ModelSpec.parse("s1-d2-c16"), protocol, "complete", nme=5.0, size=0.3)
+    bad = record_for(ModelSpec.parse("s1-d2-c32"), protocol, "complete", nme=4.0, size=0.8)
+    rows = pd.DataFrame([good.to_dict(), {**bad.to_dict(), "size_mb": "big"}, {**good.to_dict(), "key": ""}])
+    rows.insert(0, "trial", range(3))  # the search's extra columns are not Record fields
+    (tmp_path / "records.csv").write_text(rows.to_csv(index=False))
+    (tmp_path / "pareto.json").write_text("{not json")
+    data = report.load_run(tmp_path)
+    err = capsys.readouterr().err
+    assert [r.key for r in data.records] == [good.key]
+    assert data.records[0] == good  # every field read back with its type
+    csv_path = tmp_path / "records.csv"
+    assert f"{csv_path}, row 3: not a float (size_mb='big'); row skipped" in err
+    assert f"{csv_path}, row 4: no key or spec" in err
+    assert f"{tmp_path / 'pareto.json'}: unreadable" in err
+    assert sum("row skipped" in n for n in data.notes) == 2 and any("pareto.json" in n for n in data.notes)

@@ -17,16 +17,23 @@ counts time other processes took from the core (both are reported).
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
+from lightmark.landmarks.augment import build_augment
+from lightmark.landmarks.dataset import LandmarkDataset, make_loader
+from lightmark.landmarks.device import intra_op_threads
+from lightmark.landmarks.formats import ChallengeSource, write_challenge_annotations
 from lightmark.landmarks.protocol import AugmentConfig
+from lightmark.landmarks.synth import SynthFaces
 
 # (case, size) -> target in samples/s, from the issue.
 TARGETS: dict[tuple[str, int], float] = {
@@ -73,24 +80,16 @@ def _row(case: str, size: int, n: int, seconds: float, cpu_seconds: float | None
     )
 
 
-class _OneCore:
+@contextlib.contextmanager
+def _one_core() -> Iterator[None]:
     """torch and OpenCV on one thread for the duration (restored afterwards)."""
-
-    def __enter__(self) -> "_OneCore":
-        import cv2
-        import torch
-
-        self._torch, self._cv2 = torch.get_num_threads(), cv2.getNumThreads()
-        torch.set_num_threads(1)
-        cv2.setNumThreads(1)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        import cv2
-        import torch
-
-        torch.set_num_threads(self._torch)
-        cv2.setNumThreads(self._cv2)
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        with intra_op_threads(1):
+            yield
+    finally:
+        cv2.setNumThreads(before)
 
 
 def _timed(fn: Callable[[int], Any], n: int, warmup: int = 2) -> tuple[float, float, float]:
@@ -109,10 +108,6 @@ def _timed(fn: Callable[[int], Any], n: int, warmup: int = 2) -> tuple[float, fl
 
 def write_challenge_folder(root: Path, generator: Any, n: int, image_format: str = "png") -> None:
     """n rendered faces as <root>/<i>.<fmt> plus annot.pkl (JPEG quality 95; PNG lossless)."""
-    import cv2
-
-    from lightmark.landmarks.formats import write_challenge_annotations
-
     if image_format not in IMAGE_FORMATS:
         raise ValueError(f"image_format must be one of {IMAGE_FORMATS}")
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if image_format == "jpg" else []
@@ -138,13 +133,7 @@ def run_data_bench(
     on_row: Callable[[DataBenchRow], None] | None = None,
 ) -> list[DataBenchRow]:
     """Measure every case at every size on one core; rows in the order measured."""
-    from lightmark.landmarks.augment import build_augment
-    from lightmark.landmarks.dataset import LandmarkDataset, make_loader
-    from lightmark.landmarks.formats import ChallengeSource
-
     if make_generator is None:
-        from lightmark.landmarks.synth import SynthFaces
-
         def make_generator(size: int, seed: int) -> Any:
             return SynthFaces(size=size, seed=seed)
 
@@ -156,7 +145,7 @@ def run_data_bench(
         if on_row is not None:
             on_row(row)
 
-    with _OneCore(), tempfile.TemporaryDirectory(prefix="lightmark-databench-") as tmp:
+    with _one_core(), tempfile.TemporaryDirectory(prefix="lightmark-databench-") as tmp:
         for size in sizes:
             generator = make_generator(size, 0)
             augment = build_augment(cfg, size)

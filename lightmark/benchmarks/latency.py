@@ -17,8 +17,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from lightmark.atomic import write_json_atomic
+from lightmark.benchmarks.record import Record
+from lightmark.benchmarks.timing import latency_stats
 from lightmark.errors import DataError
+from lightmark.landmarks.device import host_name, intra_op_threads, resolve_device
+from lightmark.models.hourglass import build_model
 from lightmark.models.spec import ModelSpec
 
 SHEET_NAME = "latency.json"
@@ -101,12 +107,6 @@ def measure_sheet(
     """Time every distinct (spec, input size) of `items`, interleaved over `rounds`.
 
     `progress`: an optional callable(done, total) for a progress bar."""
-    import torch
-
-    from lightmark.benchmarks.profile import latency_stats, resolve_device
-    from lightmark.landmarks.device import host_name, intra_op_threads
-    from lightmark.models.hourglass import build_model
-
     if rounds < 1 or repeats < 1:
         raise DataError(f"latency sheet: rounds and repeats must be >= 1, got {rounds} and {repeats}")
     dev = resolve_device(device)
@@ -133,3 +133,15 @@ def measure_sheet(
         measured=datetime.now(timezone.utc).isoformat(timespec="seconds"), torch_version=torch.__version__,
         command=command,
     )
+
+
+def measure_run_latency(run_dir: Path | str, records: Iterable[Record], *, device: str = "cpu",
+                        threads: int | None = None, rounds: int = 5, repeats: int = 3, command: str = "",
+                        progress: Any = None) -> LatencySheet:
+    """Time every trained architecture of a run (`records`: its complete and pruned candidates count)
+    in one sitting and write `latency.json` into `run_dir`."""
+    items = [(ModelSpec.parse(r.spec), r.input_size) for r in records if r.status in ("complete", "pruned")]
+    sheet = measure_sheet(items, device=device, threads=threads, rounds=rounds, repeats=repeats,
+                          command=command, progress=progress)
+    write_sheet(sheet, Path(run_dir) / SHEET_NAME)
+    return sheet

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.stats import kendalltau, spearmanr
 from torch import nn
 
-from lightmark.benchmarks.profile import count_params
+from lightmark.benchmarks.size import count_params
 from lightmark.landmarks.codecs import get_codec
 from lightmark.landmarks.dataset import build_sources
 from lightmark.landmarks.evaluate import prepare_images
@@ -123,14 +124,10 @@ def all_proxies(spec: ModelSpec, batch: ProxyBatch, protocol: Protocol, seed: in
 
 # -- agreement with a trained table ---------------------------------------------------------------
 def _kendall(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy.stats import kendalltau
-
     return float(kendalltau(a, b).statistic)
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy.stats import spearmanr
-
     return float(spearmanr(a, b).statistic)
 
 

@@ -9,8 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
 from typing import Any
 
+import torch
+
+from lightmark import __version__
 from lightmark.landmarks.dataset import data_version
 from lightmark.landmarks.protocol import Protocol
 from lightmark.models.spec import ModelSpec
@@ -80,3 +84,19 @@ class Record:
     def from_dict(cls, data: dict[str, Any]) -> "Record":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, protocol: Protocol, *, status: str, params: int, size_mb: float,
+                  **measured: Any) -> "Record":
+        """The Record of candidate (spec, protocol): its key, the architecture's fields, the protocol's
+        name, input size, seed, codec, loss and erasing, the versions and the creation time filled in
+        from them; `measured` gives the rest (any Record field; it may override the versions and time)."""
+        return cls(
+            key=candidate_key(spec, protocol), spec=str(spec), n_stacks=spec.n_stacks, depth=spec.depth,
+            channels=spec.channels, attention=spec.attention, coordconv=spec.coordconv,
+            protocol=protocol.name, input_size=protocol.input_size, seed=protocol.seed, status=status,
+            params=int(params), size_mb=float(size_mb), codec=protocol.codec, loss=protocol.loss,
+            erasing=bool(protocol.augment.erase),
+            **{"torch_version": torch.__version__, "lightmark_version": __version__,
+               "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **measured},
+        )

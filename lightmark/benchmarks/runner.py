@@ -12,13 +12,23 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
 from lightmark.atomic import write_json_atomic
+from lightmark.benchmarks import profile as profiling
 from lightmark.benchmarks.record import Record, candidate_key
 from lightmark.errors import DataError
+from lightmark.landmarks import trainer  # called as trainer.train: tests replace it
+from lightmark.landmarks.device import (
+    describe,
+    host_name,
+    intra_op_threads,
+    resolve_device,
+    resolve_precision,
+)
 from lightmark.landmarks.protocol import Protocol
 from lightmark.models.spec import ModelSpec
 
@@ -47,13 +57,11 @@ def profile_candidate(spec: ModelSpec, protocol: Protocol, device: Any, cache: P
             return json.loads(cache.read_text())
         except ValueError:
             pass
-    from lightmark.benchmarks import profile as prof
-
-    info = dict(prof.profile(spec, protocol.input_size, device=str(device), latency=True, batch_sizes=(1,),
+    info = dict(profiling.profile(spec, protocol.input_size, device=str(device), latency=True, batch_sizes=(1,),
                              memory=False))
     result = {
-        "params": int(info.get("params") or prof.count_params(spec)),
-        "size_mb": float(info.get("size_mb") or prof.size_mb(spec)),
+        "params": int(info.get("params") or profiling.count_params(spec)),
+        "size_mb": float(info.get("size_mb") or profiling.size_mb(spec)),
         "macs": info.get("macs_fvcore", info.get("macs")),
         "latency_ms": info.get("latency_ms"),
         "macs_thop": info.get("macs_thop"),
@@ -64,30 +72,17 @@ def profile_candidate(spec: ModelSpec, protocol: Protocol, device: Any, cache: P
     return result
 
 
-def _versions() -> dict[str, str]:
-    import torch
-
-    from lightmark import __version__
-
-    return {"torch_version": torch.__version__, "lightmark_version": __version__}
-
-
 def make_record(spec: ModelSpec, protocol: Protocol, status: str, prof: dict, metrics: dict | None,
                 *, epochs_done: int = 0, train_seconds: float = 0.0, device: str = "", error: str = "",
                 precision: str = "", threads: int = 0, host: str = "") -> Record:
     metrics = metrics or {}
-    return Record(
-        key=candidate_key(spec, protocol), spec=str(spec), n_stacks=spec.n_stacks, depth=spec.depth,
-        channels=spec.channels, attention=spec.attention, coordconv=spec.coordconv,
-        protocol=protocol.name, input_size=protocol.input_size, seed=protocol.seed, status=status,
-        params=int(prof.get("params", 0)), size_mb=float(prof.get("size_mb", 0.0)),
+    return Record.from_spec(
+        spec, protocol, status=status, params=int(prof.get("params", 0)), size_mb=float(prof.get("size_mb", 0.0)),
         macs=None if prof.get("macs") is None else int(prof["macs"]),
         latency_ms=None if prof.get("latency_ms") is None else float(prof["latency_ms"]),
         **{k: (None if metrics.get(k) is None else float(metrics[k])) for k in METRIC_KEYS},
         epochs_done=int(epochs_done), train_seconds=float(train_seconds), device=device,
-        precision=precision, threads=int(threads), host=host, codec=protocol.codec, loss=protocol.loss,
-        erasing=bool(protocol.augment.erase), error=error,
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"), **_versions(),
+        precision=precision, threads=int(threads), host=host, error=error,
     )
 
 
@@ -109,12 +104,6 @@ def run_candidate(
     If `callback` raises, a Record with status "pruned" is written and the exception re-raised.
     A cached record (any status) is returned as is: callers treat status "pruned" themselves.
     `precision` and `threads` are how it runs, not what it is: they are recorded, not part of the key."""
-    import torch
-
-    from lightmark.landmarks.device import (describe, host_name, intra_op_threads, resolve_device,
-                                            resolve_precision)
-    from lightmark.landmarks.trainer import LAST_NAME, train
-
     out_dir = candidate_dir(spec, protocol, run_dir)
     record_path = out_dir / RECORD_NAME
     if record_path.exists():
@@ -141,7 +130,8 @@ def run_candidate(
 
     start = time.perf_counter()
     try:
-        result = train(spec, protocol, out_dir, device=str(dev), resume=(out_dir / LAST_NAME).exists(),
+        resume = (out_dir / trainer.LAST_NAME).exists()
+        result = trainer.train(spec, protocol, out_dir, device=str(dev), resume=resume,
                        callback=watch, progress=progress, precision=precision, threads=threads)
     except BaseException as exc:
         if seen.get("raised"):

@@ -18,7 +18,14 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
+import torch
+
+from lightmark.benchmarks.record import candidate_key
 from lightmark.errors import ConfigError, LightmarkError
+from lightmark.landmarks.codecs import get_codec
+from lightmark.landmarks.dataset import LandmarkDataset, build_sources
+from lightmark.landmarks.metrics import nme
 from lightmark.landmarks.protocol import Protocol
 from lightmark.models.spec import DEFAULT_N_LANDMARKS, ModelSpec
 from lightmark.paper import PaperRow, paper_row, paper_rows  # noqa: F401 (re-exported for the suites' users)
@@ -279,8 +286,6 @@ def plan_candidates(suites: list[Suite], base: Protocol, seeds: int,
     left out; the tables show them as skipped with the reason. Every row predicts `n_landmarks`
     points, the number the protocol's data has.
     """
-    from lightmark.benchmarks.record import candidate_key
-
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     order: list[str] = []
@@ -311,27 +316,18 @@ def roundtrip_nme(protocol: Protocol, codecs: tuple[str, ...] = ("plain", "offse
     points (and at the same input size) the prediction rows are evaluated on. Returns
     {codec: {"nme_image_pct", "nme_inter_ocular_pct", "n_images"}}.
     """
-    import numpy as np
-    import torch
-
-    from lightmark.landmarks.codecs import get_codec
-    from lightmark.landmarks.dataset import LandmarkDataset, build_sources
-    from lightmark.landmarks.metrics import normaliser
-
     _, val_source = build_sources(protocol)
     dataset = LandmarkDataset(val_source, None, seed=protocol.seed, input_size=protocol.input_size)
     points = torch.from_numpy(np.stack([np.asarray(dataset.sample(i).points, dtype=np.float32)
                                         for i in range(len(dataset))]))
-    ocular = normaliser(points, "inter_ocular", layout=dataset.layout).float().clamp_min(1e-6)
     out: dict[str, dict[str, float]] = {}
     with torch.no_grad():
         for name in codecs:
             codec = get_codec(name, protocol.input_size)
             decoded = torch.cat([codec.decode(codec.encode(chunk)) for chunk in points.split(batch)])
-            error = torch.linalg.vector_norm(decoded - points, dim=-1).mean(-1)  # (N,) px
             out[name] = {
-                "nme_image_pct": float((error / protocol.input_size * 100).mean()),
-                "nme_inter_ocular_pct": float((error / ocular * 100).mean()),
+                "nme_image_pct": float(nme(decoded, points, "image", image_size=protocol.input_size).mean()),
+                "nme_inter_ocular_pct": float(nme(decoded, points, "inter_ocular", layout=dataset.layout).mean()),
                 "n_images": int(points.shape[0]),
             }
     return out

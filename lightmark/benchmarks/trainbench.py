@@ -25,7 +25,12 @@ from typing import Any, Callable, Iterator
 import torch
 import torch.nn.functional as F
 
+from lightmark.landmarks.codecs import codec_speed
+from lightmark.landmarks.dataset import set_epoch
+from lightmark.landmarks.device import autocast, intra_op_threads
 from lightmark.landmarks.protocol import Protocol
+from lightmark.landmarks.trainer import Trainer, _prefetch, mean_training_shape
+from lightmark.models import build_model
 from lightmark.models.spec import ModelSpec
 
 TARGET_SLOWDOWN_PCT = 15.0  # the whole loop vs the trainer's step
@@ -51,9 +56,6 @@ def bare_step_fn(trainer: Any, x: torch.Tensor, target: torch.Tensor, compile: b
     """A plain training step of a fresh copy of the trainer's model (same spec, device, memory format
     and autocast): forward, unweighted MSE summed over the stacks, backward, default RMSprop step.
     `compile=True` runs the model through torch.compile (its first call compiles)."""
-    from lightmark.landmarks.device import autocast
-    from lightmark.models import build_model
-
     model = build_model(trainer.spec).to(trainer.device)
     if trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -76,8 +78,6 @@ def bare_step_fn(trainer: Any, x: torch.Tensor, target: torch.Tensor, compile: b
 def _loop_round(trainer: Any, epoch_batches: Iterator[dict], prefetch: bool, steps: int) -> tuple[float, int]:
     """`steps` loop steps with a background batch thread that is started (and primed with one untimed
     batch) before the clock starts and stopped when the round ends."""
-    from lightmark.landmarks.trainer import _prefetch
-
     batches = _prefetch(epoch_batches, depth=2) if prefetch else epoch_batches
     images = 0
     try:
@@ -111,8 +111,6 @@ def _compile_cost(trainer: Any, x: torch.Tensor, target: torch.Tensor, bare_ms: 
 
 def _endless(trainer: Any) -> Iterator[dict]:
     """The training loader's batches, epoch after epoch, as the trainer iterates them."""
-    from lightmark.landmarks.dataset import set_epoch
-
     epoch = 0
     while True:
         set_epoch(trainer.train_loader, epoch)
@@ -125,8 +123,6 @@ def bench_train(spec: ModelSpec, protocol: Protocol, *, steps: int = 20, warmup:
                 compile: bool = False) -> dict[str, Any]:
     """Bare step, trainer step and whole loop (ms per batch), codec ms; with `compile`, what
     torch.compile costs and gains on the bare step."""
-    from lightmark.landmarks.device import intra_op_threads
-
     with intra_op_threads(threads):
         return _bench(spec, protocol, steps=steps, warmup=warmup, device=device, precision=precision,
                       prefetch=prefetch, compile=compile)
@@ -134,8 +130,6 @@ def bench_train(spec: ModelSpec, protocol: Protocol, *, steps: int = 20, warmup:
 
 def _bench(spec: ModelSpec, protocol: Protocol, *, steps: int, warmup: int, device: str, precision: str,
            prefetch: bool, compile: bool) -> dict[str, Any]:
-    from lightmark.landmarks.trainer import Trainer, mean_training_shape
-
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(spec, protocol, Path(tmp), device=device, precision=precision, progress=False,
                           prefetch=prefetch)
@@ -199,8 +193,6 @@ def _bench(spec: ModelSpec, protocol: Protocol, *, steps: int, warmup: int, devi
     result["meets_target"] = result["slowdown_pct"] <= TARGET_SLOWDOWN_PCT
     result["trainer_meets_target"] = result["trainer_over_bare"] <= TARGET_TRAINER_OVER_BARE
     try:
-        from lightmark.landmarks.codecs import codec_speed
-
         speed = codec_speed(protocol.codec, batch=bs, size=protocol.input_size // 4,
                             threads=torch.get_num_threads(), device=str(trainer.device))
         result["codec_encode_ms"] = float(speed["encode_ms"])

@@ -10,8 +10,14 @@ from __future__ import annotations
 import argparse
 import shlex
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from lightmark.benchmarks.ablation import prepare_ablation
+from lightmark.benchmarks.record import Record
+from lightmark.benchmarks.suites import TABLE_NAMES, Suite, plan_candidates, resolve_tables
 from lightmark.cli._common import (
     THREADS_PER_WORKER_HELP,
     add_device_args,
@@ -23,12 +29,65 @@ from lightmark.cli._common import (
     stdout_console,
     terminate_as_interrupt,
 )
+from lightmark.landmarks.dataset import data_layout
+from lightmark.landmarks.protocol import Protocol
+from lightmark.reports import tables
+from lightmark.reports.report import ablation_frames, build_report
+from lightmark.search.study import run_fixed_candidates
 from lightmark.search.workers import resolve_workers
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    from lightmark.benchmarks.suites import TABLE_NAMES
+@dataclass
+class AblationResult:
+    study_name: str
+    records: list[Record]
+    frames: list[Any]  # pandas DataFrames, one per suite
+    paths: dict[str, dict[str, Path]] = field(default_factory=dict)  # suite -> {csv, md, tex}
+    report: Path | None = None
 
+
+def ablate(
+    suites: Sequence[Suite],
+    protocol: Protocol,
+    *,
+    seeds: int,
+    out: Path | str,
+    study_name: str,
+    storage: str | None = None,
+    workers: int = 1,
+    device: str = "auto",
+    precision: str = "auto",
+    threads: int | None = None,
+    progress: bool = True,
+    command: str = "",
+    report: bool = True,
+    runner: Callable[..., Record] | str | None = None,
+) -> AblationResult:
+    """Train (or reuse) every candidate of `suites` and write their tables into `out`.
+
+    The plan and manifest come from `benchmarks.ablation`, the training from the search's
+    `run_fixed_candidates` (same runner, storage, workers and resume), the tables from `reports`.
+    `runner`: None = the real candidate runner; a callable (one process) or "module:function"
+    (also used by worker processes) for tests."""
+    out = Path(out)
+    plan, manifest = prepare_ablation(suites, protocol, seeds=seeds, out=out, study_name=study_name,
+                                      command=command)
+    kwargs: dict[str, Any] = dict(run_dir=out, study_name=study_name, storage=storage, workers=workers,
+                                  device=device, precision=precision, threads=threads, progress=progress)
+    if runner is not None:
+        kwargs["runner"] = runner
+    records = run_fixed_candidates([(c.label, c.spec, c.protocol) for c in plan], **kwargs)
+
+    frames = ablation_frames({**manifest, "tables": [s.name for s in suites]}, records)
+    result = AblationResult(study_name=study_name, records=records, frames=frames)
+    for frame in frames:
+        result.paths[frame.attrs["name"]] = tables.write_table(frame, out, frame.attrs["name"])
+    if report:
+        result.report = build_report(out)
+    return result
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "ablate", help="reproduce the paper's ablation tables (table1..table5 or all)",
         description="Train every row of the paper's ablation tables for K seeds under a protocol and "
@@ -52,11 +111,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lightmark.benchmarks.suites import plan_candidates, resolve_tables
-    from lightmark.landmarks.dataset import data_layout
-    from lightmark.reports import tables
-    from lightmark.reports.ablation import ablate
-
     protocol = protocol_from_args(args)
     args.workers = resolve_workers(args.workers, args.device)
     note_precision(args, stderr_console())

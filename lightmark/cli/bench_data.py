@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
 
+from lightmark.benchmarks.databench import IMAGE_FORMATS, run_data_bench
 from lightmark.cli._common import print_json, stderr_console, stdout_console
 from lightmark.errors import ConfigError
 
@@ -34,11 +37,6 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-    from rich.table import Table
-
-    from lightmark.benchmarks.databench import IMAGE_FORMATS, run_data_bench
-
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     bad = [f for f in formats if f not in IMAGE_FORMATS]
     if bad or not formats:

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
+from rich.table import Table
 
 from lightmark.atomic import write_text_atomic
 from lightmark.benchmarks.proxies import PROXIES, all_proxies, paired_difference, proxy_batch, rank_agreement
 from lightmark.cli._common import print_json, stderr_console, stdout_console
 from lightmark.errors import ConfigError
+from lightmark.landmarks.device import intra_op_threads
 from lightmark.landmarks.protocol import Protocol, get_protocol
 from lightmark.models.spec import ModelSpec
 from lightmark.search.tabular import load_table
@@ -57,8 +58,11 @@ def proxy_scores(table, protocol: Protocol, *, batch_size: int, seed: int, cache
 def run(args: argparse.Namespace) -> int:
     if args.batch < 2:
         raise ConfigError(f"--batch must be >= 2, got {args.batch}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    with intra_op_threads(args.threads):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     table = load_table(args.table)
     protocol = Protocol.from_dict(table.meta["protocol"]) if table.meta.get("protocol") else get_protocol("tabular")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -88,7 +92,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
         return 0
-    from rich.table import Table
 
     for metric, rows in result["proxies"].items():
         view = Table(title=f"zero-cost proxies vs trained {metric} on {table.name} ({result['architectures']} "

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from lightmark.cli._common import add_device_args, add_protocol_args, print_json, stdout_console
+from rich.table import Table
+
+from lightmark.benchmarks.trainbench import bench_train
+from lightmark.cli._common import (
+    add_device_args,
+    add_protocol_args,
+    print_json,
+    protocol_from_args,
+    stdout_console,
+)
+from lightmark.cli.train import resolve_spec
+from lightmark.errors import ConfigError
 
 
 def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
@@ -25,11 +36,6 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lightmark.benchmarks.trainbench import bench_train
-    from lightmark.cli._common import protocol_from_args
-    from lightmark.cli.train import resolve_spec
-    from lightmark.errors import ConfigError
-
     if args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}")
     spec = resolve_spec(args.spec)
@@ -40,7 +46,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(r)
         return 0
-    from rich.table import Table
 
     table = Table(title=f"bench train {r['spec']} [{r['protocol']}, {r['input_size']} px, batch {r['batch_size']}, "
                         f"{r['device']} {r['precision']}, {r['threads']} threads]")

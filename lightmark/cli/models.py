@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from rich.progress import Progress
+from rich.table import Table
+
+from lightmark.benchmarks.macs import count_macs
+from lightmark.benchmarks.size import size_breakdown
 from lightmark.cli._common import print_json, stderr_console, stdout_console
+from lightmark.models import registry  # registry.PRESETS read at call time (tests narrow it)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,15 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def rows(with_macs: bool = True, progress: bool = False) -> list[dict]:
-    from rich.progress import Progress
-
-    from lightmark.benchmarks.profile import count_macs, size_breakdown
-    from lightmark.models.registry import PRESETS
-
     out = []
     with Progress(console=stderr_console(), transient=True, disable=not (progress and with_macs)) as bar:
-        task = bar.add_task("counting MACs", total=len(PRESETS))
-        for preset in PRESETS.values():
+        task = bar.add_task("counting MACs", total=len(registry.PRESETS))
+        for preset in registry.PRESETS.values():
             sizes = size_breakdown(preset.spec)
             row = {
                 "name": preset.name,
@@ -57,7 +58,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(table_rows)
         return 0
-    from rich.table import Table
 
     table = Table(title="lightmark presets (size = MiB of the saved fp32 state_dict)")
     for name, justify in (("name", "left"), ("spec", "left"), ("input", "right"), ("params", "right"),

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from rich.table import Table
+
+from lightmark.benchmarks.profile import profile
 from lightmark.cli._common import print_json, stderr_console, stdout_console
 from lightmark.errors import ConfigError
+from lightmark.landmarks.export import require_export_extra
+from lightmark.models.registry import resolve
 
 
 def _batch_sizes(text: str) -> tuple[int, ...]:
@@ -43,10 +48,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lightmark.benchmarks.profile import profile
-    from lightmark.landmarks.export import require_export_extra
-    from lightmark.models.registry import resolve
-
     spec, default_size = resolve(args.model)
     input_size = args.input_size if args.input_size is not None else default_size
     batch_sizes = _batch_sizes(args.batch_sizes)
@@ -69,8 +70,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_table(result: dict) -> None:
-    from rich.table import Table
-
     table = Table(title=f"{result['model']} ({result['spec']}) at {result['input_size']} px")
     table.add_column("quantity")
     table.add_column("value", justify="right")

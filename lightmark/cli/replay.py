@@ -9,12 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from rich.table import Table
 
 from lightmark.cli._common import print_json, stderr_console, stdout_console
+from lightmark.cli.bench_proxies import proxy_scores
 from lightmark.cli.bench_search import _names, parse_seeds
 from lightmark.errors import ConfigError
+from lightmark.landmarks.protocol import Protocol, get_protocol
 from lightmark.reports.replay_plot import plot_replay
 from lightmark.search.pareto_pruner import ParetoPruner
+from lightmark.search.prescreen import Prescreen
 from lightmark.search.replay import (
     DEFAULT_REPORT_TRIALS,
     hand_design,
@@ -26,7 +30,6 @@ from lightmark.search.replay import (
     summarise_pareto,
     true_front_hypervolume,
 )
-from lightmark.search.prescreen import Prescreen
 from lightmark.search.tabular import TABLES_DIR, load_table
 
 
@@ -45,9 +48,6 @@ def table_proxy_scores(table: Any, proxy: str, out: Path) -> dict[str, float]:
     if packaged.exists():
         frame = pd.read_csv(packaged)
     else:
-        from lightmark.cli.bench_proxies import proxy_scores  # torch and the data: only when needed
-        from lightmark.landmarks.protocol import Protocol, get_protocol
-
         protocol = (Protocol.from_dict(table.meta["protocol"]) if table.meta.get("protocol")
                     else get_protocol("tabular"))
         out.mkdir(parents=True, exist_ok=True)
@@ -124,8 +124,6 @@ def _run_pareto(args: argparse.Namespace, table: Any, land: Any, samplers: list[
     if args.json:
         print_json(result)
     else:
-        from rich.table import Table
-
         view = Table(title=f"two-objective replay (NME, size) on {table.name}: {n_trials} trials, {len(seeds)} seeds, "
                            f"budget {land.budget_mb:g} MiB; hypervolume as a share of the table's true front")
         for column in ("sampler", "pruner", "epochs", "pruned", "hypervolume", "epochs saved", "HV kept"):
@@ -148,8 +146,6 @@ def _cell(item: dict[str, float] | None) -> str:
 
 
 def _print(result: dict[str, Any], report_trials: tuple[int, ...]) -> None:
-    from rich.table import Table
-
     console = stdout_console()
     console.width = max(console.width, 170)
     title = (f"regret (pp of {result['metric']}) on {result['table']}: mean ± 95 % interval over "

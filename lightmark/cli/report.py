@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lightmark.benchmarks.latency import SHEET_NAME, measure_run_latency
 from lightmark.cli._common import print_json, stderr_console
+from lightmark.errors import ConfigError, DataError
+from lightmark.reports.report import build_report, load_run
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,10 +33,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lightmark.benchmarks.latency import SHEET_NAME
-    from lightmark.errors import ConfigError, DataError
-    from lightmark.reports.report import build_report, load_run, measure_run_latency
-
     if args.measure_latency:
         if args.threads is not None and args.threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {args.threads}")
@@ -46,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
                             *([f"--threads {args.threads}"] if args.threads else []),
                             *([f"--rounds {args.rounds}"] if args.rounds != 5 else [])])
         with stderr_console().status("timing every architecture, interleaved"):
-            sheet = measure_run_latency(args.run_dir, device=args.device, threads=args.threads,
+            records = load_run(args.run_dir).records
+            sheet = measure_run_latency(args.run_dir, records, device=args.device, threads=args.threads,
                                         rounds=args.rounds, command=command)
         stderr_console().print(f"latency of {len(sheet.median_ms)} architecture(s) on {sheet.host}: "
                                f"{args.run_dir / SHEET_NAME}")

@@ -21,9 +21,12 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import optuna  # noqa: E402
 
 from lightmark.atomic import atomic_path  # noqa: E402
 from lightmark.benchmarks.record import Record  # noqa: E402
+from lightmark.search.records import pareto_front as pareto_rows  # noqa: E402
+from lightmark.search.records import trial_status  # noqa: E402,F401 (one status per trial, re-exported)
 
 DPI = 120
 NME_LABEL = {
@@ -49,14 +52,12 @@ def save_figure(fig: Any, path: Path | str) -> Path:
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
-    """Indices of the points no other point beats in both coordinates (both minimised), by x."""
-    order = sorted(range(len(points)), key=lambda i: (points[i][0], points[i][1]))
-    front, best = [], math.inf
-    for i in order:
-        if points[i][1] < best:
-            front.append(i)
-            best = points[i][1]
-    return front
+    """Indices of the points no other point beats in both coordinates (both minimised), by x.
+
+    An adapter over the search's `records.pareto_front` (one algorithm for the search's pareto.json
+    and the plots): points become rows {"x", "y", "index"}."""
+    rows = [{"x": float(x), "y": float(y), "index": i} for i, (x, y) in enumerate(points)]
+    return [row["index"] for row in pareto_rows(rows, ("x", "y"))]
 
 
 def _value(record: Record, attr: str, scale: float) -> float:
@@ -247,25 +248,6 @@ def plot_architecture_frontier(
 
 # -- Optuna study plots -------------------------------------------------------------------------
 
-def trial_status(trial: Any) -> str:
-    """complete | pruned | infeasible | failed | running | waiting, from state, constraints, attrs."""
-    state = trial.state.name
-    if state == "RUNNING":
-        return "running"
-    if state == "WAITING":
-        return "waiting"
-    if state == "PRUNED":
-        return "pruned"
-    if state == "FAIL":
-        return "failed"
-    attr = trial.user_attrs.get("status")
-    if attr in ("infeasible", "failed", "pruned"):
-        return attr
-    if any(v > 0 for v in (trial.constraints or {}).values()):
-        return "infeasible"
-    return "complete"
-
-
 def _trial_value(trial: Any) -> float | None:
     if trial.values:
         value = float(trial.values[0])
@@ -324,8 +306,6 @@ def param_importances(study: Any) -> tuple[dict[str, float] | None, str]:
     Returns (importances, "") or (None, why not): fANOVA needs at least two completed trials whose
     parameters differ.
     """
-    import optuna
-
     trials = [t for t in study.trials if trial_status(t) == "complete" and t.values and t.params]
     if len(trials) < 2:
         return None, f"needs at least 2 completed trials with parameters, have {len(trials)}"

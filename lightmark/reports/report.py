@@ -10,23 +10,34 @@ as CSV/Markdown/LaTeX and plots as PNG beside `report.md`, which embeds them.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+
 from lightmark.atomic import write_text_atomic
+from lightmark.benchmarks.ablation import MANIFEST
+from lightmark.benchmarks.evaluation import best_checkpoints, evaluate_best, prediction_sample
 from lightmark.benchmarks.latency import SHEET_NAME, LatencySheet, read_sheet
 from lightmark.benchmarks.record import Record, candidate_key
+from lightmark.benchmarks.suites import get_suite, row_spec
 from lightmark.errors import DataError
+from lightmark.landmarks.metrics import ced_curve
+from lightmark.landmarks.protocol import Protocol
+from lightmark.models.spec import DEFAULT_N_LANDMARKS
 from lightmark.reports import plots, tables
+from lightmark.search.records import trial_record, trial_status
+from lightmark.search.storage import JOURNAL_SUFFIXES
 
-MANIFEST = "ablation.json"
 REPORT = "report.md"
-JOURNAL_SUFFIXES = (".log", ".jsonl", ".journal")
 STATUS_RANK = {"complete": 0, "pruned": 1, "failed": 2, "infeasible": 3, "running": 4, "waiting": 5}
 
 
@@ -59,16 +70,12 @@ def _storages(run_dir: Path) -> list[tuple[str, Any]]:
         url = f"sqlite:///{path.resolve()}"
         found.append((url, url))
     for path in sorted(p for p in run_dir.iterdir() if p.is_file() and p.suffix in JOURNAL_SUFFIXES):
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
-
         found.append((f"journal:{path.resolve()}",
                       lambda p=path: JournalStorage(JournalFileBackend(str(p)))))
     return found
 
 
 def _load_studies(run_dir: Path, notes: list[str]) -> list[StudyView]:
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     views = []
     for desc, storage in _storages(run_dir):
@@ -83,67 +90,77 @@ def _load_studies(run_dir: Path, notes: list[str]) -> list[StudyView]:
     return views
 
 
+def _warn(notes: list[str], message: str) -> None:
+    """Tell the user now (stderr) and in the report's notes."""
+    print(f"lightmark report: warning: {message}", file=sys.stderr)
+    notes.append(message)
+
+
 def _trial_record(trial: Any) -> Record | None:
-    try:
-        from lightmark.search.records import trial_record
-    except ImportError:  # the search stage is optional for reports
-        trial_record = None
-    if trial_record is not None:
-        record = trial_record(trial)
-    else:
-        attrs = trial.user_attrs
-        record = Record.from_dict(attrs) if {"key", "spec", "size_mb"} <= set(attrs) else None
+    record = trial_record(trial)
     if record is None:
         return None
-    status = plots.trial_status(trial)
+    status = trial_status(trial)
     if status in ("running", "waiting", "failed", "pruned") and record.status != status:
-        from dataclasses import replace
-
         error = record.error or str(trial.user_attrs.get("error") or trial.user_attrs.get("reason") or "")
         record = replace(record, status=status, error=error)
     return record
 
 
+# How each Record field is read from records.csv (from the dataclass' annotations)
+_FIELD_KINDS = {f.name: str(f.type).split(" | ")[0] for f in fields(Record)}
+_BOOLS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+
+
 def _csv_records(path: Path, notes: list[str]) -> list[Record]:
+    """The Records of the search's records.csv; a row with a cell that is not of its field's type
+    is skipped with a warning naming the file, the row and the column."""
+    try:
+        frame = pd.read_csv(path, dtype="string", keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        _warn(notes, f"{path}: unreadable ({type(exc).__name__}: {exc}); its rows are not used")
+        return []
+    columns = [c for c in frame.columns if c in _FIELD_KINDS]
+    typed: dict[str, pd.Series] = {}
+    invalid = pd.DataFrame(False, index=frame.index, columns=columns)
+    for column in columns:
+        kind = _FIELD_KINDS[column]
+        text = frame[column].str.strip()
+        if kind == "str":
+            typed[column] = text
+            continue
+        empty = text.eq("")
+        if kind == "bool":
+            values = text.str.lower().map(_BOOLS)
+        else:
+            values = pd.to_numeric(text.mask(empty), errors="coerce")
+            if kind == "int":
+                invalid[column] |= values.notna() & (values % 1 != 0)
+        invalid[column] |= values.isna() & ~empty
+        typed[column] = values
     out = []
-    try:
-        with open(path, newline="") as handle:
-            for row in csv.DictReader(handle):
-                data: dict[str, Any] = {}
-                for k, v in row.items():
-                    if k is None or k not in Record.__dataclass_fields__:
-                        continue
-                    data[k] = _parse_cell(k, v)
-                if data.get("key") and data.get("spec"):
-                    data.setdefault("params", 0)
-                    data.setdefault("size_mb", math.nan)
-                    try:
-                        out.append(Record.from_dict(data))
-                    except TypeError:
-                        pass
-    except OSError as exc:
-        notes.append(f"could not read {path}: {exc}")
+    for index in frame.index:
+        where = f"{path}, row {index + 2}"  # the header is line 1
+        bad = [c for c in columns if invalid.at[index, c]]
+        if bad:
+            cells = ", ".join(f"{c}={frame.at[index, c]!r}" for c in bad)
+            _warn(notes, f"{where}: not a {'/'.join(_FIELD_KINDS[c] for c in bad)} ({cells}); row skipped")
+            continue
+        data: dict[str, Any] = {}
+        for column in columns:
+            value = typed[column].at[index]
+            kind = _FIELD_KINDS[column]
+            if pd.isna(value):
+                data[column] = "" if kind == "str" else None
+            else:
+                data[column] = {"int": int, "float": float, "bool": bool, "str": str}[kind](value)
+        if not data.get("key") or not data.get("spec"):
+            _warn(notes, f"{where}: no key or spec; row skipped")
+            continue
+        data.setdefault("params", 0)
+        data.setdefault("size_mb", math.nan)
+        out.append(Record.from_dict(data))
     return out
-
-
-_INT_FIELDS = {"n_stacks", "depth", "channels", "input_size", "seed", "params", "macs", "epochs_done"}
-_BOOL_FIELDS = {"coordconv", "erasing"}
-_STR_FIELDS = {"key", "spec", "attention", "protocol", "status", "device", "precision", "host", "codec", "loss",
-               "error", "torch_version", "lightmark_version", "created"}
-
-
-def _parse_cell(key: str, value: str | None) -> Any:
-    if key in _STR_FIELDS:
-        return value or ""
-    if value in (None, ""):
-        return None
-    if key in _BOOL_FIELDS:
-        return value.strip().lower() in ("true", "1", "yes")
-    try:
-        number = float(value)
-    except ValueError:
-        return value
-    return int(number) if key in _INT_FIELDS and number.is_integer() else number
 
 
 def load_run(run_dir: Path | str) -> RunData:
@@ -162,8 +179,8 @@ def load_run(run_dir: Path | str) -> RunData:
     if pareto.exists():
         try:
             data.pareto = json.loads(pareto.read_text())
-        except ValueError:
-            pass
+        except (OSError, ValueError) as exc:
+            _warn(data.notes, f"{pareto}: unreadable ({exc}); its budget lines are not drawn")
     data.studies = _load_studies(run_dir, data.notes)
 
     found: list[tuple[int, Record]] = []  # (source priority, record): cached record.json first
@@ -196,8 +213,6 @@ def load_run(run_dir: Path | str) -> RunData:
 def _with_sheet_latency(records: list[Record], sheet: LatencySheet, notes: list[str]) -> list[Record]:
     """Every record's latency from the one-sitting sheet; a candidate it lacks gets none, since its
     own start-of-training number would not compare with the others."""
-    from dataclasses import replace
-
     out, missing = [], []
     for record in records:
         value = sheet.lookup(record.spec, record.input_size)
@@ -211,32 +226,12 @@ def _with_sheet_latency(records: list[Record], sheet: LatencySheet, notes: list[
     return out
 
 
-def measure_run_latency(run_dir: Path | str, *, device: str = "cpu", threads: int | None = None,
-                        rounds: int = 5, repeats: int = 3, command: str = "",
-                        progress: Any = None) -> LatencySheet:
-    """Time every trained architecture of the run in one sitting and write `latency.json` there."""
-    from lightmark.benchmarks.latency import measure_sheet, write_sheet
-    from lightmark.models.spec import ModelSpec
-
-    run_dir = Path(run_dir)
-    records = load_run(run_dir).records
-    items = [(ModelSpec.parse(r.spec), r.input_size) for r in records if r.status in ("complete", "pruned")]
-    sheet = measure_sheet(items, device=device, threads=threads, rounds=rounds, repeats=repeats,
-                          command=command, progress=progress)
-    write_sheet(sheet, run_dir / SHEET_NAME)
-    return sheet
-
-
 # -- ablation tables ------------------------------------------------------------------------------
 
 def ablation_frames(manifest: dict[str, Any], records: list[Record], latency_note: str | None = None) -> list[Any]:
     """Rebuild every ablation table the manifest names from whichever Records exist.
 
     `latency_note`: how the records' latencies were measured, when not the runner's own numbers."""
-    from lightmark.benchmarks.suites import get_suite, row_spec
-    from lightmark.landmarks.protocol import Protocol
-    from lightmark.models.spec import DEFAULT_N_LANDMARKS
-
     base = Protocol.from_dict(manifest["protocol"])
     seeds = int(manifest.get("seeds", 1))
     n_landmarks = int(manifest.get("n_landmarks", DEFAULT_N_LANDMARKS))  # the data's points
@@ -403,12 +398,12 @@ def build_report(run_dir: Path | str, *, evaluate_best: int = 3, progress: bool 
             lines += [f"![parameter importances]({path.name})", ""]
         elif why:
             lines += [f"Parameter importances: not computed ({why}).", ""]
-        problems = [t for t in view.trials if plots.trial_status(t) in ("failed", "running")]
+        problems = [t for t in view.trials if trial_status(t) in ("failed", "running")]
         if problems:
             lines += ["| Trial | State | Spec | Reason |", "|---|---|---|---|"]
             for t in problems:
                 reason = str(t.user_attrs.get("reason") or t.user_attrs.get("error") or "")[:200]
-                lines.append(f"| {t.number} | {plots.trial_status(t)} | {t.user_attrs.get('spec', '?')} | "
+                lines.append(f"| {t.number} | {trial_status(t)} | {t.user_attrs.get('spec', '?')} | "
                              f"{reason.replace('|', '/')} |")
             lines.append("")
 
@@ -428,7 +423,7 @@ def _counts(data: RunData) -> dict[str, int]:
     if data.studies:
         for view in data.studies:
             for t in view.trials:
-                status = plots.trial_status(t)
+                status = trial_status(t)
                 counts[status] = counts.get(status, 0) + 1
     else:
         for r in data.records:
@@ -445,83 +440,43 @@ def curve_label(record: Record, taken: list[str]) -> str:
 
 def _evaluation_section(data: RunData, out: Path, n_best: int, files: list[Path]) -> list[str]:
     """CED curves and a prediction grid of the best completed candidates with checkpoints."""
-    done = sorted((r for r in data.records if r.status == "complete" and r.nme_image_pct is not None),
-                  key=lambda r: r.nme_image_pct)
-    chosen, passed_over = [], 0
-    for record in done:
-        folder = out / "candidates" / record.key
-        ckpt = next((folder / n for n in ("last.pt", "best.pt") if (folder / n).exists()), None)
-        if ckpt is not None:
-            chosen.append((record, ckpt))
-        else:
-            passed_over += 1
-        if len(chosen) >= n_best:
-            break
-    if not chosen:
+    best = best_checkpoints(data.records, out, n_best)
+    if not best.chosen:
         return []
-    try:
-        from lightmark.landmarks.evaluate import evaluate_checkpoint
-        from lightmark.landmarks.metrics import ced_curve
-    except ImportError as exc:
-        return [f"CED curves: not drawn ({exc}).", ""]
-    curves, grid = {}, None
     lines = ["## Best models on the held-out data", ""]
-    if passed_over:
-        lines += [f"The {len(chosen)} best candidates that still have a checkpoint here; {passed_over} better "
-                  "one(s) have no checkpoint in this run directory, so they are not drawn.", ""]
+    if best.passed_over:
+        lines += [f"The {len(best.chosen)} best candidates that still have a checkpoint here; {best.passed_over} "
+                  "better one(s) have no checkpoint in this run directory, so they are not drawn.", ""]
     try:
-        errors = []
-        for record, ckpt in chosen:
-            result, info = evaluate_checkpoint(ckpt, device="cpu")
-            errors.append((curve_label(record, [name for name, _ in errors]), result.per_image["inter_ocular"]))
-            if grid is None:
-                grid = (record, ckpt, result, info)
+        evaluated = evaluate_best(best.chosen, device="cpu")
+        errors: list[tuple[str, np.ndarray]] = []
+        for item in evaluated:
+            errors.append((curve_label(item.record, [name for name, _ in errors]),
+                           item.result.per_image["inter_ocular"]))
         # the usual CED range is 0-10 %; a weak model (e.g. a smoke run) would be a flat line there
-        import numpy as np
-
-        best_errors = errors[0][1]
         max_error = 10.0
-        if np.mean(best_errors <= max_error) < 0.5:
+        if np.mean(errors[0][1] <= max_error) < 0.5:
             max_error = float(np.ceil(np.percentile(np.concatenate([e for _, e in errors]), 95)))
-        for name, per_image in errors:
-            curves[name] = ced_curve(per_image, max_error, 101)
+        curves = {name: ced_curve(per_image, max_error, 101) for name, per_image in errors}
         path = plots.plot_ced(curves, out / "ced_best.png", unit="NME (% of inter-ocular distance)",
                               title="Cumulative error distribution of the best models (held-out faces)")
         files.append(path)
         lines += [f"![CED]({path.name})", ""]
-        if grid is not None:
-            lines += _prediction_grid(grid, out, files)
+        lines += _prediction_grid(evaluated[0], out, files)
     except Exception as exc:  # noqa: BLE001 - evaluation is an extra; the report must still come out
         lines += [f"Evaluation of the best checkpoints failed: {type(exc).__name__}: {exc}", ""]
     return lines
 
 
-def _prediction_grid(grid: tuple, out: Path, files: list[Path]) -> list[str]:
-    import numpy as np
-
-    from lightmark.landmarks.checkpoint import checkpoint_spec_protocol, load_checkpoint
-    from lightmark.landmarks.dataset import build_loaders
-
-    record, ckpt, result, info = grid
-    _, protocol = checkpoint_spec_protocol(load_checkpoint(ckpt))
-    loader = build_loaders(protocol)[1]
-    want = 8
-    images, idx = [], []
-    for batch in loader:
-        images.append(batch["image"].numpy())
-        idx.append(np.asarray(batch["index"]))
-        if sum(len(i) for i in idx) >= want:
-            break
-    images_np = np.concatenate(images)[:want]
-    indices = np.concatenate(idx)[:want]
-    where = {int(i): n for n, i in enumerate(result.indices)}
-    rows = [where[int(i)] for i in indices if int(i) in where]
+def _prediction_grid(item: Any, out: Path, files: list[Path]) -> list[str]:
+    images, rows = prediction_sample(item)
     if not rows:
         return []
+    result = item.result
     per = result.per_image["image"]
     titles = [f"face {int(result.indices[r])}: NME {per[r]:.2f}% of side" for r in rows]
-    path = plots.plot_predictions(images_np[: len(rows)], result.pred[rows], result.gt[rows],
+    path = plots.plot_predictions(images, result.pred[rows], result.gt[rows],
                                   out / "predictions_best.png", titles=titles,
-                                  title=f"{record.spec}: predicted (red x) vs true (green o)")
+                                  title=f"{item.record.spec}: predicted (red x) vs true (green o)")
     files.append(path)
     return [f"![sample predictions]({path.name})", ""]

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from rich.console import Console
+from rich.table import Table
 
 from lightmark.atomic import write_text_atomic
 from lightmark.benchmarks.record import Record
@@ -395,10 +397,6 @@ def write_table(frame: pd.DataFrame, out_dir: Path | str, stem: str) -> dict[str
 
 def print_table(frame: pd.DataFrame, console: Any) -> None:
     """Show the display columns as a rich table with the caption below."""
-    from rich.table import Table
-
-    from rich.console import Console
-
     shown = display_frame(frame)
     if not console.is_terminal:  # piped or captured: do not squeeze 14 columns into 80 characters
         console = Console(file=console.file, width=max(console.width, 220))

@@ -1,0 +1,126 @@
+"""What ships: the file size of every export format and dtype, and batch-1 CPU latency of ONNX
+Runtime beside PyTorch eager, timed in the same rounds (`deployed_profile`, with the export extra)."""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lightmark.benchmarks.size import MIB, as_spec, size_mb, state_dict_bytes
+from lightmark.benchmarks.timing import interleaved_latency
+from lightmark.errors import ConfigError
+from lightmark.landmarks import export as deploy
+from lightmark.landmarks.device import intra_op_threads
+from lightmark.models.hourglass import build_model
+from lightmark.models.spec import ModelSpec
+
+# (format, dtype) pairs `lightmark export` writes; keys of the deployed sizes are f"{format}_{dtype}"
+DEPLOYED = (("onnx", "fp32"), ("onnx", "fp16"), ("onnx", "int8"), ("torchscript", "fp32"), ("torchscript", "fp16"))
+SIZE_METRICS = ("state_dict", "onnx_fp16", "onnx_int8")  # what a search budget can limit
+DEFAULT_CODEC = "subpixel"  # the protocols' default: only the metadata's few bytes depend on it
+
+
+@torch.no_grad()
+def _trained_like(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every BatchNorm distinct statistics, as training does. Freshly built ones are all equal
+    (weight 1, bias 0, mean 0, var 1), and the ONNX exporter stores equal tensors once, which made
+    an untrained network's file about 1 % smaller than the trained one's."""
+    gen = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            n = module.num_features
+            module.weight.copy_(0.5 + torch.rand(n, generator=gen))
+            module.bias.copy_(0.1 * torch.randn(n, generator=gen))
+            module.running_mean.copy_(0.1 * torch.randn(n, generator=gen))
+            module.running_var.copy_(0.5 + torch.rand(n, generator=gen))
+    return model
+
+
+def _export_fresh(spec: ModelSpec, folder: Path, fmt: str, dtype: str, input_size: int) -> Path:
+    """Export an untrained network of `spec` (int8 calibrated on random images) into `folder`."""
+    model = _trained_like(build_model(spec)).eval()
+    path = folder / f"{fmt}_{dtype}{deploy.SUFFIXES[fmt]}"
+    calibration = deploy.dummy_calibration(input_size, in_channels=spec.in_channels) if dtype == "int8" else None
+    metadata = deploy.model_metadata(spec, input_size=input_size, codec=DEFAULT_CODEC, output="heatmaps",
+                                     fmt=fmt, dtype=dtype)
+    deploy.export_model(model, path, fmt=fmt, dtype=dtype, input_size=input_size, calibration=calibration,
+                        metadata=metadata)
+    return path
+
+
+@functools.lru_cache(maxsize=512)  # the search asks once per sampled architecture; an export takes seconds
+def deployed_size_bytes(spec: ModelSpec | str, fmt: str, dtype: str, input_size: int) -> int:
+    """Bytes of the file `lightmark export` writes for `spec`, computed without training: an untrained
+    network is exported (int8: calibrated on random images). Weights' values do not change the size;
+    a trained network differs by a few hundred bytes at most (shared scalar constants, and BatchNorms
+    whose scale is not positive stay a multiply-add instead of folding)."""
+    spec = as_spec(spec)
+    spec.check_input_size(input_size)
+    deploy.require_export_extra(f"the {fmt} {dtype} size")
+    with tempfile.TemporaryDirectory(prefix="lightmark-size-") as tmp:
+        return _export_fresh(spec, Path(tmp), fmt, dtype, input_size).stat().st_size
+
+
+def metric_size_mb(spec: ModelSpec | str, metric: str, input_size: int) -> float:
+    """A size metric in MiB: `state_dict` (the paper's), `onnx_fp16` or `onnx_int8` (exported files)."""
+    if metric == "state_dict":
+        return size_mb(spec)
+    if metric not in SIZE_METRICS:
+        raise ConfigError(f"size metric: {metric!r} is not one of {', '.join(SIZE_METRICS)}")
+    fmt, dtype = metric.split("_")
+    return deployed_size_bytes(as_spec(spec), fmt, dtype, int(input_size)) / MIB
+
+
+
+def deployed_profile(spec: ModelSpec | str, input_size: int, *, threads: int | None = None,
+                     latency: bool = True, repeats: int = 20, budget_s: float = 4.0) -> dict:
+    """File size of every export of `spec` (untrained; sizes do not depend on training), and batch-1
+    CPU latency of the ONNX files in ONNX Runtime beside PyTorch eager fp32, with the same thread count,
+    timed in the same rounds (`interleaved_latency`)."""
+    import onnxruntime  # deferred: optional export extra (its version goes into the result)
+
+    spec = as_spec(spec)
+    spec.check_input_size(input_size)
+    deploy.require_export_extra("profiling what ships")
+    result: dict[str, Any] = {"onnxruntime": onnxruntime.__version__,
+                              "int8_calibration": "random images (file sizes do not depend on calibration)"}
+    with tempfile.TemporaryDirectory(prefix="lightmark-profile-") as tmp:
+        paths = {f"{fmt}_{dtype}": _export_fresh(spec, Path(tmp), fmt, dtype, input_size) for fmt, dtype in DEPLOYED}
+        sizes = {key: path.stat().st_size for key, path in paths.items()}
+        result["size_bytes"] = sizes
+        result["size_mb"] = {key: value / MIB for key, value in sizes.items()}
+        result["size_vs_state_dict"] = {key: value / state_dict_bytes(spec) for key, value in sizes.items()}
+        if not latency:
+            return result
+        with intra_op_threads(threads):
+            n_threads = torch.get_num_threads()
+            model = build_model(spec).eval()
+            x = torch.rand(1, spec.in_channels, input_size, input_size) * 255
+            prepared = (x - 127.5) / 63.75
+            sessions = {key.removeprefix("onnx_"): deploy.ort_session(path, n_threads)
+                        for key, path in paths.items() if key.startswith("onnx_")}
+            feed = {deploy.INPUT_NAME: x.numpy()}
+
+            def eager() -> None:
+                with torch.no_grad():
+                    model(prepared)
+
+            runners: dict[str, Callable[[], Any]] = {"torch_eager_fp32": eager}
+            for dtype, session in sessions.items():
+                runners[f"onnxruntime_{dtype}"] = functools.partial(session.run, None, feed)
+            stats = interleaved_latency(runners, repeats=repeats, budget_s=budget_s)
+    eager_ms = stats["torch_eager_fp32"]["median_ms"]
+    result.update(
+        latency_batch_size=1, latency_threads=n_threads, latency_device="cpu",
+        latency_ms={name: value["median_ms"] for name, value in stats.items()},
+        latency_repeats=min(value["repeats"] for value in stats.values()),
+        speedup_vs_eager={name: eager_ms / value["median_ms"] for name, value in stats.items()
+                          if name != "torch_eager_fp32"},
+    )
+    return result

@@ -1,0 +1,80 @@
+"""Evaluating a run's best candidates on the held-out faces: the inference behind a report's CED
+curves and prediction grid (reports only draw what this returns)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lightmark.benchmarks.record import Record
+from lightmark.landmarks.checkpoint import checkpoint_spec_protocol, load_checkpoint
+from lightmark.landmarks.dataset import build_loaders
+from lightmark.landmarks.evaluate import evaluate_checkpoint
+
+CHECKPOINT_NAMES = ("last.pt", "best.pt")  # what a candidate's folder keeps, in order of preference
+
+
+@dataclass(frozen=True)
+class BestCheckpoints:
+    chosen: list[tuple[Record, Path]]  # the best completed candidates with a checkpoint, best first
+    passed_over: int  # better candidates whose checkpoint is not in the run directory
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    record: Record
+    checkpoint: Path
+    result: Any  # landmarks.evaluate.EvalResult
+    info: dict
+
+
+def best_checkpoints(records: Sequence[Record], run_dir: Path, n_best: int,
+                     metric: str = "nme_image_pct") -> BestCheckpoints:
+    """The `n_best` completed candidates with the lowest `metric` that still have a checkpoint."""
+    done = sorted((r for r in records if r.status == "complete" and getattr(r, metric) is not None),
+                  key=lambda r: getattr(r, metric))
+    chosen: list[tuple[Record, Path]] = []
+    passed_over = 0
+    for record in done:
+        folder = Path(run_dir) / "candidates" / record.key
+        ckpt = next((folder / n for n in CHECKPOINT_NAMES if (folder / n).exists()), None)
+        if ckpt is not None:
+            chosen.append((record, ckpt))
+        else:
+            passed_over += 1
+        if len(chosen) >= n_best:
+            break
+    return BestCheckpoints(chosen, passed_over)
+
+
+def evaluate_best(chosen: Sequence[tuple[Record, Path]], device: str = "cpu") -> list[Evaluated]:
+    """Each checkpoint evaluated on its protocol's held-out faces."""
+    out = []
+    for record, ckpt in chosen:
+        result, info = evaluate_checkpoint(ckpt, device=device)
+        out.append(Evaluated(record, ckpt, result, info))
+    return out
+
+
+def prediction_sample(evaluated: Evaluated, want: int = 8) -> tuple[np.ndarray, list[int]]:
+    """The first `want` held-out images of the checkpoint's protocol and, for each, its row in the
+    evaluation result (images whose result is missing are left out)."""
+    _, protocol = checkpoint_spec_protocol(load_checkpoint(evaluated.checkpoint))
+    loader = build_loaders(protocol)[1]
+    images, idx = [], []
+    for batch in loader:
+        images.append(batch["image"].numpy())
+        idx.append(np.asarray(batch["index"]))
+        if sum(len(i) for i in idx) >= want:
+            break
+    if not images:
+        return np.zeros((0,)), []
+    images_np = np.concatenate(images)[:want]
+    indices = np.concatenate(idx)[:want]
+    where = {int(i): n for n, i in enumerate(evaluated.result.indices)}
+    keep = [n for n, i in enumerate(indices) if int(i) in where]
+    return images_np[keep], [where[int(indices[n])] for n in keep]
