@@ -31,7 +31,8 @@ from lightmark.landmarks.protocol import Protocol, get_protocol
 from lightmark.models.spec import ModelSpec
 from lightmark.search.space import DIMS, SearchSpace
 from lightmark.search.prescreen import best_by_score, draw_candidates
-from lightmark.search.study import PRUNERS, SearchConfig, default_startup_trials, make_pruner, make_sampler
+from lightmark.search.config import SearchConfig
+from lightmark.search.samplers import PRUNERS, default_startup_trials, make_pruner, make_sampler
 from lightmark.search.pareto_pruner import ParetoPruner, hypervolume_2d
 from lightmark.search.tabular import CURVE_METRICS, Table, curve_column
 
