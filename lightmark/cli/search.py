@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from lightmark.benchmarks.proxies import naswot, proxy_batch
 from lightmark.cli._common import (
     THREADS_PER_WORKER_HELP,
     add_device_args,
@@ -22,7 +23,6 @@ from lightmark.cli._common import (
     stderr_console,
     terminate_as_interrupt,
 )
-from lightmark.benchmarks.proxies import naswot, proxy_batch
 from lightmark.errors import ConfigError
 from lightmark.landmarks.dataset import data_layout
 from lightmark.models.registry import paper_presets
