@@ -242,3 +242,14 @@ def test_without_n_trials_the_search_takes_the_suggested_count(tmp_path):
     # 1 x 1 x 2 widths x 3 attentions x 2 CoordConv = 12 architectures, all within 1 MiB: train them all
     assert "--n-trials 12: the space has 12 architectures within the budget" in result.stderr
     assert len(_load(f"sqlite:///{out / 'study.db'}").trials) == 12
+
+
+def test_dashboard_hint_prints_the_command_only_when_it_is_installed(monkeypatch):
+    from lightmark.cli import search as cli_search
+
+    url = "sqlite:///runs/search/study.db"
+    monkeypatch.setattr(cli_search.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert cli_search.dashboard_hint(url) == f"watch it live: optuna-dashboard {url}"
+    monkeypatch.setattr(cli_search.shutil, "which", lambda name: None)
+    hint = cli_search.dashboard_hint(url)
+    assert "not installed" in hint and "pip install -e '.[dashboard]'" in hint and url in hint

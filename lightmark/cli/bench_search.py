@@ -17,8 +17,16 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from rich.table import Table
+
 from lightmark.cli._common import print_json, stderr_console
 from lightmark.errors import ConfigError
+from lightmark.landmarks.protocol import get_protocol
+from lightmark.search.budget import Budget
+from lightmark.search.config import SearchConfig
+from lightmark.search.space import SearchSpace
+from lightmark.search.storage import choose_storage
+from lightmark.search.study import run_search
 
 
 def register_bench(subparsers: argparse._SubParsersAction) -> None:
@@ -76,9 +84,6 @@ def run_bench(
     *, n_trials: int, seeds: list[int], samplers: list[str], protocol: Any, space: Any,
     budget: Any, out: Path, device: str = "auto", runner: str | None = None, console: Any = None,
 ) -> dict[str, Any]:
-    from lightmark.search.storage import choose_storage
-    from lightmark.search.study import SearchConfig, run_search
-
     rows = []
     for sampler in samplers:
         for seed in seeds:
@@ -128,15 +133,11 @@ def run_bench(
 
 def cmd_bench_search(args: argparse.Namespace) -> int:
     if args.table:
+        # Deferred: cli/replay.py imports parse_seeds and _names from this module, so a top-level
+        # import would be a cycle (to go once those helpers move to cli/_common.py).
         from lightmark.cli.replay import run_replay
 
         return run_replay(args)
-    from rich.table import Table
-
-    from lightmark.landmarks.protocol import get_protocol
-    from lightmark.search.budget import Budget
-    from lightmark.search.space import SearchSpace
-
     console = stderr_console()
     protocol = get_protocol(args.protocol)
     seeds = parse_seeds(args.seeds or "0,1,2")

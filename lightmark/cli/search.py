@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from lightmark.benchmarks.proxies import naswot, proxy_batch
 from lightmark.cli._common import (
     THREADS_PER_WORKER_HELP,
     add_device_args,
@@ -20,7 +25,17 @@ from lightmark.cli._common import (
 )
 from lightmark.errors import ConfigError
 from lightmark.landmarks.dataset import data_layout
-from lightmark.search.prescreen import Prescreen
+from lightmark.models.registry import paper_presets
+from lightmark.reports.report import build_report
+from lightmark.search.budget import DEFAULT_BUDGET_MB, SIZE_METRICS, Budget
+from lightmark.search.config import SearchConfig, default_study_name
+from lightmark.search.live import LiveView
+from lightmark.search.objective import parse_objectives
+from lightmark.search.prescreen import Prescreen, prescreen_space
+from lightmark.search.samplers import PRUNERS, SAMPLERS, default_startup_trials
+from lightmark.search.space import SearchSpace
+from lightmark.search.storage import choose_storage
+from lightmark.search.study import run_search
 from lightmark.search.trials import suggest as suggest_trials
 from lightmark.search.workers import resolve_workers
 
@@ -28,12 +43,10 @@ from lightmark.search.workers import resolve_workers
 RUNNER_ENV = "LIGHTMARK_SEARCH_RUNNER"
 SIZER_ENV = "LIGHTMARK_SEARCH_SIZER"
 SIZE_CACHE = "deployed_sizes.json"  # exported sizes of --size-metric onnx_*, per architecture
+DASHBOARD = "optuna-dashboard"  # the `dashboard` extra's command
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from lightmark.search.budget import DEFAULT_BUDGET_MB, SIZE_METRICS
-    from lightmark.search.study import PRUNERS, SAMPLERS
-
     parser = subparsers.add_parser(
         "search",
         help="search architectures under a size budget (Optuna; resumable, multi-worker)",
@@ -129,9 +142,7 @@ def _range_values(text: str, kind: str, step: int = 1) -> list[Any]:
     return items
 
 
-def build_space(args: argparse.Namespace, input_size: int):
-    from lightmark.search.space import SearchSpace
-
+def build_space(args: argparse.Namespace, input_size: int) -> SearchSpace:
     space = SearchSpace.from_toml(args.space) if args.space else SearchSpace()
     fixed = {
         "n_stacks": args.stacks and _range_values(args.stacks, "int"),
@@ -144,8 +155,6 @@ def build_space(args: argparse.Namespace, input_size: int):
 
 
 def paper_candidates(space: Any, console: Any) -> list[tuple[str, Any]]:
-    from lightmark.models.registry import paper_presets
-
     presets = [p for p in paper_presets() if "Table 1" in p.description] or paper_presets()
     chosen, skipped = [], []
     for preset in presets:
@@ -159,12 +168,6 @@ def paper_candidates(space: Any, console: Any) -> list[tuple[str, Any]]:
 def prescreen_candidates(screen: Any, space: Any, budget: Any, protocol: Any, config: Any,
                          console: Any) -> list[tuple[str, Any]]:
     """`--prescreen PROXY:K`: the start-up trials chosen by the proxy (scores cached in the run directory)."""
-    import time
-
-    from lightmark.benchmarks.proxies import naswot, proxy_batch
-    from lightmark.search.prescreen import prescreen_space
-    from lightmark.search.study import default_startup_trials
-
     keep = default_startup_trials(config.n_trials)
     start = time.perf_counter()
     batch = proxy_batch(protocol)
@@ -178,12 +181,6 @@ def prescreen_candidates(screen: Any, space: Any, budget: Any, protocol: Any, co
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from lightmark.search.budget import Budget
-    from lightmark.search.live import LiveView
-    from lightmark.search.objective import parse_objectives
-    from lightmark.search.storage import choose_storage
-    from lightmark.search.study import SearchConfig, default_study_name, run_search
-
     console = stderr_console()
     protocol = protocol_from_args(args)
     objectives = parse_objectives(args.objectives)
@@ -258,17 +255,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 def _latency_device(device: str) -> str:
     if device != "auto":
         return device
-    try:
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    except Exception:
-        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _build_report(run_dir: Path, console: Any) -> Path | None:
-    from lightmark.reports.report import build_report
-
     try:
         return Path(build_report(run_dir))
     except Exception as exc:  # noqa: BLE001 - the search result stands without its plots
@@ -306,7 +296,15 @@ def _print_summary(summary: dict, console: Any) -> None:
     if summary.get("report"):
         console.print(f"report and plots: {summary['report']}", highlight=False)
     if summary["storage"].startswith("sqlite"):
-        console.print(f"watch it live: optuna-dashboard {summary['storage']}", highlight=False)
+        console.print(dashboard_hint(summary["storage"]), highlight=False)
+
+
+def dashboard_hint(storage: str) -> str:
+    """The command that shows the study live, when it is installed; else how to install it."""
+    if shutil.which(DASHBOARD) is not None:
+        return f"watch it live: {DASHBOARD} {storage}"
+    return (f"watch it live with {DASHBOARD} (not installed: pip install -e '.[dashboard]' in the "
+            f"checkout, then {DASHBOARD} {storage})")
 
 
 def _fmt(value: Any) -> str:

@@ -14,6 +14,7 @@ when <= 0), which is how the sampler learns where the feasible region lies.
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from collections.abc import Callable
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from lightmark.atomic import write_json_atomic
+from lightmark.benchmarks.profile import metric_size_mb, size_breakdown, size_mb
+from lightmark.benchmarks.profile import profile as profile_spec
 from lightmark.errors import ConfigError
 from lightmark.landmarks.export import export_versions, require_export_extra
 from lightmark.models.spec import ModelSpec
@@ -96,8 +99,6 @@ class Budget:
         key = str(spec)
         if key in self._cache:
             return self._cache[key]
-        if self.sizer is None:
-            _profile()  # import outside the timing: the check itself is what must stay fast
         start = time.perf_counter()
         size, params = self._size_and_params(spec)
         metric_size = self.metric_size_of(spec)
@@ -108,7 +109,7 @@ class Budget:
         if self.macs is not None or self.latency_ms is not None:
             # Only measure the slow quantities when the size limit already holds.
             if all(v <= 0 for v in constraints.values()):
-                numbers = _profile().profile(spec, self.input_size, device=self.device,
+                numbers = profile_spec(spec, self.input_size, device=self.device,
                                        latency=self.latency_ms is not None)
                 macs = _int_or_none(numbers.get("macs_fvcore", numbers.get("macs")))
                 latency = numbers.get("latency_ms")
@@ -149,7 +150,7 @@ class Budget:
             if name in stored:
                 self._cache[key] = float(stored[name])
             else:
-                self._cache[key] = float(_profile().metric_size_mb(spec, self.size_metric, self.input_size))
+                self._cache[key] = float(metric_size_mb(spec, self.size_metric, self.input_size))
                 self._write_size_cache(name, self._cache[key])
         return self._cache[key]
 
@@ -179,29 +180,21 @@ class Budget:
         key = ("size", str(spec))
         if key not in self._cache:
             if self.sizer is None:
-                breakdown = _profile().size_breakdown(spec)
+                breakdown = size_breakdown(spec)
                 self._cache[key] = (breakdown.total_bytes / 2**20, int(breakdown.params))
             else:
                 self._cache[key] = (float(load_callable(self.sizer, _default_sizer)(spec)), None)
         return self._cache[key]
 
 
-def _profile():
-    from lightmark.benchmarks import profile
-
-    return profile
-
-
 def _default_sizer():
-    return _profile().size_mb
+    return size_mb
 
 
 def load_callable(path: str | None, default: Callable[[], Callable]) -> Callable:
     """Resolve "package.module:function" (picklable across spawned workers); None: default()."""
     if not path:
         return default()
-    import importlib
-
     module, _, name = path.partition(":")
     try:
         return getattr(importlib.import_module(module), name)

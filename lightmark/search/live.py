@@ -15,7 +15,10 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from lightmark.search.config import Hooks
+from lightmark.search.progress import progress_counts
 from lightmark.search.records import summarise_trials, trial_status
+from lightmark.search.storage import open_storage
 
 
 class LiveView:
@@ -50,9 +53,7 @@ class LiveView:
                 if not self.console.is_terminal:
                     self.console.file.write("\n")  # the last render ends without one
 
-    def hooks(self):
-        from lightmark.search.study import Hooks
-
+    def hooks(self) -> Hooks:
         return Hooks(
             trial_started=lambda number, spec: self.poll(force=True),
             epoch=lambda number, epoch, metrics: self.poll(),
@@ -61,8 +62,6 @@ class LiveView:
 
     # -- reading the study ------------------------------------------------------------------
     def _trials(self) -> list:
-        from lightmark.search.storage import open_storage
-
         try:
             if self._storage is None:
                 self._storage = open_storage(self.config.storage)
@@ -90,8 +89,6 @@ class LiveView:
         summary = summarise_trials(trials, self.config.objectives)
         counts = summary["counts"]
         target = self.config.n_trials
-        from lightmark.search.study import progress_counts
-
         done, running, waiting = progress_counts(trials)
         total = f"/{target}" if target and not self.config.fixed else ""
         head = Text.assemble(

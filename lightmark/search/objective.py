@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import optuna
 
 from lightmark import __version__
-from lightmark.benchmarks.profile import count_macs
+from lightmark.benchmarks.profile import count_macs, size_mb
 from lightmark.benchmarks.record import Record, candidate_key
-from lightmark.errors import LightmarkError
+from lightmark.benchmarks.runner import run_candidate
+from lightmark.errors import ConfigError, LightmarkError
 from lightmark.landmarks.protocol import Protocol
 from lightmark.models.spec import ModelSpec
 from lightmark.search.budget import Budget
@@ -32,6 +32,8 @@ from lightmark.search.records import OBJECTIVE_KEYS, RECORD_FIELDS, record_attrs
 from lightmark.search.space import SearchSpace
 
 OBJECTIVES = ("nme", "nme,size", "nme,macs", "nme,latency")
+# What `metric` may name: the Record's validation NMEs (the trainer reports them every evaluation).
+METRICS = tuple(name for name in RECORD_FIELDS if name.startswith("nme_") and name.endswith("_pct"))
 Runner = Callable[..., Record]
 EpochHook = Callable[[int, int, dict], None]  # (trial number, epoch, metrics)
 
@@ -49,8 +51,6 @@ def cached_record_path(cache_dir: Path, key: str) -> Path:
 
 
 def default_runner() -> Runner:
-    from lightmark.benchmarks.runner import run_candidate
-
     return run_candidate
 
 
@@ -72,6 +72,11 @@ class Objective:
     on_epoch: EpochHook | None = None
     pareto: ParetoPruner | None = None  # two-objective pruning (Optuna's pruners are single-objective)
     _runner: Runner | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ConfigError(f"metric {self.metric!r} is not a validation metric of a Record: "
+                              f"choose one of {', '.join(METRICS)}")
 
     @property
     def multi(self) -> bool:
@@ -156,13 +161,9 @@ class Objective:
         return self.space.suggest(trial), self.protocol
 
     def _set_size_early(self, trial: optuna.Trial, spec: ModelSpec) -> None:
-        """Every trial carries its size, even one that later fails (fixed candidates too)."""
-        try:
-            from lightmark.benchmarks.profile import size_mb
-
-            trial.set_user_attr("size_mb", round(float(size_mb(spec)), 6))
-        except Exception:  # the Record will carry it
-            pass
+        """Every trial carries its size, even one that later fails (fixed candidates too); a spec
+        that cannot be sized cannot be trained either, so that error fails the trial."""
+        trial.set_user_attr("size_mb", round(float(size_mb(spec)), 6))
 
     def _callback(self, trial: optuna.Trial, protocol: Protocol) -> Callable[[int, dict], None]:
         def callback(epoch: int, metrics: dict) -> None:
@@ -273,24 +274,19 @@ def _finished_curves(trial: optuna.Trial, cost_key: str) -> list[tuple[float, di
 
 
 def _metric(metrics: dict, name: str) -> float | None:
-    value = metrics.get(name)
-    if value is None:  # the trainer may prefix validation metrics
-        for key in (f"val_{name}", f"val/{name}"):
-            if key in metrics:
-                value = metrics[key]
-                break
-    if value is None:
-        for key, candidate in metrics.items():
-            if "nme" in key and isinstance(candidate, (int, float)):
-                value = candidate
-                break
+    """The study's metric from the trainer's per-epoch metrics (None when not a finite number).
+
+    A missing metric is an error naming it and the keys there are: falling back to some other NME
+    would prune (and report) on a metric the study does not optimise."""
+    for key in (name, f"val_{name}", f"val/{name}"):  # the trainer may prefix validation metrics
+        if key in metrics:
+            value = metrics[key]
+            break
+    else:
+        raise ConfigError(f"metric {name!r} is not among the trainer's per-epoch metrics "
+                          f"(available: {', '.join(sorted(map(str, metrics))) or 'none'})")
     try:
         value = float(value)
     except (TypeError, ValueError):
         return None
     return value if math.isfinite(value) else None
-
-
-def objective_directions(objectives: Sequence[str]) -> list[str]:
-    return ["minimize"] * len(objectives)
-

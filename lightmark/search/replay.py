@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 import os
-from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,14 +25,16 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.trial import TrialState
+from scipy import stats
 
 from lightmark.errors import ConfigError
 from lightmark.landmarks.protocol import Protocol, get_protocol
 from lightmark.models.spec import ModelSpec
-from lightmark.search.space import DIMS, SearchSpace
-from lightmark.search.prescreen import best_by_score, draw_candidates
-from lightmark.search.study import PRUNERS, SearchConfig, default_startup_trials, make_pruner, make_sampler
+from lightmark.search.config import SearchConfig
 from lightmark.search.pareto_pruner import ParetoPruner, hypervolume_2d
+from lightmark.search.prescreen import best_by_score, draw_candidates
+from lightmark.search.samplers import PRUNERS, default_startup_trials, make_pruner, make_sampler
+from lightmark.search.space import DIMS, SearchSpace
 from lightmark.search.tabular import CURVE_METRICS, Table, curve_column
 
 REPLAY_SAMPLERS = ("tpe", "random", "nsga2")  # the search's samplers that propose (grid enumerates)
@@ -268,8 +270,6 @@ def mean_ci(values: np.ndarray) -> tuple[float, float, float]:
     mean = float(values.mean())
     if n < 2:
         return mean, mean, mean
-    from scipy import stats
-
     half = float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n))
     return mean, mean - half, mean + half
 

@@ -26,9 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
+from sqlalchemy import event
 
 from lightmark.errors import ConfigError
+from lightmark.search.optuna_compat import study_storage, trial_id
 
 JOURNAL_SUFFIXES = (".log", ".jsonl", ".journal")
 DEFAULT_SQLITE = "study.db"
@@ -93,8 +96,6 @@ def open_storage(choice: StorageChoice | str) -> optuna.storages.BaseStorage:
     if choice.kind == "journal":
         assert choice.path is not None
         choice.path.parent.mkdir(parents=True, exist_ok=True)
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
-
         return JournalStorage(JournalFileBackend(str(choice.path)))
     if choice.kind == "sqlite":
         if choice.path is not None:
@@ -130,8 +131,6 @@ def _fast_sqlite(storage: Any) -> None:
     """WAL + synchronous=NORMAL: a trial writes ~40 user attributes, one commit each, and a
     default SQLite commit fsyncs (30 ms here). WAL also lets the live view read while a worker
     writes. A killed process loses nothing committed; only a power cut can drop the last commits."""
-    from sqlalchemy import event
-
     def on_connect(connection: Any, _record: Any) -> None:
         cursor = connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -184,7 +183,7 @@ def recover_orphans(study: optuna.Study, params_of: Any = None) -> list[int]:
     Returns the numbers of the recovered trials. Safe against a concurrent recovery: a trial
     another process already finished raises on update and is skipped.
     """
-    storage = study._storage
+    storage = study_storage(study)
     if has_heartbeat(storage):
         return []  # Optuna's heartbeat handles it (fail_stale_trials + retry callback)
     recovered = []
@@ -202,14 +201,15 @@ def recover_orphans(study: optuna.Study, params_of: Any = None) -> list[int]:
                 continue
         reason = f"worker died (host {attrs.get('host')}, pid {attrs.get('pid')})"
         try:
-            storage.set_trial_user_attr(trial._trial_id, "status", "failed")
-            storage.set_trial_user_attr(trial._trial_id, "reason", reason)
-            storage.set_trial_user_attr(trial._trial_id, "error", reason)
-            storage.set_trial_user_attr(trial._trial_id, "requeued", True)
+            tid = trial_id(trial)
+            storage.set_trial_user_attr(tid, "status", "failed")
+            storage.set_trial_user_attr(tid, "reason", reason)
+            storage.set_trial_user_attr(tid, "error", reason)
+            storage.set_trial_user_attr(tid, "requeued", True)
             if params_of is not None and "size_mb" not in attrs:
                 for key, value in params_of(trial).items():
-                    storage.set_trial_user_attr(trial._trial_id, key, value)
-            if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+                    storage.set_trial_user_attr(tid, key, value)
+            if not storage.set_trial_state_values(tid, TrialState.FAIL):
                 continue
         except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
             continue

@@ -33,8 +33,8 @@ from lightmark.landmarks.dataset import data_version
 from lightmark.landmarks.protocol import Protocol
 from lightmark.landmarks.trainer import LOG_NAME
 from lightmark.models.spec import ModelSpec
+from lightmark.search.fixed import run_fixed_candidates
 from lightmark.search.space import DIMS, SearchSpace
-from lightmark.search.study import run_fixed_candidates
 
 TABLES_DIR = Path(__file__).parent / "tables"  # the packaged tables: <name>.csv + <name>.json
 CURVE_METRICS = ("nme_image_pct", "nme_inter_ocular_pct")

@@ -20,6 +20,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import optuna
+
 from lightmark.atomic import write_json_atomic
 from lightmark.benchmarks.record import Record, candidate_key
 from lightmark.errors import NonFiniteLossError
@@ -75,8 +77,6 @@ def synthetic_runner(spec, protocol, run_dir, *, device="auto", callback=None, p
             if callback is not None:
                 callback(epoch, {"nme_image_pct": nme, "epoch": epoch})
     except BaseException as exc:
-        import optuna
-
         if isinstance(exc, optuna.TrialPruned):
             status = "pruned"
         else:

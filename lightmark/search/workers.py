@@ -20,7 +20,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import torch
+
 from lightmark.errors import LightmarkError
+from lightmark.search.config import SearchConfig
+from lightmark.search.loop import worker_loop
 
 INTERRUPTED_EXIT = 130
 
@@ -30,12 +34,7 @@ def visible_gpus() -> list[str]:
     current = os.environ.get("CUDA_VISIBLE_DEVICES")
     if current is not None:
         return [g for g in current.split(",") if g.strip() and g.strip() != "-1"]
-    try:
-        import torch
-
-        return [str(i) for i in range(torch.cuda.device_count())]
-    except Exception:  # no torch / no driver: CPU workers
-        return []
+    return [str(i) for i in range(torch.cuda.device_count())]  # 0 without a driver: CPU workers
 
 
 def usable_cores() -> int:
@@ -94,9 +93,7 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _worker_main(config: Any, index: int) -> None:
-    from lightmark.search.study import worker_loop
-
+def _worker_main(config: SearchConfig, index: int) -> None:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     os.environ.setdefault("MPLBACKEND", "Agg")
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if the parent ignored it
@@ -110,7 +107,7 @@ def _worker_main(config: Any, index: int) -> None:
         sys.exit(2)
 
 
-def run_workers(config: Any, n_workers: int, *, view: Any = None, poll_s: float = 1.0) -> list[int]:
+def run_workers(config: SearchConfig, n_workers: int, *, view: Any = None, poll_s: float = 1.0) -> list[int]:
     """Start `n_workers` spawned processes on the study and wait; returns their exit codes."""
     ctx = mp.get_context("spawn")
     gpus = visible_gpus() if config.device != "cpu" else []

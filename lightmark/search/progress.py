@@ -1,0 +1,27 @@
+"""Which finished trials count towards a study's target, and how far it has got."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import optuna
+from optuna.trial import TrialState
+
+
+def counted(trial: optuna.trial.FrozenTrial) -> bool:
+    """A finished trial that counts towards the target: complete (infeasible included),
+    pruned, or failed by an error of its own (not one re-queued after a crash or Ctrl-C)."""
+    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        return True
+    # A trial whose worker died (no status: it never got to record one) or that was re-queued
+    # after a crash or Ctrl-C is retried, so it does not count itself.
+    return (trial.state == TrialState.FAIL and trial.user_attrs.get("status") == "failed"
+            and not trial.user_attrs.get("requeued"))
+
+
+def progress_counts(trials: Sequence[optuna.trial.FrozenTrial]) -> tuple[int, int, int]:
+    """(counted finished, running, waiting)."""
+    done = sum(counted(t) for t in trials)
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    waiting = sum(t.state == TrialState.WAITING for t in trials)
+    return done, running, waiting
