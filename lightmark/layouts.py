@@ -13,9 +13,9 @@ only needs the default point count).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
 
 from lightmark.errors import ConfigError
 

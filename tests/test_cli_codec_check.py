@@ -29,7 +29,8 @@ def test_codec_check_json(capsys):
     assert codecs["subpixel"] <= 0.001
     assert {row["codec"]: row["nme_pct"] for row in data["paper"]} == {"plain": 0.5127, "offset": 0.0076}
     assert {row["codec"] for row in data["timing"]} == {"plain", "offset", "subpixel"}
-    assert all(row["encode_ms"] > 0 and row["decode_ms"] > 0 and "encode_cpu_ms_1_thread" in row for row in data["timing"])
+    assert all(row["encode_ms"] > 0 and row["decode_ms"] > 0 and "encode_cpu_ms_1_thread" in row
+               for row in data["timing"])
     # like the acceptance check: the minimum numeric leaf under each codec's name is its round trip
     flat = _walk(data)
     for name in ("plain", "offset", "subpixel"):

@@ -109,7 +109,7 @@ def test_pixel_centre_mapping():
     (["evaluate", "{tmp}/missing.pt"], "no such checkpoint"),
     (["evaluate", "{tmp}/corrupt.pt"], "corrupt.pt"),
     (["predict", "{ckpt}", "{tmp}/nothing.png"], "no such image"),
-    (["predict", "{ckpt}", "{tmp}/bad.png"], "bad.png: not a readable image"),
+    (["predict", "{ckpt}", "{tmp}/bad.png"], "bad.png: cannot decode image"),
     (["train", "s1-d9-c16", "--protocol", "smoke", "--out", "{tmp}/x"], "depth 9"),
     (["train", "s1-d2-c16", "--protocol", "smoke", "--set", "nope=1", "--out", "{tmp}/x"], "nope"),
     (["train", "s1-d2-c16", "--protocol", "smoke", "--precision", "fp16", "--device", "cpu", "--out", "{tmp}/x"],

@@ -89,7 +89,8 @@ def test_cli_json_contract(capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["threads"] == 1 and data["n"] == 4
     assert [r["case"] for r in data["rows"]] == ["generate", "generate+augment", "read_jpg+augment", "loader_jpg"]
-    assert {"samples_per_s", "ms_per_sample", "median_ms_per_sample", "samples_per_cpu_s", "target_samples_per_s", "meets_target", "size_px"} <= set(data["rows"][0])
+    assert {"samples_per_s", "ms_per_sample", "median_ms_per_sample", "samples_per_cpu_s", "target_samples_per_s",
+            "meets_target", "size_px"} <= set(data["rows"][0])
 
 
 def test_cli_table_and_bad_flags(capsys):

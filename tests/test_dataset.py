@@ -90,7 +90,8 @@ def test_augmentation_depends_on_seed_epoch_index_only():
     source = ds.SyntheticSource(64, 1, 8)
     data = ds.LandmarkDataset(source, build_augment(protocol.augment, 64), seed=0)
     a = data[(0, 3)]
-    assert torch.equal(a["points"], ds.LandmarkDataset(source, build_augment(protocol.augment, 64), seed=0)[(0, 3)]["points"])
+    again = ds.LandmarkDataset(source, build_augment(protocol.augment, 64), seed=0)[(0, 3)]
+    assert torch.equal(a["points"], again["points"])
     data.set_epoch(0)
     assert torch.equal(data[3]["image"], a["image"])  # int key uses the dataset's epoch
     later = [data[(e, 3)]["points"] for e in range(1, 6)]

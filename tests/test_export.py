@@ -86,7 +86,8 @@ def test_onnx_fp32_matches_the_checkpoint(onnx_extra, trained, tmp_path, capsys)
     model = onnx.load(str(out))
     onnx.checker.check_model(model)
     meta = json.loads({p.key: p.value for p in model.metadata_props}["lightmark"])
-    assert (meta["spec"], meta["input_size"], meta["codec"], meta["output"]) == ("s1-d2-c16", 64, "subpixel", "heatmaps")
+    assert ((meta["spec"], meta["input_size"], meta["codec"], meta["output"])
+            == ("s1-d2-c16", 64, "subpixel", "heatmaps"))
     # any batch size, and the checkpoint's points from the file's heatmaps (ONNX Runtime on its own)
     session = onnx_extra.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     images = _val_images(5)
@@ -306,7 +307,8 @@ def test_predict_rejects_an_onnx_file_that_lightmark_did_not_write(onnx_extra, t
     onnx.save(helper.make_model(graph), str(tmp_path / "other.onnx"))
     cv2.imwrite(str(tmp_path / "face.png"), np.zeros((64, 64, 3), np.uint8))
     capsys.readouterr()
-    assert main(["predict", str(tmp_path / "other.onnx"), str(tmp_path / "face.png"), "--out", str(tmp_path / "p")]) == 2
+    args = ["predict", str(tmp_path / "other.onnx"), str(tmp_path / "face.png"), "--out", str(tmp_path / "p")]
+    assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "without lightmark metadata" in err
 

@@ -41,7 +41,8 @@ def test_measure_sheet_refuses_what_cannot_run():
 def test_sheet_round_trips_and_a_damaged_one_names_its_file(tmp_path):
     sheet = LatencySheet(median_ms={sheet_key(SMALL, 64): 1.5}, spread_ms={sheet_key(SMALL, 64): (1.2, 2.0)},
                          device="cpu", host="Some CPU, 2 CPUs", threads=2, rounds=5, repeats=3,
-                         measured="2026-12-03T10:00:00+00:00", torch_version="2.13.0", command="lightmark report r --measure-latency")
+                         measured="2026-12-03T10:00:00+00:00", torch_version="2.13.0",
+                         command="lightmark report r --measure-latency")
     path = write_sheet(sheet, tmp_path / "latency.json")
     assert read_sheet(path) == sheet
     assert read_sheet(tmp_path / "missing.json") is None

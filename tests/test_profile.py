@@ -35,7 +35,8 @@ def real_save_bytes(obj) -> int:
 
 @pytest.mark.parametrize(
     "text",
-    ["s1-d1-c8", "s1-d2-c32", "s2-d2-c16-se", "s2-d3-c24-ca-cc", "s3-d1-c8-cc", "s1-d2-c64-ca-k5-i1", "s2-d4-c128-ca-cc"],
+    ["s1-d1-c8", "s1-d2-c32", "s2-d2-c16-se", "s2-d3-c24-ca-cc", "s3-d1-c8-cc", "s1-d2-c64-ca-k5-i1",
+     "s2-d4-c128-ca-cc"],
 )
 def test_computed_size_equals_real_torch_save(text):
     spec = ModelSpec.parse(text)
@@ -46,7 +47,8 @@ def test_zip_layout_matches_torch_save_for_arbitrary_tensors():
     """The container arithmetic holds for any record sizes, not only our models' (alignment, padding)."""
     generator = torch.Generator().manual_seed(0)
     for trial in range(5):
-        shapes = [tuple(torch.randint(1, 40, (int(torch.randint(0, 4, (1,), generator=generator)),), generator=generator).tolist())
+        shapes = [tuple(torch.randint(1, 40, (int(torch.randint(0, 4, (1,), generator=generator)),),
+                                      generator=generator).tolist())
                   for _ in range(3 + 7 * trial)]
         state = collections.OrderedDict((f"layer{i}.{'w' * (i % 5 + 1)}", torch.zeros(s)) for i, s in enumerate(shapes))
         state["count"] = torch.tensor(3, dtype=torch.int64)

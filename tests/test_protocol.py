@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -14,7 +15,7 @@ def test_presets_are_frozen_and_round_trip_through_dict():
         again = Protocol.from_dict(json.loads(json.dumps(protocol.to_dict())))
         assert again == protocol
         assert again.canonical_json() == protocol.canonical_json()
-        with pytest.raises(Exception):
+        with pytest.raises(dataclasses.FrozenInstanceError):
             protocol.epochs = 99  # type: ignore[misc]
 
 

@@ -43,7 +43,8 @@ def test_run_candidate_writes_and_caches_a_record(tmp_path, monkeypatch):
                  "failure_rate_8_pct", "failure_rate_10_pct"):
         assert getattr(record, name) is not None
     # the record's NME is the last epoch's validation NME (no selection on the held-out faces)
-    log = [json.loads(line) for line in (candidate_dir(SPEC, protocol, tmp_path) / "log.jsonl").read_text().splitlines()]
+    log_path = candidate_dir(SPEC, protocol, tmp_path) / "log.jsonl"
+    log = [json.loads(line) for line in log_path.read_text().splitlines()]
     assert record.nme_image_pct == pytest.approx(log[-1]["nme_image_pct"])
     path = tmp_path / "candidates" / key / "record.json"
     assert Record.from_dict(json.loads(path.read_text())) == record

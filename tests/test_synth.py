@@ -285,7 +285,7 @@ def test_surface_normals_match_finite_differences():
         ident = f3d.Identity.sample(rng)
         p = np.stack([rng.uniform(-1, 1, 300), rng.uniform(-1.4, 1.3, 300), rng.uniform(-1, 1.5, 300)], 1)
 
-        def field(q):
+        def field(q, ident=ident):
             x, y, z = q[..., 0], q[..., 1], q[..., 2]
             return ((x / f3d._width(ident, y)) ** 2 + ((y - f3d.HC) / f3d.HH) ** 2
                     + ((z - f3d._shear(ident, y)) / ident.depth) ** 2)

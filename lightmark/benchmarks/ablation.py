@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ def prepare_ablation(suites: Sequence[Suite], protocol: Protocol, *, seeds: int,
     if same_protocol and old.get("seeds") == seeds:  # keep tables of earlier calls in the report
         names = list(dict.fromkeys([*old.get("tables", []), *names]))
         roundtrip = {**old.get("roundtrip", {}), **roundtrip}
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     resumed = same_protocol and bool(old.get("started"))  # keep when the run first started
     manifest = {
         "tables": names, "protocol": json.loads(protocol.canonical_json()), "seeds": seeds,

@@ -151,7 +151,7 @@ def run_data_bench(
             augment = build_augment(cfg, size)
             add(_row("generate", size, n, *_timed(generator.render, n)))
 
-            def gen_aug(i: int) -> Any:
+            def gen_aug(i: int, augment: Any = augment, generator: Any = generator) -> Any:
                 return augment(generator.render(i), np.random.default_rng([0, i]))
 
             add(_row("generate+augment", size, n, *_timed(gen_aug, n)))
@@ -160,7 +160,7 @@ def run_data_bench(
                 write_challenge_folder(root, generator, n, fmt)
                 source = ChallengeSource(root, size)
 
-                def read_aug(i: int, source: ChallengeSource = source) -> Any:
+                def read_aug(i: int, source: ChallengeSource = source, augment: Any = augment) -> Any:
                     return augment(source[i], np.random.default_rng([0, i]))
 
                 add(_row(f"read_{fmt}+augment", size, n, *_timed(read_aug, n)))

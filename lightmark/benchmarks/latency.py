@@ -13,7 +13,7 @@ import json
 import statistics
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,7 @@ class LatencySheet:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "LatencySheet":
+    def from_dict(cls, data: dict[str, Any]) -> LatencySheet:
         return cls(
             median_ms={str(k): float(v) for k, v in data["median_ms"].items()},
             spread_ms={str(k): (float(v[0]), float(v[1])) for k, v in data.get("spread_ms", {}).items()},
@@ -130,7 +130,7 @@ def measure_sheet(
         median_ms={k: statistics.median(v) for k, v in per_round.items()},
         spread_ms={k: (min(v), max(v)) for k, v in per_round.items()},
         device=str(dev), host=host_name(dev), threads=n_threads, rounds=rounds, repeats=repeats,
-        measured=datetime.now(timezone.utc).isoformat(timespec="seconds"), torch_version=torch.__version__,
+        measured=datetime.now(UTC).isoformat(timespec="seconds"), torch_version=torch.__version__,
         command=command,
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import torch
@@ -81,13 +81,13 @@ class Record:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Record":
+    def from_dict(cls, data: dict[str, Any]) -> Record:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, protocol: Protocol, *, status: str, params: int, size_mb: float,
-                  **measured: Any) -> "Record":
+                  **measured: Any) -> Record:
         """The Record of candidate (spec, protocol): its key, the architecture's fields, the protocol's
         name, input size, seed, codec, loss and erasing, the versions and the creation time filled in
         from them; `measured` gives the rest (any Record field; it may override the versions and time)."""
@@ -98,5 +98,5 @@ class Record:
             params=int(params), size_mb=float(size_mb), codec=protocol.codec, loss=protocol.loss,
             erasing=bool(protocol.augment.erase),
             **{"torch_version": torch.__version__, "lightmark_version": __version__,
-               "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **measured},
+               "created": datetime.now(UTC).isoformat(timespec="seconds"), **measured},
         )

@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 
 from lightmark.atomic import json_safe
+from lightmark.errors import ConfigError
 from lightmark.landmarks.device import precision_warning, resolve_device
 from lightmark.landmarks.protocol import Protocol, get_protocol
 
@@ -34,6 +35,24 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def parse_seeds(text: str) -> list[int]:
+    """"100" -> seeds 0..99; "0,1,2" -> those seeds."""
+    try:
+        if "," not in text:
+            count = int(text)
+            if count < 1:
+                raise ConfigError(f"--seeds must be >= 1, got {count}")
+            return list(range(count))
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds {text!r}: expected a count like 100 or a list like 0,1,2") from None
+
+
+def comma_list(text: str) -> list[str]:
+    """"tpe, random" -> ["tpe", "random"]."""
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
 def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
@@ -44,7 +63,8 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-THREADS_PER_WORKER_HELP = "torch CPU threads per worker (default 0: torch's choice with one worker; cores / workers with several)"
+THREADS_PER_WORKER_HELP = ("torch CPU threads per worker (default 0: torch's choice with one worker; "
+                           "cores / workers with several)")
 
 
 def add_device_args(parser: argparse.ArgumentParser, *, threads_help: str = "") -> None:

@@ -19,7 +19,8 @@ from typing import Any
 
 from rich.table import Table
 
-from lightmark.cli._common import print_json, stderr_console
+from lightmark.cli._common import comma_list, parse_seeds, print_json, stderr_console
+from lightmark.cli.replay import run_replay
 from lightmark.errors import ConfigError
 from lightmark.landmarks.protocol import get_protocol
 from lightmark.search.budget import Budget
@@ -61,23 +62,6 @@ def register_bench(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench-search"))
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(func=cmd_bench_search)
-
-
-def parse_seeds(text: str) -> list[int]:
-    """"100" -> seeds 0..99; "0,1,2" -> those seeds."""
-    try:
-        if "," not in text:
-            count = int(text)
-            if count < 1:
-                raise ConfigError(f"--seeds must be >= 1, got {count}")
-            return list(range(count))
-        return [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise ConfigError(f"--seeds {text!r}: expected a count like 100 or a list like 0,1,2") from None
-
-
-def _names(text: str) -> list[str]:
-    return [s.strip() for s in text.split(",") if s.strip()]
 
 
 def run_bench(
@@ -133,15 +117,11 @@ def run_bench(
 
 def cmd_bench_search(args: argparse.Namespace) -> int:
     if args.table:
-        # Deferred: cli/replay.py imports parse_seeds and _names from this module, so a top-level
-        # import would be a cycle (to go once those helpers move to cli/_common.py).
-        from lightmark.cli.replay import run_replay
-
         return run_replay(args)
     console = stderr_console()
     protocol = get_protocol(args.protocol)
     seeds = parse_seeds(args.seeds or "0,1,2")
-    samplers = _names(args.samplers or "tpe,random")
+    samplers = comma_list(args.samplers or "tpe,random")
     args.n_trials = args.n_trials or 12
     args.budget_mb = 1.0 if args.budget_mb is None else args.budget_mb
     space = (SearchSpace.from_toml(args.space) if args.space else SearchSpace()).bounded(

@@ -10,14 +10,16 @@ from lightmark.landmarks.checkpoint import load_model
 from lightmark.landmarks.codecs import get_codec
 from lightmark.landmarks.device import resolve_device
 from lightmark.landmarks.export import load_onnx
-from lightmark.landmarks.predict import collect_images, predict_files, predict_files_with, read_image, write_predictions
+from lightmark.landmarks.images import read_image
+from lightmark.landmarks.predict import collect_images, predict_files, predict_files_with, write_predictions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("predict", help="predict landmarks on images (JSON, CSV, solution.txt, PNGs)",
-                                   description="Predict the model's points (its layout's K) on images or folders of images, "
-                                               "with a checkpoint or a file written by `lightmark export --format onnx` "
-                                               "(run by ONNX Runtime on the CPU; needs the export extra).")
+    parser = subparsers.add_parser(
+        "predict", help="predict landmarks on images (JSON, CSV, solution.txt, PNGs)",
+        description="Predict the model's points (its layout's K) on images or folders of images, with a "
+                    "checkpoint or a file written by `lightmark export --format onnx` (run by ONNX Runtime "
+                    "on the CPU; needs the export extra).")
     parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a checkpoint (.pt) or an exported .onnx")
     parser.add_argument("images", nargs="+", metavar="IMAGES", help="image files or folders")
     parser.add_argument("--out", type=Path, default=Path("predictions"), help="output directory (default: %(default)s)")

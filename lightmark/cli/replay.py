@@ -11,9 +11,8 @@ from typing import Any
 import pandas as pd
 from rich.table import Table
 
-from lightmark.cli._common import print_json, stderr_console, stdout_console
+from lightmark.cli._common import comma_list, parse_seeds, print_json, stderr_console, stdout_console
 from lightmark.cli.bench_proxies import proxy_scores
-from lightmark.cli.bench_search import _names, parse_seeds
 from lightmark.errors import ConfigError
 from lightmark.landmarks.protocol import Protocol, get_protocol
 from lightmark.reports.replay_plot import plot_replay
@@ -63,12 +62,12 @@ def run_replay(args: argparse.Namespace) -> int:
     if budget <= 0:
         raise ConfigError(f"--budget-mb must be > 0, got {budget}")
     land = landscape(table, budget_mb=budget, metric=args.metric)
-    samplers = _names(args.samplers or "tpe,random,nsga2")
+    samplers = comma_list(args.samplers or "tpe,random,nsga2")
     seeds = parse_seeds(args.seeds or "100")
     n_trials = args.n_trials or 40
     if args.objectives == "nme,size":
-        return _run_pareto(args, table, land, samplers, _names(args.pruners or "none,pareto"), seeds, n_trials)
-    pruners = _names(args.pruners or "none,median,hyperband")
+        return _run_pareto(args, table, land, samplers, comma_list(args.pruners or "none,pareto"), seeds, n_trials)
+    pruners = comma_list(args.pruners or "none,median,hyperband")
     start = time.perf_counter()
     runs = replay_many(land, samplers, pruners, n_trials=n_trials, seeds=seeds,
                        startup_trials=args.startup_trials, workers=args.workers)

@@ -21,7 +21,8 @@ def read_image(path: Path) -> np.ndarray:
     """Decode an image file to (H, W, 3) uint8 RGB, or raise DataError naming the file."""
     if not path.is_file():
         raise DataError(f"{path}: image file is missing")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    data = np.fromfile(str(path), dtype=np.uint8)  # imdecode: any path the OS accepts, not only ASCII
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None or image.size == 0:
         raise DataError(f"{path}: cannot decode image (unreadable or not an image)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -2,8 +2,9 @@
 
 `get_loss(name, weight=10.0)` returns a callable `(predictions: list[Tensor], target: Tensor,
 mask: Tensor | None = None) -> Tensor` (`mask`: the optional precomputed bool dilation mask from
-`Codec.encode_with_mask`; without it the loss computes it from the target): the sum over stacks of each stack's loss, each a mean over all elements. Anything that
-depends only on the target (the weight map) is computed once per batch, not once per stack.
+`Codec.encode_with_mask`; without it the loss computes it from the target): the sum over stacks of
+each stack's loss, each a mean over all elements. Anything that depends only on the target (the
+weight map) is computed once per batch, not once per stack.
 Losses are computed in float32 even under bf16/fp16 autocast, so small heatmap differences do
 not vanish in low precision.
 
@@ -17,7 +18,7 @@ not vanish in low precision.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -11,9 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -22,6 +23,7 @@ import torch
 from lightmark.atomic import write_bytes_atomic, write_text_atomic
 from lightmark.errors import DataError
 from lightmark.landmarks.evaluate import predict_points
+from lightmark.landmarks.images import read_image
 from lightmark.landmarks.synth_preview import colours_for
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -53,15 +55,6 @@ def collect_images(paths: Sequence[str | Path]) -> list[Path]:
     if not files:
         raise DataError("no images given")
     return files
-
-
-def read_image(path: Path) -> np.ndarray:
-    """RGB uint8 (H, W, 3); unreadable files are DataErrors naming the file."""
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise DataError(f"{path}: not a readable image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def to_input(image: np.ndarray, input_size: int) -> np.ndarray:

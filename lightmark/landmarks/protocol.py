@@ -10,9 +10,10 @@ import dataclasses
 import json
 import math
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from lightmark.errors import ConfigError
 from lightmark.landmarks.codecs import CODEC_NAMES
@@ -222,7 +223,7 @@ class Protocol:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Protocol":
+    def from_dict(cls, data: dict[str, Any]) -> Protocol:
         data = dict(data)
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
@@ -240,7 +241,7 @@ class Protocol:
         """Stable text used in candidate hashes: same protocol, same text."""
         return json.dumps(self.to_dict(), sort_keys=True)
 
-    def override(self, updates: dict[str, Any]) -> "Protocol":
+    def override(self, updates: dict[str, Any]) -> Protocol:
         """Apply `{"epochs": 3, "augment.erase": True}`-style updates (values already typed)."""
         merged = dataclasses.asdict(self)
         for dotted, value in updates.items():
@@ -254,7 +255,7 @@ class Protocol:
             target[keys[-1]] = value
         return Protocol.from_dict(merged)
 
-    def override_from_strings(self, items: list[str]) -> "Protocol":
+    def override_from_strings(self, items: list[str]) -> Protocol:
         """CLI form: `--set epochs=3 --set augment.erase=true`; values parsed as TOML literals."""
         updates: dict[str, Any] = {}
         for item in items:
@@ -268,7 +269,7 @@ class Protocol:
             updates[key.strip()] = value
         return self.override(updates)
 
-    def override_from_toml(self, path: Path) -> "Protocol":
+    def override_from_toml(self, path: Path) -> Protocol:
         try:
             data = tomllib.loads(Path(path).read_text())
         except FileNotFoundError:

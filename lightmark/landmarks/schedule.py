@@ -25,7 +25,7 @@ class StepSchedule:
     milestone_lrs: tuple[float, ...]
 
     @classmethod
-    def from_protocol(cls, protocol: Protocol, total_steps: int) -> "StepSchedule":
+    def from_protocol(cls, protocol: Protocol, total_steps: int) -> StepSchedule:
         if protocol.schedule_unit == "fraction":
             warmup = int(round(protocol.warmup * total_steps))
             milestones = tuple(int(round(m * total_steps)) for m in protocol.milestones)

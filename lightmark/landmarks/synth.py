@@ -505,11 +505,11 @@ class SynthFaces:
                 lenses.append(np.stack([c[0] + w * np.cos(t), c[1] + h * np.sin(t) + 0.1 * h], 1))
             if kind == "sunglasses":
                 tint = rng.uniform(5, 60, size=3)
-                fill([_fx(l) for l in lenses], tint)
+                fill([_fx(lens) for lens in lenses], tint)
             else:  # clear lenses hide nothing; only the frame is drawn
                 pass
-            for l in lenses:
-                cv2.polylines(img, [_fx(l)], True, frame, th, AA, SHIFT)
+            for lens in lenses:
+                cv2.polylines(img, [_fx(lens)], True, frame, th, AA, SHIFT)
             a, b = lenses[0], lenses[1]
             cv2.line(img, tuple(_fx(a[np.argmax(a[:, 0])])), tuple(_fx(b[np.argmin(b[:, 0])])), frame, th, AA, SHIFT)
             cv2.line(img, tuple(_fx(a[np.argmin(a[:, 0])])), tuple(_fx(lm[0])), frame, th, AA, SHIFT)

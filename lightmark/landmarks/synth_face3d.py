@@ -80,7 +80,7 @@ class Identity:
     hair_side: float  # longitude (radians) beyond which the sides of the head carry hair
 
     @staticmethod
-    def sample(rng: np.random.Generator) -> "Identity":
+    def sample(rng: np.random.Generator) -> Identity:
         """Every shape parameter uniform in its range (one vectorised draw)."""
         lo, hi = _IDENTITY_RANGES[:, 0], _IDENTITY_RANGES[:, 1]
         values = rng.uniform(lo, hi).tolist()
@@ -111,7 +111,7 @@ class Expression:
     brow_raise: float
 
     @staticmethod
-    def sample(rng: np.random.Generator) -> "Expression":
+    def sample(rng: np.random.Generator) -> Expression:
         mouth_open = rng.uniform(0.04, 0.3) if rng.random() < 0.35 else 0.0
         smile = rng.uniform(0.4, 1.0) if rng.random() < 0.35 else rng.uniform(0.0, 0.2)
         if rng.random() < 0.15:

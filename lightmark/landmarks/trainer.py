@@ -21,9 +21,10 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -437,7 +438,8 @@ class Trainer:
                     callback(self.epoch, dict(entry))
         finally:
             bar.close()
-        last = next((h for h in reversed(self.history) if "nme_image_pct" in h), self.history[-1] if self.history else {})
+        fallback = self.history[-1] if self.history else {}
+        last = next((h for h in reversed(self.history) if "nme_image_pct" in h), fallback)
         return TrainResult(
             model=self.model, best_metrics=dict(self.best), last_metrics=dict(last), epochs_done=self.epoch,
             train_seconds=self.train_seconds, history=list(self.history), out_dir=self.out_dir,

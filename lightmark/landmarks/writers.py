@@ -8,8 +8,9 @@ Files are written atomically; the points keep the source's layout (K points).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np

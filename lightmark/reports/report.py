@@ -14,7 +14,7 @@ import json
 import math
 import sys
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -313,7 +313,7 @@ def build_report(run_dir: Path | str, *, evaluate_best: int = 3, progress: bool 
     data = load_run(run_dir)
     out = data.run_dir
     lines: list[str] = [f"# lightmark report: `{out.name}`", ""]
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     lines.append(f"Generated {now} from `{out}`.")
     counts = _counts(data)
     if counts:

@@ -23,14 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from lightmark.atomic import write_json_atomic
-from lightmark.benchmarks.profile import metric_size_mb, size_breakdown, size_mb
+from lightmark.benchmarks.profile import SIZE_METRICS, metric_size_mb, size_breakdown, size_mb
 from lightmark.benchmarks.profile import profile as profile_spec
 from lightmark.errors import ConfigError
 from lightmark.landmarks.export import export_versions, require_export_extra
 from lightmark.models.spec import ModelSpec
 
 DEFAULT_BUDGET_MB = 15.0  # the challenge's limit
-SIZE_METRICS = ("state_dict", "onnx_fp16", "onnx_int8")  # = benchmarks.profile.SIZE_METRICS
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,7 @@ def _records_in_order(
         if current is None or current.state != TrialState.COMPLETE:
             by_key[key] = trial  # the latest attempt, unless one already completed
     records = []
-    for label, spec, protocol in candidates:
+    for _label, spec, protocol in candidates:
         key = candidate_key(spec, protocol)
         trial = by_key.get(key)
         record = trial_record(trial) if trial is not None else None

@@ -37,7 +37,7 @@ class LiveView:
         self._last = 0.0
 
     # -- context ----------------------------------------------------------------------------
-    def __enter__(self) -> "LiveView":
+    def __enter__(self) -> LiveView:
         self._live = Live(Text(""), console=self.console, auto_refresh=False, transient=False)
         self._live.__enter__()
         self.poll(force=True)

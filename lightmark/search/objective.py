@@ -14,12 +14,10 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import optuna
 
-from lightmark import __version__
 from lightmark.benchmarks.profile import count_macs, size_mb
 from lightmark.benchmarks.record import Record, candidate_key
 from lightmark.benchmarks.runner import run_candidate
@@ -209,15 +207,9 @@ class Objective:
         over = ", ".join(
             f"{name} over by {value:.4g}" for name, value in check.violations().items()
         )
-        record = Record(
-            key=key, spec=str(spec), n_stacks=spec.n_stacks, depth=spec.depth,
-            channels=spec.channels, attention=spec.attention, coordconv=spec.coordconv,
-            protocol=protocol.name, input_size=protocol.input_size, seed=protocol.seed,
-            status="infeasible", params=int(check.params or 0), size_mb=check.size_mb,
-            macs=check.macs, latency_ms=check.latency_ms, epochs_done=0, train_seconds=0.0,
-            codec=protocol.codec, loss=protocol.loss, erasing=protocol.augment.erase,
-            error=f"over budget: {over}", lightmark_version=__version__,
-            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        record = Record.from_spec(
+            spec, protocol, status="infeasible", params=int(check.params or 0), size_mb=check.size_mb,
+            macs=check.macs, latency_ms=check.latency_ms, error=f"over budget: {over}",
         )
         for k, v in record_attrs(record).items():
             trial.set_user_attr(k, v)

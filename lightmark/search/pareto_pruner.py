@@ -33,7 +33,7 @@ class ParetoPruner:
             raise ConfigError("ParetoPruner: warmup_epochs and min_dominators must be >= 1, margin in [0, 1)")
 
     @classmethod
-    def for_epochs(cls, epochs: int) -> "ParetoPruner":
+    def for_epochs(cls, epochs: int) -> ParetoPruner:
         """The default for a protocol: judge no trial before a quarter of its epochs (at least 1)."""
         return cls(warmup_epochs=max(1, epochs // 4))
 

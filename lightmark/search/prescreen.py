@@ -32,7 +32,7 @@ class Prescreen:
     k: int
 
     @classmethod
-    def parse(cls, text: str) -> "Prescreen":
+    def parse(cls, text: str) -> Prescreen:
         """'naswot:32' -> Prescreen('naswot', 32)."""
         proxy, _, k_text = text.partition(":")
         proxy = proxy.strip().lower()

@@ -60,7 +60,7 @@ class SearchSpace:
 
     # -- loading ----------------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "search space") -> "SearchSpace":
+    def from_dict(cls, data: dict[str, Any], where: str = "search space") -> SearchSpace:
         """Parse the TOML/dict form; errors name `where` (the file) and the bad key."""
         if "space" in data and isinstance(data["space"], dict) and len(data) == 1:
             data = data["space"]
@@ -73,7 +73,7 @@ class SearchSpace:
         return cls(**values)
 
     @classmethod
-    def from_toml(cls, path: Path | str) -> "SearchSpace":
+    def from_toml(cls, path: Path | str) -> SearchSpace:
         path = Path(path)
         try:
             data = tomllib.loads(path.read_text())
@@ -83,7 +83,7 @@ class SearchSpace:
             raise ConfigError(f"{path}: not valid TOML ({exc})") from None
         return cls.from_dict(data, where=str(path))
 
-    def with_fixed(self, **fixed: Any) -> "SearchSpace":
+    def with_fixed(self, **fixed: Any) -> SearchSpace:
         """Fix dimensions from flags (`None` leaves a dimension as it is)."""
         updates = {}
         for dim, value in fixed.items():
@@ -98,7 +98,7 @@ class SearchSpace:
         return {dim: list(getattr(self, dim)) for dim in DIMS}
 
     # -- bounds -----------------------------------------------------------------------------
-    def bounded(self, input_size: int) -> "SearchSpace":
+    def bounded(self, input_size: int) -> SearchSpace:
         """Drop depths the protocol's heatmap cannot hold (each level halves it)."""
         probe = ModelSpec(n_stacks=1, depth=1, channels=self.channels[0])
         limit = probe.max_depth(input_size)
@@ -110,7 +110,7 @@ class SearchSpace:
             )
         return replace(self, depth=depths)
 
-    def trimmed(self, fits: Callable[[ModelSpec], bool]) -> "SearchSpace":
+    def trimmed(self, fits: Callable[[ModelSpec], bool]) -> SearchSpace:
         """Drop values that cannot fit in any architecture of the space.
 
         Size grows with stacks, depth and channels, so a value is hopeless when the smallest

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +139,7 @@ def tabulate(space: SearchSpace, protocol: Protocol, *, seeds: int, second_seed:
     candidates = plan.candidates(protocol)
     meta_path = out / f"{name}.json"
     old = _read_json(meta_path) if meta_path.exists() else {}
-    started = old.get("started") or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started = old.get("started") or datetime.now(UTC).isoformat(timespec="seconds")
     records = run_fixed_candidates(candidates, run_dir=out, study_name=f"tabulate-{name}", storage=storage,
                                    workers=workers, device=device, precision=precision, threads=threads,
                                    progress=progress)
@@ -156,8 +156,8 @@ def tabulate(space: SearchSpace, protocol: Protocol, *, seeds: int, second_seed:
         "devices": sorted({r.device for r in records if r.device}),
         "precisions": sorted({r.precision for r in records if r.precision}),
         "command": command, "started": started,
-        "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "sittings": [*old.get("sittings", []), datetime.now(timezone.utc).isoformat(timespec="seconds")],
+        "written": datetime.now(UTC).isoformat(timespec="seconds"),
+        "sittings": [*old.get("sittings", []), datetime.now(UTC).isoformat(timespec="seconds")],
         "train_seconds_total": float(frame["train_seconds"].sum()),
         "lightmark_version": __version__,
     }

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import optuna
@@ -81,16 +80,12 @@ def synthetic_runner(spec, protocol, run_dir, *, device="auto", callback=None, p
             status = "pruned"
         else:
             raise
-    record = Record(
-        key=key, spec=str(spec), n_stacks=spec.n_stacks, depth=spec.depth, channels=spec.channels,
-        attention=spec.attention, coordconv=spec.coordconv, protocol=protocol.name,
-        input_size=protocol.input_size, seed=protocol.seed, status=status,
-        params=synthetic_params(spec), size_mb=synthetic_size_mb(spec), macs=synthetic_params(spec) * 50,
-        latency_ms=synthetic_params(spec) / 1e5, nme_image_pct=nme, nme_inter_ocular_pct=nme * 2.9,
-        nme_inter_pupil_pct=nme * 3.6, nme_bbox_pct=nme * 2.1, failure_rate_8_pct=0.0,
-        failure_rate_10_pct=0.0, epochs_done=state["epoch"], train_seconds=state["seconds"],
-        device="cpu", codec=protocol.codec, loss=protocol.loss, erasing=protocol.augment.erase,
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    record = Record.from_spec(
+        spec, protocol, status=status, params=synthetic_params(spec), size_mb=synthetic_size_mb(spec),
+        macs=synthetic_params(spec) * 50, latency_ms=synthetic_params(spec) / 1e5, nme_image_pct=nme,
+        nme_inter_ocular_pct=nme * 2.9, nme_inter_pupil_pct=nme * 3.6, nme_bbox_pct=nme * 2.1,
+        failure_rate_8_pct=0.0, failure_rate_10_pct=0.0, epochs_done=state["epoch"],
+        train_seconds=state["seconds"], device="cpu",
     )
     write_json_atomic(record_path, record.to_dict())
     if status == "pruned":
