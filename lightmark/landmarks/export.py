@@ -161,11 +161,6 @@ class ExportReport:
 
 
 # -- the optional extra ------------------------------------------------------------------------------
-def export_available() -> bool:
-    """True when onnx, onnxruntime and onnxscript are importable (the `export` extra)."""
-    return all(importlib.util.find_spec(name) is not None for name in EXTRA_PACKAGES)
-
-
 def export_versions() -> str:
     """The versions an exported file's bytes depend on (keys of cached sizes)."""
     found = []
@@ -674,11 +669,6 @@ def load_torchscript(path: Path | str) -> ExportedModel:
             return module(torch.from_numpy(images)).numpy()
 
     return ExportedModel(path, info, run)
-
-
-def load_exported(path: Path | str, threads: int = 0) -> ExportedModel:
-    """An exported file by its suffix: .onnx (ONNX Runtime), anything else TorchScript."""
-    return load_onnx(path, threads) if Path(path).suffix.lower() == ".onnx" else load_torchscript(path)
 
 
 # -- a checkpoint to a verified file ---------------------------------------------------------------------
