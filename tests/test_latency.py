@@ -8,6 +8,7 @@ import math
 import pytest
 
 from lightmark.benchmarks.latency import LatencySheet, measure_sheet, read_sheet, sheet_key, write_sheet
+from lightmark.benchmarks.timing import interleaved_latency
 from lightmark.errors import DataError, SpecError
 from lightmark.models.spec import ModelSpec
 
@@ -49,3 +50,13 @@ def test_sheet_round_trips_and_a_damaged_one_names_its_file(tmp_path):
     path.write_text(json.dumps({"median_ms": {}}))
     with pytest.raises(DataError, match="latency.json"):
         read_sheet(path)
+
+
+def test_interleaved_latency_times_each_runner_in_blocks_after_an_untimed_call():
+    """One runner's spinning threads must not be timed against the next: each block starts untimed."""
+    calls: list[str] = []
+    runners = {name: (lambda name=name: calls.append(name)) for name in ("eager", "ort")}
+    stats = interleaved_latency(runners, warmup=1, repeats=8, min_repeats=8, budget_s=0.0, block=4)
+    assert calls[:2] == ["eager", "ort"]  # warm-up
+    assert calls[2:] == (["eager"] * 5 + ["ort"] * 5) * 2  # 2 rounds of 1 untimed + 4 timed calls each
+    assert all(s["repeats"] == 8 and 0 <= s["min_ms"] <= s["median_ms"] for s in stats.values())

@@ -85,22 +85,27 @@ def measure_latency(
 
 
 def interleaved_latency(runners: dict[str, Callable[[], Any]], *, warmup: int = 2, repeats: int = 20,
-                        min_repeats: int = 5, budget_s: float = 4.0) -> dict[str, dict]:
-    """Median/min ms of each runner, timed in rounds (each runner once per round), so that a shared
-    machine's slow spells fall on all of them alike and their ratios hold."""
+                        min_repeats: int = 5, budget_s: float = 4.0, block: int = 4) -> dict[str, dict]:
+    """Median/min ms of each runner, timed in rounds so that a shared machine's slow spells fall on all of
+    them alike and their ratios hold.
+
+    Each round times every runner in a block of `block` calls after one untimed call. Runtimes keep their
+    thread pools spinning for a moment after a call (ONNX Runtime and OpenMP both do); timing one call of
+    each runner in turn measured the next runner against the last one's spinning threads, which made
+    PyTorch eager look 5x slower beside ONNX Runtime on 2 cores than alone. The untimed call absorbs that."""
     for _ in range(warmup):
         for run in runners.values():
             run()
     times: dict[str, list[float]] = {name: [] for name in runners}
     started = time.perf_counter()
-    rounds = 0
-    while rounds < repeats:
+    while min(len(values) for values in times.values()) < repeats:
         for name, run in runners.items():
-            t0 = time.perf_counter()
-            run()
-            times[name].append((time.perf_counter() - t0) * 1e3)
-        rounds += 1
-        if rounds >= min_repeats and time.perf_counter() - started > budget_s:
+            run()  # untimed: the previous runner's threads settle
+            for _ in range(block):
+                t0 = time.perf_counter()
+                run()
+                times[name].append((time.perf_counter() - t0) * 1e3)
+        if min(len(v) for v in times.values()) >= min_repeats and time.perf_counter() - started > budget_s:
             break
     return {name: {"median_ms": statistics.median(values), "min_ms": min(values), "repeats": len(values)}
             for name, values in times.items()}
