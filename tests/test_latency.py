@@ -56,7 +56,8 @@ def test_interleaved_latency_times_each_runner_in_blocks_after_an_untimed_call()
     """One runner's spinning threads must not be timed against the next: each block starts untimed."""
     calls: list[str] = []
     runners = {name: (lambda name=name: calls.append(name)) for name in ("eager", "ort")}
-    stats = interleaved_latency(runners, warmup=1, repeats=8, min_repeats=8, budget_s=0.0, block=4)
+    stats = interleaved_latency(runners, warmup=1, repeats=8, min_repeats=8, budget_s=0.0, block=4,
+                                settle_s=0.0)
     assert calls[:2] == ["eager", "ort"]  # warm-up
     assert calls[2:] == (["eager"] * 5 + ["ort"] * 5) * 2  # 2 rounds of 1 untimed + 4 timed calls each
     assert all(s["repeats"] == 8 and 0 <= s["min_ms"] <= s["median_ms"] for s in stats.values())

@@ -85,14 +85,16 @@ def measure_latency(
 
 
 def interleaved_latency(runners: dict[str, Callable[[], Any]], *, warmup: int = 2, repeats: int = 20,
-                        min_repeats: int = 5, budget_s: float = 4.0, block: int = 4) -> dict[str, dict]:
+                        min_repeats: int = 5, budget_s: float = 4.0, block: int = 4,
+                        settle_s: float = 0.05) -> dict[str, dict]:
     """Median/min ms of each runner, timed in rounds so that a shared machine's slow spells fall on all of
     them alike and their ratios hold.
 
-    Each round times every runner in a block of `block` calls after one untimed call. Runtimes keep their
-    thread pools spinning for a moment after a call (ONNX Runtime and OpenMP both do); timing one call of
-    each runner in turn measured the next runner against the last one's spinning threads, which made
-    PyTorch eager look 5x slower beside ONNX Runtime on 2 cores than alone. The untimed call absorbs that."""
+    Each round times every runner in a block of `block` calls, after a pause of `settle_s` and one untimed
+    call. Runtimes keep their thread pools spinning for a moment after a call (ONNX Runtime and OpenMP
+    both do); timing one call of each runner in turn measured the next runner against the last one's
+    spinning threads, which made PyTorch eager look 5x slower beside ONNX Runtime on 2 cores than alone.
+    The pause lets those threads go to sleep; the untimed call wakes the next runner's own."""
     for _ in range(warmup):
         for run in runners.values():
             run()
@@ -100,7 +102,8 @@ def interleaved_latency(runners: dict[str, Callable[[], Any]], *, warmup: int = 
     started = time.perf_counter()
     while min(len(values) for values in times.values()) < repeats:
         for name, run in runners.items():
-            run()  # untimed: the previous runner's threads settle
+            time.sleep(settle_s)  # the previous runner's spinning threads go to sleep
+            run()  # untimed: this runner's threads wake
             for _ in range(block):
                 t0 = time.perf_counter()
                 run()
