@@ -7,8 +7,10 @@ import json
 import pytest
 
 import lightmark.landmarks.trainer as trainer_mod
+from lightmark.benchmarks import deployed
 from lightmark.benchmarks.record import Record, candidate_key
 from lightmark.benchmarks.runner import candidate_dir, load_records, run_candidate
+from lightmark.benchmarks.size import MIB
 from lightmark.landmarks.protocol import get_protocol
 from lightmark.models.spec import ModelSpec
 
@@ -36,6 +38,15 @@ def test_run_candidate_writes_and_caches_a_record(tmp_path, monkeypatch):
     assert record.key == key and record.status == "complete" and record.spec == "s1-d2-c16"
     assert record.params > 0 and record.size_mb > 0 and record.macs and record.macs > 0
     assert record.latency_ms and record.latency_ms > 0
+    if deployed.export_extra_installed():  # what ships: sizes of the ONNX files, ONNX Runtime beside eager
+        expected = {dtype: deployed.deployed_size_bytes(SPEC, "onnx", dtype, protocol.input_size) / MIB
+                    for dtype in ("fp32", "fp16", "int8")}
+        got = {"fp32": record.onnx_fp32_mb, "fp16": record.onnx_fp16_mb, "int8": record.onnx_int8_mb}
+        assert got == pytest.approx(expected, rel=0.01)
+        assert expected["fp32"] > expected["fp16"] > expected["int8"] > 0
+        assert record.ort_fp32_ms > 0 and record.ort_int8_ms > 0 and record.eager_cpu_ms > 0
+    else:
+        assert record.onnx_fp32_mb is None and record.ort_fp32_ms is None
     assert record.epochs_done == protocol.epochs and record.train_seconds > 0
     assert record.precision == "fp32" and record.threads >= 1  # how it ran is recorded
     assert record.host and "CPUs" in record.host  # and where: timings compare only on one machine

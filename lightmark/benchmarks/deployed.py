@@ -79,7 +79,8 @@ def metric_size_mb(spec: ModelSpec | str, metric: str, input_size: int) -> float
 
 
 def deployed_profile(spec: ModelSpec | str, input_size: int, *, threads: int | None = None,
-                     latency: bool = True, repeats: int = 20, budget_s: float = 4.0) -> dict:
+                     latency: bool = True, repeats: int = 20, budget_s: float = 4.0,
+                     formats: tuple[str, ...] = ("onnx", "torchscript")) -> dict:
     """File size of every export of `spec` (untrained; sizes do not depend on training), and batch-1
     CPU latency of the ONNX files in ONNX Runtime beside PyTorch eager fp32, with the same thread count,
     timed in the same rounds (`interleaved_latency`)."""
@@ -91,7 +92,8 @@ def deployed_profile(spec: ModelSpec | str, input_size: int, *, threads: int | N
     result: dict[str, Any] = {"onnxruntime": onnxruntime.__version__,
                               "int8_calibration": "random images (file sizes do not depend on calibration)"}
     with tempfile.TemporaryDirectory(prefix="lightmark-profile-") as tmp:
-        paths = {f"{fmt}_{dtype}": _export_fresh(spec, Path(tmp), fmt, dtype, input_size) for fmt, dtype in DEPLOYED}
+        paths = {f"{fmt}_{dtype}": _export_fresh(spec, Path(tmp), fmt, dtype, input_size)
+                 for fmt, dtype in DEPLOYED if fmt in formats}
         sizes = {key: path.stat().st_size for key, path in paths.items()}
         result["size_bytes"] = sizes
         result["size_mb"] = {key: value / MIB for key, value in sizes.items()}
@@ -124,3 +126,28 @@ def deployed_profile(spec: ModelSpec | str, input_size: int, *, threads: int | N
                           if name != "torch_eager_fp32"},
     )
     return result
+
+
+# The Record's deployed fields (MiB of each ONNX file; ms of batch-1 CPU inference, `threads` threads)
+RECORD_FIELDS = ("onnx_fp32_mb", "onnx_fp16_mb", "onnx_int8_mb", "ort_fp32_ms", "ort_int8_ms", "eager_cpu_ms")
+
+
+def export_extra_installed() -> bool:
+    try:
+        deploy.require_export_extra()
+    except ConfigError:
+        return False
+    return True
+
+
+def record_fields(spec: ModelSpec | str, input_size: int, *, threads: int | None = None) -> dict[str, float]:
+    """What a candidate's Record says of its deployment: the ONNX file sizes and ONNX Runtime's batch-1
+    CPU latency (fp32 and int8 files) beside PyTorch eager fp32 timed in the same rounds, so their ratio
+    holds on a busy machine. Empty without the export extra. Two to six seconds for a small network."""
+    if not export_extra_installed():
+        return {}
+    found = deployed_profile(spec, input_size, threads=threads, formats=("onnx",), repeats=10, budget_s=1.0)
+    sizes, latency = found["size_mb"], found["latency_ms"]
+    return {"onnx_fp32_mb": sizes["onnx_fp32"], "onnx_fp16_mb": sizes["onnx_fp16"],
+            "onnx_int8_mb": sizes["onnx_int8"], "ort_fp32_ms": latency["onnxruntime_fp32"],
+            "ort_int8_ms": latency["onnxruntime_int8"], "eager_cpu_ms": latency["torch_eager_fp32"]}

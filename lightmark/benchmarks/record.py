@@ -57,6 +57,14 @@ class Record:
     size_mb: float  # MiB (2**20 bytes) of the saved fp32 state_dict
     macs: int | None = None  # fvcore, at input_size, batch 1
     latency_ms: float | None = None  # batch 1, on `device`
+    # what ships (with the export extra; `benchmarks/deployed.py`): MiB of each exported ONNX file, and
+    # batch-1 CPU ms of ONNX Runtime (fp32, int8 files) and of PyTorch eager fp32 timed in the same rounds
+    onnx_fp32_mb: float | None = None
+    onnx_fp16_mb: float | None = None
+    onnx_int8_mb: float | None = None
+    ort_fp32_ms: float | None = None
+    ort_int8_ms: float | None = None
+    eager_cpu_ms: float | None = None
     nme_image_pct: float | None = None  # mean point error / image side * 100 (the challenge)
     nme_inter_ocular_pct: float | None = None  # / distance of outer eye corners 36-45 (300W)
     nme_inter_pupil_pct: float | None = None

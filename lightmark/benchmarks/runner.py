@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from lightmark.atomic import write_json_atomic
+from lightmark.benchmarks import deployed
 from lightmark.benchmarks import profile as profiling
 from lightmark.benchmarks.record import Record, candidate_key
 from lightmark.errors import DataError
@@ -52,7 +53,8 @@ def read_record(path: Path) -> Record:
 
 def profile_candidate(spec: ModelSpec, protocol: Protocol, device: Any, cache: Path | None = None) -> dict:
     """params, size_mb (arithmetic), MACs (fvcore, protocol input size, batch 1), latency (batch 1,
-    median of repeats on `device`). Cached in `cache` so a resumed candidate does not re-measure."""
+    median of repeats on `device`), and with the export extra the deployed fields (ONNX sizes, ONNX Runtime
+    and eager CPU latency). Cached in `cache` so a resumed candidate does not re-measure."""
     if cache is not None and cache.exists():
         try:
             return json.loads(cache.read_text())
@@ -67,6 +69,7 @@ def profile_candidate(spec: ModelSpec, protocol: Protocol, device: Any, cache: P
         "latency_ms": info.get("latency_ms"),
         "macs_thop": info.get("macs_thop"),
         "profile": {k: v for k, v in info.items() if isinstance(v, (int, float, str, bool)) or v is None},
+        **deployed.record_fields(spec, protocol.input_size, threads=torch.get_num_threads()),
     }
     if cache is not None:
         write_json_atomic(cache, result)
@@ -81,6 +84,7 @@ def make_record(spec: ModelSpec, protocol: Protocol, status: str, prof: dict, me
         spec, protocol, status=status, params=int(prof.get("params", 0)), size_mb=float(prof.get("size_mb", 0.0)),
         macs=None if prof.get("macs") is None else int(prof["macs"]),
         latency_ms=None if prof.get("latency_ms") is None else float(prof["latency_ms"]),
+        **{k: float(prof[k]) for k in deployed.RECORD_FIELDS if prof.get(k) is not None},
         **{k: (None if metrics.get(k) is None else float(metrics[k])) for k in METRIC_KEYS},
         epochs_done=int(epochs_done), train_seconds=float(train_seconds), device=device,
         precision=precision, threads=int(threads), host=host, error=error,
