@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lightmark.benchmarks.profile import state_dict_bytes
+from lightmark.benchmarks.size import state_dict_bytes
 from lightmark.cli.main import main
 from lightmark.models.registry import PRESETS
 

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from lightmark.benchmarks import profile
-from lightmark.benchmarks.profile import _trained_like, deployed_size_bytes
+import lightmark.search.budget as budget_module
+from lightmark.benchmarks import deployed, size
+from lightmark.benchmarks.deployed import _trained_like, deployed_size_bytes
 from lightmark.cli.main import main
 from lightmark.landmarks.checkpoint import load_model
 from lightmark.landmarks.codecs import get_codec
@@ -224,8 +225,8 @@ def test_profile_reports_deployed_sizes_and_onnxruntime_latency(onnx_extra, caps
 
 def test_size_metric_budgets_the_exported_file(onnx_extra, tmp_path, monkeypatch):
     spec = ModelSpec.parse("s1-d2-c32")
-    int8_mb = profile.deployed_size_bytes(spec, "onnx", "int8", 64) / 2**20
-    state_mb = profile.size_mb(spec)
+    int8_mb = deployed.deployed_size_bytes(spec, "onnx", "int8", 64) / 2**20
+    state_mb = size.size_mb(spec)
     limit = (int8_mb + state_mb) / 2  # the int8 file fits, the state_dict does not
     assert not Budget(size_mb=limit, input_size=64).fits(spec)
     cache = tmp_path / "sizes.json"
@@ -243,7 +244,7 @@ def test_size_metric_budgets_the_exported_file(onnx_extra, tmp_path, monkeypatch
     def no_export(*args, **kwargs):
         raise AssertionError("exported again")
 
-    monkeypatch.setattr(profile, "metric_size_mb", no_export)
+    monkeypatch.setattr(budget_module, "metric_size_mb", no_export)  # where the Budget looks it up
     again = Budget(size_mb=int8_mb / 2, input_size=64, size_metric="onnx_int8", size_cache=str(cache))
     assert again.metric_size_of(spec) == pytest.approx(int8_mb) and not again.fits(spec)
 

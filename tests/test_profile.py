@@ -8,20 +8,19 @@ import io
 import pytest
 import torch
 
-from lightmark.benchmarks.profile import (
+from lightmark.benchmarks.macs import count_macs
+from lightmark.benchmarks.memory import peak_memory
+from lightmark.benchmarks.profile import profile
+from lightmark.benchmarks.size import (
     MIB,
-    count_macs,
     count_params,
-    latency_stats,
-    measure_latency,
-    peak_memory,
-    profile,
     saved_bytes,
     size_breakdown,
     size_mb,
     state_dict_bytes,
     zip_archive_bytes,
 )
+from lightmark.benchmarks.timing import latency_stats, measure_latency
 from lightmark.errors import SpecError
 from lightmark.models import ModelSpec, build_model
 from lightmark.models.registry import PRESETS, paper_presets

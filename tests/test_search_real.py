@@ -8,7 +8,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from lightmark.benchmarks.profile import size_mb
+from lightmark.benchmarks.size import size_mb
 from lightmark.landmarks.protocol import get_protocol
 from lightmark.models.spec import ModelSpec
 from lightmark.search.budget import Budget

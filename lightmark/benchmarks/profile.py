@@ -1,6 +1,6 @@
 """Measuring one architecture: `profile` puts every number of one spec at one input size together.
 
-The measurements live in one module per job, re-exported here for the callers of this module:
+The measurements live in one module per job, imported from there by whoever needs only one:
 `size` (parameters, bytes of the saved state_dict), `macs` (fvcore and thop), `timing` (latency),
 `memory` (peak memory of a forward) and `deployed` (what `lightmark export` ships: file sizes and
 ONNX Runtime latency, with the export extra).
@@ -10,30 +10,11 @@ from __future__ import annotations
 
 import torch
 
-from lightmark.benchmarks.deployed import (  # noqa: F401 (re-exported)
-    DEFAULT_CODEC,
-    DEPLOYED,
-    SIZE_METRICS,
-    _trained_like,
-    deployed_profile,
-    deployed_size_bytes,
-    metric_size_mb,
-)
-from lightmark.benchmarks.macs import MACS_DISAGREEMENT, MacCount, count_macs  # noqa: F401 (re-exported)
+from lightmark.benchmarks.deployed import deployed_profile
+from lightmark.benchmarks.macs import count_macs
 from lightmark.benchmarks.memory import peak_memory
-from lightmark.benchmarks.size import (  # noqa: F401 (re-exported)
-    ARCHIVE_NAME,
-    MIB,
-    SizeBreakdown,
-    as_spec,
-    count_params,
-    saved_bytes,
-    size_breakdown,
-    size_mb,
-    state_dict_bytes,
-    zip_archive_bytes,
-)
-from lightmark.benchmarks.timing import interleaved_latency, latency_stats, measure_latency  # noqa: F401
+from lightmark.benchmarks.size import MIB, as_spec, size_breakdown
+from lightmark.benchmarks.timing import latency_stats
 from lightmark.errors import ConfigError, SpecError
 from lightmark.landmarks.device import resolve_device
 from lightmark.models.hourglass import build_model

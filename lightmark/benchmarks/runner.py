@@ -22,6 +22,7 @@ from lightmark.atomic import write_json_atomic
 from lightmark.benchmarks import deployed
 from lightmark.benchmarks import profile as profiling
 from lightmark.benchmarks.record import Record, candidate_key
+from lightmark.benchmarks.size import count_params, size_mb
 from lightmark.errors import DataError
 from lightmark.landmarks import trainer  # called as trainer.train: tests replace it
 from lightmark.landmarks.device import (
@@ -63,8 +64,8 @@ def profile_candidate(spec: ModelSpec, protocol: Protocol, device: Any, cache: P
     info = dict(profiling.profile(spec, protocol.input_size, device=str(device), latency=True, batch_sizes=(1,),
                              memory=False))
     result = {
-        "params": int(info.get("params") or profiling.count_params(spec)),
-        "size_mb": float(info.get("size_mb") or profiling.size_mb(spec)),
+        "params": int(info.get("params") or count_params(spec)),
+        "size_mb": float(info.get("size_mb") or size_mb(spec)),
         "macs": info.get("macs_fvcore", info.get("macs")),
         "latency_ms": info.get("latency_ms"),
         "macs_thop": info.get("macs_thop"),

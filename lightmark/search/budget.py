@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from lightmark.atomic import write_json_atomic
-from lightmark.benchmarks.profile import SIZE_METRICS, metric_size_mb, size_breakdown, size_mb
+from lightmark.benchmarks.deployed import SIZE_METRICS, metric_size_mb
 from lightmark.benchmarks.profile import profile as profile_spec
+from lightmark.benchmarks.size import size_breakdown, size_mb
 from lightmark.errors import ConfigError
 from lightmark.landmarks.export import export_versions, require_export_extra
 from lightmark.models.spec import ModelSpec
@@ -63,7 +64,7 @@ class Budget:
     latency_ms: float | None = None
     input_size: int = 384  # MACs and latency depend on it
     device: str = "cpu"  # where latency is measured
-    sizer: str | None = None  # "module:function" spec -> MiB; None = benchmarks.profile.size_mb
+    sizer: str | None = None  # "module:function" spec -> MiB; None = benchmarks.size.size_mb
     size_metric: str = "state_dict"  # what size_mb limits: state_dict | onnx_fp16 | onnx_int8
     size_cache: str | None = None  # JSON file remembering exported sizes across runs and workers
     _cache: dict = field(default_factory=dict, compare=False, repr=False)

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import optuna
 
-from lightmark.benchmarks.profile import count_macs, size_mb
+from lightmark.benchmarks.macs import count_macs
 from lightmark.benchmarks.record import Record, candidate_key
 from lightmark.benchmarks.runner import run_candidate
+from lightmark.benchmarks.size import size_mb
 from lightmark.errors import ConfigError, LightmarkError
 from lightmark.landmarks.protocol import Protocol
 from lightmark.models.spec import ModelSpec
