@@ -16,9 +16,12 @@ from lightmark.landmarks.protocol import get_protocol
 from lightmark.models.spec import ModelSpec
 from lightmark.search import testing
 from lightmark.search.budget import Budget
+from lightmark.search.config import SearchConfig
+from lightmark.search.fixed import run_fixed_candidates
+from lightmark.search.limits import HARD_LIMIT_FACTOR
 from lightmark.search.space import SearchSpace
 from lightmark.search.storage import choose_storage
-from lightmark.search.study import SearchConfig, run_fixed_candidates, run_search
+from lightmark.search.study import run_search
 
 SIZER = "lightmark.search.testing:synthetic_size_mb"
 RUNNER = "lightmark.search.testing:synthetic_runner"
@@ -270,8 +273,6 @@ def test_out_of_memory_and_data_errors_fail_only_their_trial(tmp_path):
 
 def test_timeout_stops_a_long_trial_at_the_hard_limit_and_a_rerun_resumes_it(tmp_path, monkeypatch):
     import time as _time
-
-    from lightmark.search.study import HARD_LIMIT_FACTOR
 
     monkeypatch.setenv("LIGHTMARK_FAKE_EPOCH_S", "0.4")
     space = SearchSpace(n_stacks=(1,), depth=(2,), channels=(32,), attention=("none",), coordconv=(False,))

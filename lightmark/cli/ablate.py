@@ -33,7 +33,7 @@ from lightmark.landmarks.dataset import data_layout
 from lightmark.landmarks.protocol import Protocol
 from lightmark.reports import tables
 from lightmark.reports.report import ablation_frames, build_report
-from lightmark.search.study import run_fixed_candidates
+from lightmark.search.fixed import run_fixed_candidates
 from lightmark.search.workers import resolve_workers
 
 

@@ -10,8 +10,7 @@ runner's cache).
 The pieces live in their own modules: config.py (SearchConfig, Hooks), samplers.py (the sampler
 and pruner registries), prepare.py (opening a study), loop.py (the worker loop), limits.py (the
 --timeout limit), locking.py, memory.py (out-of-memory trials), progress.py (what counts),
-workers.py (N processes), fixed.py (fixed candidates). This module keeps their public names
-importable from `lightmark.search.study`.
+workers.py (N processes), fixed.py (fixed candidates); import each name from the module that owns it.
 """
 
 from __future__ import annotations
@@ -22,21 +21,9 @@ from typing import Any
 
 from lightmark.benchmarks.record import Record
 from lightmark.models.spec import ModelSpec
-from lightmark.search.config import PARETO_JSON, RECORDS_CSV, Hooks, SearchConfig, default_study_name
-from lightmark.search.fixed import run_fixed_candidates
-from lightmark.search.limits import HARD_LIMIT_FACTOR, TimeLimitReached
-from lightmark.search.locking import LOCK_FILE
+from lightmark.search.config import Hooks, SearchConfig
 from lightmark.search.loop import worker_loop, write_run_files
-from lightmark.search.prepare import check_study_protocol, open_study, prepare
-from lightmark.search.progress import counted, progress_counts
-from lightmark.search.samplers import (
-    PRUNERS,
-    SAMPLERS,
-    default_startup_trials,
-    make_pareto_pruner,
-    make_pruner,
-    make_sampler,
-)
+from lightmark.search.prepare import prepare
 from lightmark.search.workers import run_workers
 
 
@@ -97,11 +84,3 @@ def run_search(
     summary = write_run_files(study, config)
     return SearchResult(config, summary, recovered, queued, notes)
 
-
-__all__ = [
-    "SearchConfig", "SearchResult", "Hooks", "run_search", "run_fixed_candidates", "worker_loop",
-    "prepare", "write_run_files", "default_study_name", "SAMPLERS", "PRUNERS", "make_pareto_pruner",
-    "make_sampler", "make_pruner", "default_startup_trials", "open_study", "check_study_protocol",
-    "counted", "progress_counts", "HARD_LIMIT_FACTOR", "TimeLimitReached", "LOCK_FILE", "RECORDS_CSV",
-    "PARETO_JSON",
-]
