@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from lightmark import paper
 from lightmark.benchmarks import suites
 from lightmark.benchmarks.record import candidate_key
 from lightmark.errors import ConfigError
@@ -16,13 +17,13 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "paper_t
 
 
 def test_packaged_paper_tables_hold_every_row():
-    rows = suites.paper_rows()
+    rows = paper.paper_rows()
     assert len(rows) == 20
-    assert suites.paper_row(2, 6).test_nme == 2.1242
-    assert suites.paper_row(3, 2).test_nme == 0.0076
-    assert suites.paper_row(1, 2).model_size_mb == 6.12
+    assert paper.paper_row(2, 6).test_nme == 2.1242
+    assert paper.paper_row(3, 2).test_nme == 0.0076
+    assert paper.paper_row(1, 2).model_size_mb == 6.12
     if SHARED.exists():  # the packaged copy is the shared reference, byte for byte
-        packaged = Path(suites.__file__).parents[1] / "paper_tables.csv"
+        packaged = Path(paper.__file__).parent / "paper_tables.csv"
         assert packaged.read_bytes() == SHARED.read_bytes()
 
 

@@ -28,7 +28,7 @@ from lightmark.landmarks.dataset import LandmarkDataset, build_sources
 from lightmark.landmarks.metrics import nme
 from lightmark.landmarks.protocol import Protocol
 from lightmark.models.spec import DEFAULT_N_LANDMARKS, ModelSpec
-from lightmark.paper import PaperRow, paper_row, paper_rows  # noqa: F401 (re-exported for the suites' users)
+from lightmark.paper import paper_row
 
 TABLE_NAMES = ("table1", "table2", "table3", "table4", "table5")
 KINDS = ("train", "roundtrip")  # roundtrip: encode + decode ground truth with a codec, no model

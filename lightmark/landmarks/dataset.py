@@ -31,7 +31,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lightmark.errors import ConfigError, DataError
 from lightmark.landmarks.augment import build_augment
-from lightmark.landmarks.formats import open_source, resize_sample
+from lightmark.landmarks.formats import open_source
+from lightmark.landmarks.images import resize_sample
 from lightmark.landmarks.protocol import Protocol
 from lightmark.landmarks.sample import FaceSample
 from lightmark.landmarks.synth import GENERATOR_VERSION, SynthFaces
