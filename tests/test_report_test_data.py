@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,6 +14,7 @@ import torch
 from lightmark.benchmarks import suites
 from lightmark.benchmarks.evaluation import DatasetNme, dataset_nme
 from lightmark.benchmarks.record import Record, candidate_key
+from lightmark.cli.ablate import ablate
 from lightmark.cli.main import main
 from lightmark.landmarks.checkpoint import make_state, save_checkpoint
 from lightmark.landmarks.evaluate import evaluate_checkpoint
@@ -20,6 +22,7 @@ from lightmark.landmarks.protocol import get_protocol
 from lightmark.models.hourglass import build_model
 from lightmark.models.spec import ModelSpec
 from lightmark.reports import report, tables
+from tests.test_cli_ablate import FakeRunner
 
 
 def _record(spec: ModelSpec, protocol, nme: float) -> Record:
@@ -102,3 +105,30 @@ def test_a_missing_test_data_path_exits_2(tmp_path, capsys):
     assert main(["ablate", "table2", "--protocol", "smoke", "--seeds", "1", "--out", str(tmp_path / "a"),
                  "--test-data", str(tmp_path / "nope")]) == 2
     assert "--test-data" in capsys.readouterr().err and not (tmp_path / "a").exists()
+
+
+def test_ablate_puts_the_test_data_nme_in_its_tables(tmp_path):
+    class CheckpointingRunner(FakeRunner):
+        """The fake runner, plus an untrained checkpoint for the baseline row (one row evaluated for real)."""
+
+        def __call__(self, spec, protocol, run_dir, **kwargs):
+            rec = super().__call__(spec, protocol, run_dir, **kwargs)
+            if str(spec) == "s2-d4-c128":
+                torch.manual_seed(0)
+                save_checkpoint(Path(run_dir) / "candidates" / rec.key / "last.pt", make_state(
+                    model=build_model(spec), optimizer=None, scheduler=None, scaler=None, epoch=1, global_step=1,
+                    history=[], spec=spec.to_dict(), protocol=protocol.to_dict()))
+            return rec
+
+    data = tmp_path / "faces"
+    assert main(["data", "synth", "--out", str(data), "--n", "2", "--size", "64", "--seed", "7"]) == 0
+    result = ablate([suites.get_suite("table2")], get_protocol("smoke"), seeds=1, out=tmp_path / "abl",
+                    study_name="ablate-table2-smoke", progress=False, runner=CheckpointingRunner(), report=True,
+                    test_data=data)
+    frame = result.frames[0].set_index("Row")
+    assert math.isfinite(frame.loc["s2-d4-c128", tables.TEST_NME])
+    assert frame[tables.TEST_NME].drop("s2-d4-c128").isna().all()
+    assert any("5 candidate(s) had no checkpoint" in note for note in result.frames[0].attrs["notes"])
+    written = pd.read_csv(tmp_path / "abl" / "table2.csv").set_index("Row")
+    assert written.loc["s2-d4-c128", tables.TEST_NME] == pytest.approx(frame.loc["s2-d4-c128", tables.TEST_NME])
+    assert "NME on the test data" in result.report.read_text()
