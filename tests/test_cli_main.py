@@ -62,3 +62,13 @@ def test_long_runs_stop_like_ctrl_c_even_when_started_with_sigint_ignored(signum
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # restored
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """`lightmark models --json | head -1`: the pipe closes before the JSON is written."""
+    proc = subprocess.Popen([sys.executable, "-m", "lightmark.cli.main", "models", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the command has imported anything, so its first write finds no reader
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, stderr
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr

@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"lightmark {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `lightmark ... --json | head`: the reader left; no traceback
+        # Python flushes stdout again at exit: point it at /dev/null so that flush cannot fail too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a command killed by the broken pipe
     return int(result or 0)
 
 
