@@ -113,7 +113,7 @@ def test_weighted_mse_matches_its_definition():
     w = weight_map(target, 10.0)
     expected = sum((w * (p - target) ** 2).mean() for p in preds)
     got = get_loss("weighted_mse", 10.0)(preds, target, mask)
-    assert float(got) == pytest.approx(float(expected), rel=1e-6)
+    assert float(got.detach()) == pytest.approx(float(expected.detach()), rel=1e-6)
     g_got = torch.autograd.grad(got, preds)
     g_exp = torch.autograd.grad(expected, preds)
     for a, b in zip(g_got, g_exp):
