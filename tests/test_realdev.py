@@ -26,23 +26,8 @@ ASTRONAUT = next(p for p in PHOTOS if p.path.endswith("astronaut.png"))
 NOT_INSTALLED = RealPhoto("no-such-package-lightmark", "x/face.png", "none", "https://example.invalid", "nothing")
 
 
-def _has_real_extra() -> bool:
-    try:
-        dlib68.predictor_path()
-    except ConfigError:
-        return False
-    return dlib68.dlib_version() is not None
-
-
-needs_dlib = pytest.mark.skipif(not _has_real_extra(), reason="the [real] extra (dlib-bin, face-recognition-models) "
-                                                               "is not installed; make setup installs it")
-
-
-@pytest.fixture(scope="module")
-def faces():
-    if not _has_real_extra():
-        pytest.skip("the [real] extra is not installed")
-    return dlib68.DlibFaces()
+needs_dlib = pytest.mark.skipif(not dlib68.real_extra_installed(),
+                                reason=f"the [real] extra is not installed; {dlib68.INSTALL_HINT}")
 
 
 def test_every_source_names_its_licence_and_the_docs_list_them_all():
@@ -78,11 +63,11 @@ def test_bad_sizes_exit_2(tmp_path, capsys):
 
 
 @needs_dlib
-def test_the_writer_labels_crops_and_records_a_real_face(tmp_path, faces):
+def test_the_writer_labels_crops_and_records_a_real_face(tmp_path, dlib_faces):
     if locate(ASTRONAUT) is None:
         pytest.skip("scikit-image (part of the [real] extra) is not installed")
     out = tmp_path / "dev"
-    summary = build_dev_set(out, faces, 128, photos=[ASTRONAUT, NOT_INSTALLED])
+    summary = build_dev_set(out, dlib_faces, 128, photos=[ASTRONAUT, NOT_INSTALLED])
     assert summary["n"] == 1 and summary["faces_per_source"] == {ASTRONAUT.key: 1}
     assert summary["missing"] == [{"package": NOT_INSTALLED.dist, "file": NOT_INSTALLED.path}]
     names, points = pickle.loads((out / "annot.pkl").read_bytes())
@@ -107,9 +92,9 @@ def test_the_writer_labels_crops_and_records_a_real_face(tmp_path, faces):
     # Every reader opens it, and dlib run again on the written crop lands on the stored labels.
     sample = open_source(out, "auto", 128)[0]
     assert sample.image.shape == (128, 128, 3)
-    found = faces.detect(sample.image)
+    found = dlib_faces.detect(sample.image)
     assert found, "dlib finds no face in its own crop"
-    again = faces.points(sample.image, found[0].box)
+    again = dlib_faces.points(sample.image, found[0].box)
     assert float(nme(again[None], points, "inter_ocular")[0]) < 5.0
 
 

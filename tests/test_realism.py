@@ -11,28 +11,12 @@ import pytest
 
 from lightmark.cli.main import main
 from lightmark.errors import ConfigError
-from lightmark.landmarks import dlib68
 from lightmark.landmarks.dlib68 import Detection
 from lightmark.landmarks.images import read_image
 from lightmark.landmarks.realdev import PHOTOS, build_dev_set, locate
 from lightmark.landmarks.realism import FaceCheck, check_face, is_frontal, match_detection, measure_realism, summarise
 from lightmark.landmarks.sample import FaceSample
 from lightmark.landmarks.synth import SynthFaces
-
-
-def _has_real_extra() -> bool:
-    try:
-        dlib68.predictor_path()
-    except ConfigError:
-        return False
-    return dlib68.dlib_version() is not None
-
-
-@pytest.fixture(scope="module")
-def faces():
-    if not _has_real_extra():
-        pytest.skip("the [real] extra (dlib-bin, face-recognition-models) is not installed; make setup installs it")
-    return dlib68.DlibFaces()
 
 
 def test_near_frontal_means_small_yaw_and_pitch_and_no_occluder():
@@ -67,21 +51,21 @@ def test_the_summary_counts_and_rates():
     assert empty["detection_rate_frontal"] is None and empty["nme_vs_labels_inter_ocular_pct"] is None
 
 
-def test_a_real_face_labelled_by_dlib_is_found_at_zero_error(tmp_path, faces):
+def test_a_real_face_labelled_by_dlib_is_found_at_zero_error(tmp_path, dlib_faces):
     astronaut = next(p for p in PHOTOS if p.path.endswith("astronaut.png"))
     if locate(astronaut) is None:
         pytest.skip("scikit-image (part of the [real] extra) is not installed")
-    build_dev_set(tmp_path, faces, 192, photos=[astronaut])
+    build_dev_set(tmp_path, dlib_faces, 192, photos=[astronaut])
     record = json.loads((tmp_path / "meta.json").read_text())["samples"][0]
     image = read_image(tmp_path / record["name"])
-    again = faces.points(image, faces.detect(image)[0].box)
+    again = dlib_faces.points(image, dlib_faces.detect(image)[0].box)
     sample = FaceSample(image=image, points=again, meta={"yaw": 0.0, "pitch": 0.0, "occluder": "none"})
-    result = check_face(faces, sample, 0)
+    result = check_face(dlib_faces, sample, 0)
     assert result.detected and result.frontal and result.nme_inter_ocular_pct == pytest.approx(0.0, abs=1e-6)
 
 
-def test_the_measure_on_a_handful_of_synthetic_faces(faces):
-    summary, checks = measure_realism(faces, 6, size=160, seed=3)
+def test_the_measure_on_a_handful_of_synthetic_faces(dlib_faces):
+    summary, checks = measure_realism(dlib_faces, 6, size=160, seed=3)
     generator = SynthFaces(size=160, seed=3)
     frontal = [is_frontal(generator.render(i).meta) for i in range(6)]
     assert [c.frontal for c in checks] == frontal and summary["n_frontal"] == sum(frontal)
@@ -90,12 +74,12 @@ def test_the_measure_on_a_handful_of_synthetic_faces(faces):
         assert (c.nme_inter_ocular_pct is not None) == c.detected
         if c.detected:
             assert 0.0 <= c.nme_inter_ocular_pct < 100.0
-    assert summary["size"] == 160 and summary["seed"] == 3 and summary["upsample"] == faces.upsample
+    assert summary["size"] == 160 and summary["seed"] == 3 and summary["upsample"] == dlib_faces.upsample
     with pytest.raises(ConfigError, match="--n"):
-        measure_realism(faces, 0)
+        measure_realism(dlib_faces, 0)
 
 
-def test_the_cli_prints_the_contract_keys(tmp_path, capsys, faces):
+def test_the_cli_prints_the_contract_keys(tmp_path, capsys, dlib_faces):
     out = tmp_path / "faces.json"
     assert main(["data", "realism", "--n", "3", "--size", "96", "--out", str(out), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)

@@ -69,6 +69,15 @@ def predictor_path(purpose: str = "dlib's 68-point predictor") -> Path:
     return path
 
 
+def real_extra_installed() -> bool:
+    """dlib and its 68-point model file are both there (the [real] extra)."""
+    try:
+        predictor_path()
+    except ConfigError:
+        return False
+    return dlib_version() is not None
+
+
 def dlib_version() -> str | None:
     """dlib's version when it is installed, else None (for records; never raises)."""
     try:
