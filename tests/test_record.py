@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -68,13 +69,17 @@ def test_candidate_key_changes_with_the_synthetic_generator(monkeypatch):
     from lightmark.models.spec import ModelSpec
 
     spec, protocol = ModelSpec.parse("s1-d2-c16"), get_protocol("smoke")
-    v1 = candidate_key(spec, protocol)
-    assert dataset.data_version(protocol) == "synth-v1"
-    monkeypatch.setattr(dataset, "GENERATOR_VERSION", 2)
+    v2 = candidate_key(spec, protocol)
     assert dataset.data_version(protocol) == "synth-v2"
-    assert candidate_key(spec, protocol) != v1
     monkeypatch.setattr(dataset, "GENERATOR_VERSION", 1)
-    assert candidate_key(spec, protocol) == v1
+    assert dataset.data_version(protocol) == "synth-v1"
+    v1 = candidate_key(spec, protocol)
+    assert v1 != v2
+    # v1 keys were made before the data version joined the hash: they are the hash without it.
+    payload = {"spec": spec.to_dict(), "protocol": protocol.to_dict()}
+    assert v1 == hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+    monkeypatch.setattr(dataset, "GENERATOR_VERSION", 2)
+    assert candidate_key(spec, protocol) == v2
 
 
 def test_record_from_spec_fills_the_candidate_fields():

@@ -45,7 +45,17 @@ _QUAD_IDX = _quad_index()
 
 # The version of the pictures and labels SynthFaces draws. Raise it with any change that alters a
 # rendered face: candidate keys and tabular benchmarks carry it, so results of two generators never mix.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
+# v2 (what a photo-trained detector needs to see a face; docs/data.md "How realistic"): a camera
+# exposure per skin tone, a neutral head pose that faces the camera, a neck in the jaw's shadow,
+# mostly frontal light, soft shadows in the sockets and under the nose and lip, darker brows,
+# thicker lashes, shaded sclera, darker irises and an eyelid crease.
+
+# v1's head at pitch 0 looked about 10 degrees down (its chin sits far behind the brow), so a
+# photo-trained detector found the faces best at pitch -10..-20: v2 turns the head up by this much,
+# and the `pitch` in the meta is measured from the pose that faces the camera.
+NEUTRAL_PITCH_DEG = -10.0
+_LUMA = np.array([0.299, 0.587, 0.114])
 
 OCCLUDERS = ("none", "hand", "glasses", "sunglasses", "mask", "shape")
 _OCCLUDER_P = np.array([0.6, 0.1, 0.08, 0.06, 0.06, 0.1])
@@ -123,14 +133,18 @@ class SynthFaces:
         pitch = rng.uniform(-30, 30) if rng.random() < 0.4 else min(max(rng.normal(0, 10), -30.0), 30.0)
         roll = rng.uniform(-30, 30) if rng.random() < 0.4 else min(max(rng.normal(0, 8), -30.0), 30.0)
         distance = rng.uniform(5.0, 14.0)
-        camera = f3d.Camera(rot=f3d.rotation(yaw, pitch, roll), distance=distance,
+        camera = f3d.Camera(rot=f3d.rotation(yaw, pitch + NEUTRAL_PITCH_DEG, roll), distance=distance,
                             pivot=np.array([0.0, 0.15, 0.0]))
         k = rng.uniform(0, len(_SKIN) - 1)
         lo = int(k)
         skin = _SKIN[lo] * (1 - (k - lo)) + _SKIN[min(lo + 1, len(_SKIN) - 1)] * (k - lo)
         skin = skin * rng.uniform(0.92, 1.08, size=3)
+        skin = _expose(skin, rng)
         hair = _HAIR[rng.choice(len(_HAIR), p=_HAIR_P)] * rng.uniform(0.8, 1.2, size=3)
-        light = np.array([rng.uniform(-1, 1), rng.uniform(-1, 0.6), rng.uniform(0.4, 1.3)])
+        if rng.random() < 0.25:  # light from anywhere in front
+            light = np.array([rng.uniform(-1, 1), rng.uniform(-1, 0.6), rng.uniform(0.4, 1.3)])
+        else:  # the usual portrait: from the front, at most a little to the side, from above
+            light = np.array([rng.uniform(-0.7, 0.7), rng.uniform(-1, 0.3), rng.uniform(0.6, 1.3)])
         light /= np.linalg.norm(light)
         return _Scene(ident, expr, float(yaw), float(pitch), float(roll), camera, skin, hair, light,
                       ambient=rng.uniform(0.35, 0.6), bald=rng.random() < 0.08,
@@ -220,6 +234,7 @@ class SynthFaces:
         nose_mask = self._nose(img, sc, part2, partc, pcos, cam, lw)
         if masks:
             mk["nose"] = nose_mask
+        _soft_shadows(rng, img, lm)
 
         occluded = facing < 0.0
         on_nose = np.ones(N_LANDMARKS, dtype=bool)
@@ -296,7 +311,7 @@ class SynthFaces:
             drape = np.array([[right, hull[:, 1].mean()], [right + 0.1 * scale, low], [left - 0.1 * scale, low],
                               [left, hull[:, 1].mean()]])
             cv2.fillPoly(img, [_fx(hull), _fx(drape)], _col(sc.hair * 0.8), AA, SHIFT)
-        cv2.fillPoly(img, [_fx(neck)], _col(sc.skin * (sc.ambient + 0.25)), AA, SHIFT)
+        cv2.fillPoly(img, [_fx(neck)], _col(sc.skin * sc.ambient * 0.8), AA, SHIFT)  # in the jaw's shadow
         cv2.fillPoly(img, [_fx(shoulders)], _col(cloth), AA, SHIFT)
 
     @staticmethod
@@ -350,7 +365,12 @@ class SynthFaces:
 
     @staticmethod
     def _brows(img, sc: _Scene, part2, pcos, mk, lw) -> None:
-        colour = _col(sc.hair * 0.7 + sc.skin * 0.15) if not sc.bald else _col(sc.skin * 0.45)
+        # Lit like the skin around them, and at most half as bright: light brows on a shaded face
+        # were the same grey as the skin.
+        lit = sc.ambient + 0.3
+        skin_luma = float(sc.skin @ _LUMA) * lit
+        brow = (sc.hair * 0.7 + sc.skin * 0.15) * lit if not sc.bald else sc.skin * lit * 0.6
+        colour = _col(brow * min(1.0, 0.5 * skin_luma / max(float(brow @ _LUMA), 1.0)))
         for side in (-1, 1):
             top, bot = part2[f"brow{side}_top"], part2[f"brow{side}_bot"]
             if pcos[f"brow{side}_top"].mean() < 0.0:
@@ -390,20 +410,25 @@ class SynthFaces:
                 m = np.zeros(roi.shape[:2], np.uint8)
                 cv2.fillPoly(m, [_fx(np.concatenate([up, lo[::-1]]) - off)], 255, AA, SHIFT)
                 eye = roi.copy()
-                white = np.array([235, 230, 225]) * (0.75 + 0.25 * sc.ambient)
+                white = np.array([235, 230, 225]) * (0.55 + 0.35 * sc.ambient)  # the sclera is in the lids' shade
                 eye[:] = _col(white)
                 iris2 = part2[f"iris{side}"] - off
-                icol = _IRIS[int(rng.integers(len(_IRIS)))] * rng.uniform(0.8, 1.2)
+                icol = _IRIS[int(rng.integers(len(_IRIS)))] * rng.uniform(0.5, 0.9)
                 cv2.fillPoly(eye, [_fx(iris2)], _col(icol), AA, SHIFT)
                 ic = iris2.mean(0)
-                cv2.fillPoly(eye, [_fx((iris2 - ic) * 0.45 + ic)], (12, 10, 10), AA, SHIFT)
+                cv2.fillPoly(eye, [_fx((iris2 - ic) * 0.6 + ic)], (12, 10, 10), AA, SHIFT)
                 glint = ic + (np.array([-0.3, -0.35]) * (iris2.max(0) - iris2.min(0)) / 2)
                 r = max(int(0.12 * (iris2.max(0) - iris2.min(0)).max() * ONE), ONE // 2)
                 cv2.circle(eye, tuple(_fx(glint)), r, (250, 250, 250), -1, AA, SHIFT)
                 alpha = (m.astype(np.float32) / 255)[..., None]
                 roi[:] = (eye * alpha + roi * (1 - alpha)).astype(np.uint8)
         lash = _col(sc.hair * 0.3 + 8)
-        cv2.polylines(img, [_fx(up)], False, lash, max(1, int(round(lw * 1.6))), AA, SHIFT)
+        if opened:  # the upper lid's crease, above the lash line
+            height = np.ptp(np.concatenate([up, lo])[:, 1])
+            crease = up + (up - up.mean(0)) * [0.1, 0.0] - [0.0, 0.9 * height]
+            cv2.polylines(img, [_fx(crease[1:-1])], False, _col(skin_dark * 0.85), max(1, int(round(lw * 0.8))),
+                          AA, SHIFT)
+        cv2.polylines(img, [_fx(up)], False, lash, max(1, int(round(lw * 2.6))), AA, SHIFT)
         cv2.polylines(img, [_fx(lo)], False, _col(skin_dark * 0.8), max(1, int(round(lw * 0.7))), AA, SHIFT)
         if mk is not None:
             m = mk.setdefault(key, np.zeros(img.shape[:2], np.uint8))
@@ -543,6 +568,54 @@ class SynthFaces:
         if rng.random() < 0.5:
             ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 90))])
             img[:] = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+
+
+def _expose(skin: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The skin colour as a camera that exposes for the face records it: a dark skin comes out
+    brighter than it is, but still darker than a light one (luma 160 for the darkest tone, 220 for
+    the lightest, +-10 %). Unexposed, dark faces were too dark for their features to show."""
+    luma = float(skin @ _LUMA)
+    tone = min(max((luma - 50.0) / 150.0, 0.0), 1.0)  # 0 = the darkest of _SKIN, 1 = the lightest
+    return np.clip(skin * ((160.0 + 60.0 * tone) * rng.uniform(0.9, 1.1) / luma), 0, 255)
+
+
+def _soft_shadows(rng: np.random.Generator, img: np.ndarray, lm: np.ndarray) -> None:
+    """Darken the eye sockets, under the nose and under the lower lip, softly: the occlusion
+    shadows that make the eyes a dark band in a photo. Drawn as blurred ellipses at quarter
+    resolution inside the face's box, then multiplied into the image."""
+    H, W = img.shape[:2]
+    pad = int(np.ptp(lm[:, 0]) * 0.25) + 2  # room for the blurred edge of the brow-side shadows
+    x0, y0 = np.maximum(np.floor(lm.min(0)).astype(int) - pad, 0)
+    x1, y1 = np.minimum(np.ceil(lm.max(0)).astype(int) + pad, [W, H])
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return
+    q = 4
+    dark = np.zeros(((y1 - y0 + q - 1) // q, (x1 - x0 + q - 1) // q), np.float32)
+    depth = rng.uniform(0.24, 0.4)
+    at = lambda p: (p - [x0, y0]) / q  # noqa: E731  image -> shadow-map coordinates
+
+    def ellipse(centre: np.ndarray, axes: tuple[float, float], angle: float, value: float) -> None:
+        cv2.ellipse(dark, tuple(_fx(centre).tolist()), tuple(max(int(a * ONE), ONE) for a in axes), angle,
+                    0, 360, value, -1, AA, SHIFT)
+
+    eye_w = 1.0
+    for eye, brow in ((slice(36, 42), slice(17, 22)), (slice(42, 48), slice(22, 27))):
+        corners = lm[eye][[0, 3]]
+        eye_c, brow_c = lm[eye].mean(0), lm[brow].mean(0)
+        eye_w = max(float(np.linalg.norm(corners[1] - corners[0])), 1.0)
+        d = corners[1] - corners[0]
+        reach = max(float(np.linalg.norm(eye_c - brow_c)) * 0.9, eye_w * 0.4)
+        ellipse(at(eye_c * 0.65 + brow_c * 0.35), (eye_w * 0.85 / q, reach / q),
+                float(np.degrees(np.arctan2(d[1], d[0]))), depth)
+    nose_w = max(float(np.linalg.norm(lm[35] - lm[31])), 1.0)
+    ellipse(at(lm[33] + (lm[33] - lm[30]) * 0.25), (nose_w * 0.7 / q, nose_w * 0.3 / q), 0.0, depth * 0.8)
+    mouth_w = float(np.linalg.norm(lm[54] - lm[48]))
+    ellipse(at(lm[57] + (lm[57] - lm[66]) * 0.5), (mouth_w * 0.3 / q, nose_w * 0.2 / q), 0.0, depth * 0.6)
+    dark = cv2.GaussianBlur(dark, (0, 0), max(eye_w / q * 0.35, 0.5))
+    keep = cv2.resize(cv2.convertScaleAbs(dark, alpha=-255.0, beta=255.0), (dark.shape[1] * q, dark.shape[0] * q),
+                      interpolation=cv2.INTER_LINEAR)[: y1 - y0, : x1 - x0]  # 255 = no shadow
+    roi = img[y0:y1, x0:x1]
+    cv2.multiply(roi, cv2.merge([keep, keep, keep]), dst=roi, scale=1 / 255)
 
 
 def _sample_mask(mask: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -88,11 +88,11 @@ class Identity:
 
 
 _IDENTITY_SPEC = {
-    "width": (0.88, 1.08), "depth": (1.05, 1.3), "taper": (0.15, 0.42), "chin_forward": (0.25, 0.5),
+    "width": (0.88, 1.08), "depth": (1.05, 1.3), "taper": (0.02, 0.22), "chin_forward": (0.25, 0.5),
     "eye_dx": (0.33, 0.41), "eye_y": (-0.03, 0.03), "eye_w": (0.13, 0.17), "eye_h": (0.055, 0.085),
-    "eye_tilt": (-0.06, 0.1), "brow_y": (0.2, 0.28), "brow_thick": (0.03, 0.07), "brow_arch": (0.02, 0.07),
+    "eye_tilt": (-0.06, 0.1), "brow_y": (0.2, 0.28), "brow_thick": (0.05, 0.1), "brow_arch": (0.02, 0.07),
     "nose_len": (0.45, 0.56), "nose_w": (0.12, 0.17), "nose_h": (0.22, 0.34), "mouth_y": (0.76, 0.86),
-    "mouth_w": (0.22, 0.3), "lip_up": (0.04, 0.07), "lip_low": (0.05, 0.09), "hairline": (-0.7, -0.3),
+    "mouth_w": (0.22, 0.3), "lip_up": (0.04, 0.07), "lip_low": (0.05, 0.09), "hairline": (-0.75, -0.45),
     "ear_y": (0.1, 0.22), "hair_side": (0.3 * np.pi, 0.45 * np.pi),
 }
 _IDENTITY_FIELDS = tuple(_IDENTITY_SPEC)
@@ -240,7 +240,8 @@ def build_face(ident: Identity, expr: Expression, rng: np.random.Generator) -> F
     """The 68 landmarks and the outlines of every feature, frontal, for one identity/expression."""
     parts: dict[str, np.ndarray] = {}
     # Jaw 0..16: slightly in front of the frontal silhouette, from the right temple to the chin.
-    y_top = 0.02 + ident.eye_y
+    # The top ends sit between the eyes and the brows, where 300-W's (and dlib's) jaw starts.
+    y_top = ident.eye_y - 0.12
     v0 = np.arcsin((y_top - HC) / HH)
     s = np.abs(_JAW_T)  # 1 at the ends, 0 at the chin
     v = v0 + (np.pi / 2 - v0) * (1.0 - s) * 0.985
