@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +65,14 @@ def test_toml_file_overrides_and_errors_name_the_file(tmp_path):
 def test_unknown_protocol_lists_choices():
     with pytest.raises(ConfigError, match="smoke, quick, tabular, paper"):
         get_protocol("fast")
+
+
+def test_the_synthetic_to_real_recipe_file_is_a_valid_protocol():
+    """configs/synth2real.toml (docs/data.md): quick, 3.2 times longer, heavy photometric augmentation."""
+    path = Path(__file__).resolve().parents[1] / "configs" / "synth2real.toml"
+    quick = get_protocol("quick")
+    recipe = quick.override_from_toml(path)
+    assert recipe.name == "synth2real" and recipe.input_size == quick.input_size == 128
+    assert recipe.epochs * recipe.train_samples == 8 * 3200
+    assert recipe.augment.erase and recipe.augment.saturation == 1.0 and recipe.augment.color_jitter_p == 0.8
+    assert recipe.augment.flip == quick.augment.flip and recipe.lr == quick.lr  # the rest stays quick's

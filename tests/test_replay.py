@@ -12,6 +12,7 @@ import pytest
 
 from lightmark.cli.main import main
 from lightmark.errors import ConfigError, DataError
+from lightmark.landmarks.synth import GENERATOR_VERSION
 from lightmark.models.spec import ModelSpec
 from lightmark.search.replay import (
     Run,
@@ -209,7 +210,7 @@ def test_tabulate_trains_a_tiny_space_resumes_and_replays(tmp_path, capsys):
         assert frame[curve_column("nme_image_pct", e)].notna().all()
         assert frame[curve_column("nme_inter_ocular_pct", e)].notna().all()
     assert (frame["nme_image_pct"] == frame[curve_column("nme_image_pct", 2)]).all()
-    assert table.meta["data_version"] == "synth-v1" and table.meta["protocol"]["epochs"] == 2
+    assert table.meta["data_version"] == f"synth-v{GENERATOR_VERSION}" and table.meta["protocol"]["epochs"] == 2
     assert table.summary()["architectures_with_two_seeds"] == 1
     trained = {p: p.stat().st_mtime_ns for p in (tmp_path / "run" / "candidates").glob("*/record.json")}
     assert main(args) == 0  # resumes: every candidate is reused, none retrained
