@@ -9,12 +9,8 @@ fvcore skips (counted here as output elements, so it cannot hide real work).
 from __future__ import annotations
 
 import collections
-import contextlib
 import copy
 import functools
-import io
-import logging
-import warnings
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -23,25 +19,9 @@ from torch import nn
 from lightmark.benchmarks.size import as_spec
 from lightmark.models.hourglass import build_model
 from lightmark.models.spec import ModelSpec
+from lightmark.quiet import quiet_libraries
 
-
-@contextlib.contextmanager
-def _quiet():
-    """fvcore and thop warn and print a lot; keep stdout clean for --json."""
-    loggers = [logging.getLogger(name) for name in ("fvcore", "fvcore.nn.jit_analysis", "thop")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for logger, level in zip(loggers, levels):
-            logger.setLevel(level)
-
-
-with _quiet():  # both print and warn at import time; keep stdout clean for --json
+with quiet_libraries():  # both print and warn at import time; keep stdout clean for --json
     import thop
     from fvcore.nn import FlopCountAnalysis
 
@@ -117,7 +97,7 @@ def count_macs(model_or_spec: nn.Module | ModelSpec | str, input_size: int) -> M
         skipped_elements += numel
         return 0  # kept out of fvcore's total: reported separately
 
-    with _quiet(), torch.no_grad():
+    with quiet_libraries(), torch.no_grad():
         analysis = FlopCountAnalysis(model, example)
         analysis.unsupported_ops_warnings(False)
         analysis.uncalled_modules_warnings(False)

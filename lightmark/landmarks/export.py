@@ -41,14 +41,11 @@ side NME may change by at most 1 % (fp16) or 5 % (int8) of the checkpoint's, in 
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import importlib.metadata
 import importlib.util
-import io
 import itertools
 import json
-import logging
 import os
 import tempfile
 import time
@@ -73,6 +70,7 @@ from lightmark.landmarks.device import intra_op_threads
 from lightmark.landmarks.evaluate import IMAGE_MEAN, IMAGE_STD, eval_batch_size, predict_points
 from lightmark.models.blocks import CA, HPM, AddCoords
 from lightmark.models.spec import ModelSpec
+from lightmark.quiet import quiet_libraries
 
 FORMATS = ("onnx", "torchscript")
 DTYPES = ("fp32", "fp16", "int8")
@@ -321,20 +319,6 @@ def deploy_net(net: nn.Module, dtype: str = "fp32", codec: Codec | None = None) 
 
 
 # -- helpers -----------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """The exporters warn per traced branch and ONNX Runtime's quantiser logs per layer (root logger,
-    print): keep stderr for our one-line messages and stdout for --json."""
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logging.disable(previous)
-
-
 def _example(input_size: int, in_channels: int = 3, batch: int = 2) -> torch.Tensor:
     """A fixed example input (batch 2, so no shape is specialised to a batch of one)."""
     gen = torch.Generator().manual_seed(0)
@@ -370,7 +354,7 @@ def ort_session(path: Path | str, threads: int = 0) -> Any:
 
 # -- ONNX ------------------------------------------------------------------------------------------------
 def _torch_onnx(module: nn.Module, example: torch.Tensor, path: Path, input_name: str, output_name: str) -> None:
-    with _quiet(), torch.no_grad():
+    with quiet_libraries(), torch.no_grad():
         torch.onnx.export(
             module, (example,), str(path), dynamo=False, opset_version=OPSET,
             input_names=[input_name], output_names=[output_name],
@@ -397,7 +381,7 @@ def _quantize(fp32_path: Path, out_path: Path, calibration: np.ndarray, batch: i
         def get_next(self) -> dict | None:
             return next(self._batches, None)
 
-    with tempfile.TemporaryDirectory(prefix="lightmark-quant-") as tmp, _quiet():
+    with tempfile.TemporaryDirectory(prefix="lightmark-quant-") as tmp, quiet_libraries():
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
         quantize_static(
@@ -566,7 +550,7 @@ def _export_onnx(net: nn.Module, path: Path, *, dtype: str, input_size: int, cod
 def _export_torchscript(net: nn.Module, path: Path, *, dtype: str, input_size: int, codec: Codec | None,
                         metadata: dict[str, Any], in_channels: int) -> None:
     module = deploy_net(net, dtype, codec)
-    with _quiet(), torch.no_grad():
+    with quiet_libraries(), torch.no_grad():
         traced = torch.jit.trace(module, (_example(input_size, in_channels),), check_trace=False)
         torch.jit.save(traced, str(path), _extra_files={f"{META_KEY}.json": json.dumps(metadata)})
 
