@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from lightmark.landmarks import dlib68
+from lightmark.data import dlib68
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")

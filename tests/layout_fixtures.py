@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lightmark.landmarks.synth import SynthFaces
+from lightmark.data.synth import SynthFaces
 
 
 def faces(n: int, size: int = 64, seed: int = 5) -> list:

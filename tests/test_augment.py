@@ -7,11 +7,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from lightmark.landmarks.augment import build_augment, erase_in_box, flip_sample
-from lightmark.landmarks.constants import FLIP_PERMUTATION, N_LANDMARKS
-from lightmark.landmarks.protocol import AugmentConfig
-from lightmark.landmarks.sample import FaceSample
-from lightmark.landmarks.synth import SynthFaces
+from lightmark.data.constants import FLIP_PERMUTATION, N_LANDMARKS
+from lightmark.data.sample import FaceSample
+from lightmark.data.synth import SynthFaces
+from lightmark.training.augment import build_augment, erase_in_box, flip_sample
+from lightmark.training.protocol import AugmentConfig
 
 S = 96
 ALL_OFF = dict(flip=False, rotate=False, pad=False, color_jitter=False, blur=False, erase=False)

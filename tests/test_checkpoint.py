@@ -9,16 +9,16 @@ import pytest
 import torch
 
 from lightmark.errors import DataError
-from lightmark.landmarks.checkpoint import (
+from lightmark.models.spec import ModelSpec
+from lightmark.training.checkpoint import (
     capture_rng_state,
     load_checkpoint,
     make_state,
     restore_rng_state,
     save_checkpoint,
 )
-from lightmark.landmarks.protocol import PROTOCOLS
-from lightmark.landmarks.schedule import build_scheduler
-from lightmark.models.spec import ModelSpec
+from lightmark.training.protocol import PROTOCOLS
+from lightmark.training.schedule import build_scheduler
 
 
 def _draws():

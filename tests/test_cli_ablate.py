@@ -18,8 +18,8 @@ from lightmark.benchmarks import suites
 from lightmark.benchmarks.latency import read_sheet
 from lightmark.benchmarks.record import Record, candidate_key
 from lightmark.cli.ablate import ablate
-from lightmark.landmarks.protocol import get_protocol
 from lightmark.reports import stats, tables
+from lightmark.training.protocol import get_protocol
 
 
 class FakeRunner:

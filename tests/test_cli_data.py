@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 
 from lightmark.cli.main import main
-from lightmark.landmarks import synth as synth_mod
-from lightmark.landmarks.formats import open_source
-from lightmark.landmarks.synth import SynthFaces
+from lightmark.data import synth as synth_mod
+from lightmark.data.formats import open_source
+from lightmark.data.synth import SynthFaces
 
 
 def _synth(out, *extra):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lightmark.cli.main import main
-from lightmark.landmarks.constants import N_LANDMARKS
+from lightmark.data.constants import N_LANDMARKS
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_evaluate_reports_every_normalisation_and_writes_files(trained, tmp_path
 
 
 def _write_faces(folder, n=3, size=64):
-    from lightmark.landmarks.synth import SynthFaces
+    from lightmark.data.synth import SynthFaces
 
     folder.mkdir()
     gen = SynthFaces(size=size, seed=7)
@@ -98,7 +98,7 @@ def test_predict_writes_json_csv_solution_and_pngs(trained, tmp_path, capsys):
 
 
 def test_pixel_centre_mapping():
-    from lightmark.landmarks.predict import to_image_coords
+    from lightmark.deploy.predict import to_image_coords
 
     pts = np.array([[0.0, 0.0], [63.0, 31.5], [-0.5, -0.5]])
     mapped = to_image_coords(pts, width=128, height=32, input_size=64)

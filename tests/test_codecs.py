@@ -8,14 +8,14 @@ import pytest
 import torch
 
 from lightmark.errors import ConfigError
-from lightmark.landmarks.codecs import (
+from lightmark.heatmaps.codecs import (
     CODEC_NAMES,
     codec_speed,
     get_codec,
     round_trip_nme,
     uniform_points,
 )
-from lightmark.landmarks.losses import dilation_mask
+from lightmark.heatmaps.losses import dilation_mask
 
 
 @pytest.mark.parametrize(

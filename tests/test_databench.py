@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from lightmark.benchmarks import databench
-from lightmark.landmarks.formats import ChallengeSource
-from lightmark.landmarks.sample import FaceSample
+from lightmark.data.formats import ChallengeSource
+from lightmark.data.sample import FaceSample
 
 
 class FakeSynthFaces:
@@ -29,9 +29,9 @@ class FakeSynthFaces:
 
 @pytest.fixture(autouse=True)
 def fake_synth(monkeypatch):
-    module = types.ModuleType("lightmark.landmarks.synth")
+    module = types.ModuleType("lightmark.data.synth")
     module.SynthFaces = FakeSynthFaces
-    monkeypatch.setitem(sys.modules, "lightmark.landmarks.synth", module)
+    monkeypatch.setitem(sys.modules, "lightmark.data.synth", module)
 
 
 def test_write_challenge_folder_reads_back(tmp_path):

@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 import torch
 
+from lightmark.data import sources
+from lightmark.data.formats import write_challenge_annotations
+from lightmark.data.sample import FaceSample
+from lightmark.data.sources import SyntheticSource
 from lightmark.errors import ConfigError, DataError
-from lightmark.landmarks import dataset as ds
-from lightmark.landmarks.augment import build_augment
-from lightmark.landmarks.formats import write_challenge_annotations
-from lightmark.landmarks.protocol import get_protocol
-from lightmark.landmarks.sample import FaceSample
+from lightmark.training import dataset as ds
+from lightmark.training.augment import build_augment
+from lightmark.training.protocol import get_protocol
 
 
 class FakeSynthFaces:
@@ -38,7 +40,7 @@ class FakeSynthFaces:
 
 @pytest.fixture(autouse=True)
 def fake_synth(monkeypatch):
-    monkeypatch.setattr(ds, "SynthFaces", FakeSynthFaces)
+    monkeypatch.setattr(sources, "SynthFaces", FakeSynthFaces)
     FakeSynthFaces.renders = 0
     return FakeSynthFaces
 
@@ -66,7 +68,7 @@ def test_synthetic_source_uses_fixed_generator_seeds_and_caches():
     assert FakeSynthFaces.renders == before + 1  # cached: small sets are rendered once
     other_seed, _ = ds.build_sources(smoke(seed=7))
     assert other_seed.seed == 1  # protocol.seed does not change which faces are trained on
-    uncached = ds.SyntheticSource(64, 1, 4, cache=False)
+    uncached = SyntheticSource(64, 1, 4, cache=False)
     uncached[0], uncached[0]
     assert FakeSynthFaces.renders == before + 3
     with pytest.raises(IndexError):
@@ -74,7 +76,7 @@ def test_synthetic_source_uses_fixed_generator_seeds_and_caches():
 
 
 def test_dataset_items_are_tensors_of_the_contract():
-    source = ds.SyntheticSource(64, 1, 4)
+    source = SyntheticSource(64, 1, 4)
     item = ds.LandmarkDataset(source, None, seed=0)[2]
     assert item["image"].dtype == torch.uint8 and item["image"].shape == (3, 64, 64)
     assert item["image"].is_contiguous()
@@ -87,7 +89,7 @@ def test_dataset_items_are_tensors_of_the_contract():
 
 def test_augmentation_depends_on_seed_epoch_index_only():
     protocol = smoke()
-    source = ds.SyntheticSource(64, 1, 8)
+    source = SyntheticSource(64, 1, 8)
     data = ds.LandmarkDataset(source, build_augment(protocol.augment, 64), seed=0)
     a = data[(0, 3)]
     again = ds.LandmarkDataset(source, build_augment(protocol.augment, 64), seed=0)[(0, 3)]
@@ -209,7 +211,7 @@ def test_datasets_pickle_for_spawned_workers():
 
 
 def test_workers_start_from_a_clean_process_and_caches_are_not_shipped():
-    source = ds.SyntheticSource(64, 1, 4, cache=True)
+    source = SyntheticSource(64, 1, 4, cache=True)
     source[0]
     assert source._cache[0] is not None
     assert pickle.loads(pickle.dumps(source))._cache == [None] * 4

@@ -19,18 +19,18 @@ import lightmark.search.budget as budget_module
 from lightmark.benchmarks import deployed, size
 from lightmark.benchmarks.deployed import _trained_like, deployed_size_bytes
 from lightmark.cli.main import main
-from lightmark.landmarks.checkpoint import load_model
-from lightmark.landmarks.codecs import get_codec
-from lightmark.landmarks.constants import N_LANDMARKS
-from lightmark.landmarks.dataset import build_sources
-from lightmark.landmarks.evaluate import predict_points
-from lightmark.landmarks.export import export_model, load_onnx, load_torchscript, ort_session
-from lightmark.landmarks.protocol import get_protocol
-from lightmark.landmarks.synth import SynthFaces
+from lightmark.data.constants import N_LANDMARKS
+from lightmark.data.synth import SynthFaces
+from lightmark.deploy.export import export_model, load_onnx, load_torchscript, ort_session
+from lightmark.heatmaps.codecs import get_codec
 from lightmark.models.hourglass import build_model
 from lightmark.models.spec import ModelSpec
 from lightmark.reports.report import _budgets
 from lightmark.search.budget import Budget
+from lightmark.training.checkpoint import load_model
+from lightmark.training.dataset import build_sources
+from lightmark.training.evaluate import predict_points
+from lightmark.training.protocol import get_protocol
 
 EXTRA = "the export extra is not installed (pip install -e '.[export]')"
 

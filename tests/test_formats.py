@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from lightmark.cli.main import main
-from lightmark.errors import DataError
-from lightmark.landmarks.formats import (
+from lightmark.data.formats import (
     ChallengeSource,
     ImageFolderSource,
     PtsSource,
@@ -21,6 +20,7 @@ from lightmark.landmarks.formats import (
     parse_pts,
     write_challenge_annotations,
 )
+from lightmark.errors import DataError
 
 N = 68
 
@@ -133,7 +133,7 @@ def test_outside_points_keep_or_drop_with_a_count(challenge, caplog):
     kept = ChallengeSource(root, outside="keep")
     assert len(kept) == 4 and kept.n_dropped == 0
     assert kept.validate()["n_outside"] == 2
-    with caplog.at_level(logging.WARNING, logger="lightmark.landmarks.formats"):
+    with caplog.at_level(logging.WARNING, logger="lightmark.data.formats"):
         dropped = ChallengeSource(root, outside="drop")
     assert dropped.n_dropped == 2 and dropped.names == [names[0], names[2]]
     np.testing.assert_array_equal(dropped[1].points, points[2])

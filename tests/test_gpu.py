@@ -18,10 +18,10 @@ import optuna
 import pytest
 import torch
 
-from lightmark.landmarks.protocol import get_protocol
-from lightmark.landmarks.trainer import Trainer, train
 from lightmark.models.spec import ModelSpec
 from lightmark.search.storage import open_storage
+from lightmark.training.protocol import get_protocol
+from lightmark.training.trainer import Trainer, train
 
 pytestmark = [
     pytest.mark.gpu,

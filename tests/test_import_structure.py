@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lightmark"
-LAYERS = ("models", "landmarks", "benchmarks", "search", "reports", "cli")
+LAYERS = ("models", "data", "heatmaps", "training", "deploy", "benchmarks", "search", "reports", "cli")
 
 
 def _module_name(path: Path) -> str:

@@ -6,12 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from lightmark import metrics
+from lightmark.data import constants as C
+from lightmark.data.sample import FaceSample
 from lightmark.errors import ConfigError
-from lightmark.landmarks import constants as C
-from lightmark.landmarks import metrics
-from lightmark.landmarks.augment import Augment, flip_sample
-from lightmark.landmarks.protocol import AugmentConfig
-from lightmark.landmarks.sample import FaceSample
 from lightmark.layouts import (
     AFLW19,
     COFW29,
@@ -23,6 +21,8 @@ from lightmark.layouts import (
     layout_for_points,
     subset_indices,
 )
+from lightmark.training.augment import Augment, flip_sample
+from lightmark.training.protocol import AugmentConfig
 
 # The 68-point permutation as the project defined it before layouts existed (constants.py).
 _OLD_PAIRS = [

@@ -12,9 +12,9 @@ from layout_fixtures import write_cofw, write_wflw
 
 from lightmark.benchmarks.suites import plan_candidates, resolve_tables, roundtrip_nme
 from lightmark.cli.main import main
-from lightmark.landmarks.dataset import data_layout
-from lightmark.landmarks.protocol import get_protocol
 from lightmark.search.storage import choose_storage, open_storage
+from lightmark.training.dataset import data_layout
+from lightmark.training.protocol import get_protocol
 
 pytestmark = pytest.mark.slow
 

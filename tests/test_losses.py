@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from lightmark.errors import ConfigError
-from lightmark.landmarks.codecs import get_codec, uniform_points
-from lightmark.landmarks.losses import dilation_mask, get_loss, weight_map
+from lightmark.heatmaps.codecs import get_codec, uniform_points
+from lightmark.heatmaps.losses import dilation_mask, get_loss, weight_map
 
 
 def _spike(value: float = 1.0) -> torch.Tensor:
@@ -104,8 +104,8 @@ def test_weighted_mse_matches_its_definition():
     """The fused sqrt-weight form equals mean(w * (p - t)^2) per stack, summed, and so do its gradients."""
     import torch
 
-    from lightmark.landmarks.codecs import get_codec
-    from lightmark.landmarks.losses import get_loss, weight_map
+    from lightmark.heatmaps.codecs import get_codec
+    from lightmark.heatmaps.losses import get_loss, weight_map
 
     codec = get_codec("subpixel", 64)
     target, mask = codec.encode_with_mask(torch.rand(2, 68, 2) * 60 + 2)

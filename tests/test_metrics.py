@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lightmark.errors import ConfigError
-from lightmark.landmarks.metrics import (
+from lightmark.metrics import (
     NORMALISATIONS,
     auc,
     ced_curve,

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from lightmark.errors import ConfigError
-from lightmark.landmarks.protocol import get_protocol
 from lightmark.search.objective import METRICS, Objective, _metric
+from lightmark.training.protocol import get_protocol
 
 
 def test_metric_found_plain_or_prefixed():

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lightmark.errors import ConfigError
-from lightmark.landmarks.protocol import PROTOCOLS, AugmentConfig, Protocol, get_protocol
+from lightmark.training.protocol import PROTOCOLS, AugmentConfig, Protocol, get_protocol
 
 
 def test_presets_are_frozen_and_round_trip_through_dict():

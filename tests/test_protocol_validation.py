@@ -9,10 +9,10 @@ import pytest
 
 from lightmark.cli.main import main
 from lightmark.errors import ConfigError
-from lightmark.landmarks import protocol as protocol_module
-from lightmark.landmarks.codecs import CODEC_NAMES
-from lightmark.landmarks.losses import ACCEPTED_LOSS_NAMES, get_loss
-from lightmark.landmarks.protocol import PROTOCOLS, AugmentConfig, Protocol, get_protocol
+from lightmark.heatmaps.codecs import CODEC_NAMES
+from lightmark.heatmaps.losses import ACCEPTED_LOSS_NAMES, get_loss
+from lightmark.training import protocol as protocol_module
+from lightmark.training.protocol import PROTOCOLS, AugmentConfig, Protocol, get_protocol
 
 SMOKE = get_protocol("smoke")
 

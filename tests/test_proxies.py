@@ -13,8 +13,8 @@ from lightmark.benchmarks.proxies import (
     proxy_batch,
     rank_agreement,
 )
-from lightmark.landmarks.protocol import get_protocol
 from lightmark.models.spec import ModelSpec
+from lightmark.training.protocol import get_protocol
 
 
 def test_proxies_are_finite_deterministic_and_grow_with_the_network():

@@ -11,8 +11,7 @@ import scipy.io
 from layout_fixtures import faces, resample, write_cofw, write_facesynthetics, write_image, write_wflw
 
 from lightmark.cli.main import main
-from lightmark.errors import DataError
-from lightmark.landmarks.formats import (
+from lightmark.data.formats import (
     ChallengeSource,
     LayoutView,
     PtsSource,
@@ -20,13 +19,14 @@ from lightmark.landmarks.formats import (
     open_source,
     write_challenge_annotations,
 )
-from lightmark.landmarks.public_formats import (
+from lightmark.data.public_formats import (
     WFLW_ATTRIBUTES,
     CofwSource,
     FaceSyntheticsSource,
     WflwSource,
 )
-from lightmark.landmarks.writers import pts_text
+from lightmark.data.writers import pts_text
+from lightmark.errors import DataError
 from lightmark.layouts import COFW29, FACESYNTHETICS70, IBUG68, WFLW98
 
 

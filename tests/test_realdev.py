@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from lightmark.cli.main import main
+from lightmark.data import dlib68
+from lightmark.data.formats import open_source
+from lightmark.data.realdev import LABELS_NOTE, PHOTOS, RealPhoto, build_dev_set, locate, sources_markdown
 from lightmark.errors import ConfigError
-from lightmark.landmarks import dlib68
-from lightmark.landmarks.formats import open_source
-from lightmark.landmarks.metrics import nme
-from lightmark.landmarks.realdev import LABELS_NOTE, PHOTOS, RealPhoto, build_dev_set, locate, sources_markdown
+from lightmark.metrics import nme
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "data.md"
 ASTRONAUT = next(p for p in PHOTOS if p.path.endswith("astronaut.png"))

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from lightmark.cli.main import main
+from lightmark.data.dlib68 import Detection
+from lightmark.data.images import read_image
+from lightmark.data.realdev import PHOTOS, build_dev_set, locate
+from lightmark.data.realism import FaceCheck, check_face, is_frontal, match_detection, measure_realism, summarise
+from lightmark.data.sample import FaceSample
+from lightmark.data.synth import SynthFaces
 from lightmark.errors import ConfigError
-from lightmark.landmarks.dlib68 import Detection
-from lightmark.landmarks.images import read_image
-from lightmark.landmarks.realdev import PHOTOS, build_dev_set, locate
-from lightmark.landmarks.realism import FaceCheck, check_face, is_frontal, match_detection, measure_realism, summarise
-from lightmark.landmarks.sample import FaceSample
-from lightmark.landmarks.synth import SynthFaces
 
 
 def test_near_frontal_means_small_yaw_and_pitch_and_no_occluder():

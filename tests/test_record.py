@@ -8,8 +8,8 @@ import pytest
 
 from lightmark.atomic import atomic_path, write_json_atomic
 from lightmark.benchmarks.record import Record, candidate_key
-from lightmark.landmarks.protocol import get_protocol
 from lightmark.models.spec import ModelSpec
+from lightmark.training.protocol import get_protocol
 
 
 def test_candidate_key_depends_on_spec_and_every_protocol_field():
@@ -63,10 +63,10 @@ def test_json_writes_are_strict_json(tmp_path):
 
 def test_candidate_key_changes_with_the_synthetic_generator(monkeypatch):
     """A new generator must not reuse candidates trained on the old faces; v1 keys stay as they were."""
-    import lightmark.landmarks.dataset as dataset
+    import lightmark.training.dataset as dataset
     from lightmark.benchmarks.record import candidate_key
-    from lightmark.landmarks.protocol import get_protocol
     from lightmark.models.spec import ModelSpec
+    from lightmark.training.protocol import get_protocol
 
     spec, protocol = ModelSpec.parse("s1-d2-c16"), get_protocol("smoke")
     v2 = candidate_key(spec, protocol)

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from lightmark.cli.main import main
+from lightmark.data.synth import GENERATOR_VERSION
 from lightmark.errors import ConfigError, DataError
-from lightmark.landmarks.synth import GENERATOR_VERSION
 from lightmark.models.spec import ModelSpec
 from lightmark.search.replay import (
     Run,
@@ -167,7 +167,7 @@ def test_plan_gives_a_spread_second_seed():
     noise = plan.noise_specs()
     assert len(noise) == 4 and len(set(noise)) == 4
     assert noise[0] == specs[0] and noise[-1] != specs[-4]  # spread over the grid, not its head
-    from lightmark.landmarks.protocol import get_protocol
+    from lightmark.training.protocol import get_protocol
 
     candidates = plan.candidates(get_protocol("smoke"))
     assert len(candidates) == len(specs) + 4

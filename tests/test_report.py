@@ -15,9 +15,9 @@ from matplotlib import image as mpimg
 from lightmark.benchmarks import suites
 from lightmark.benchmarks.record import Record
 from lightmark.errors import DataError
-from lightmark.landmarks.protocol import get_protocol
 from lightmark.models.spec import ModelSpec
 from lightmark.reports import report, tables
+from lightmark.training.protocol import get_protocol
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 

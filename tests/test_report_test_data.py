@@ -16,12 +16,12 @@ from lightmark.benchmarks.evaluation import DatasetNme, dataset_nme
 from lightmark.benchmarks.record import Record, candidate_key
 from lightmark.cli.ablate import ablate
 from lightmark.cli.main import main
-from lightmark.landmarks.checkpoint import make_state, save_checkpoint
-from lightmark.landmarks.evaluate import evaluate_checkpoint
-from lightmark.landmarks.protocol import get_protocol
 from lightmark.models.hourglass import build_model
 from lightmark.models.spec import ModelSpec
 from lightmark.reports import report, tables
+from lightmark.training.checkpoint import make_state, save_checkpoint
+from lightmark.training.evaluate import evaluate_checkpoint
+from lightmark.training.protocol import get_protocol
 from tests.test_cli_ablate import FakeRunner
 
 

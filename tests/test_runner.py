@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-import lightmark.landmarks.trainer as trainer_mod
+import lightmark.training.trainer as trainer_mod
 from lightmark.benchmarks import deployed
 from lightmark.benchmarks.record import Record, candidate_key
 from lightmark.benchmarks.runner import candidate_dir, load_records, run_candidate
 from lightmark.benchmarks.size import MIB
-from lightmark.landmarks.protocol import get_protocol
 from lightmark.models.spec import ModelSpec
+from lightmark.training.protocol import get_protocol
 
 SPEC = ModelSpec.parse("s1-d2-c16")
 

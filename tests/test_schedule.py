@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lightmark.landmarks.protocol import PROTOCOLS, Protocol
-from lightmark.landmarks.schedule import StepSchedule, build_scheduler
+from lightmark.training.protocol import PROTOCOLS, Protocol
+from lightmark.training.schedule import StepSchedule, build_scheduler
 
 
 def test_paper_schedule_absolute_steps():

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 from lightmark.cli.bench_search import run_bench
-from lightmark.landmarks.protocol import get_protocol
 from lightmark.search import testing
 from lightmark.search.budget import Budget
 from lightmark.search.space import SearchSpace
+from lightmark.training.protocol import get_protocol
 
 
 def test_bench_compares_samplers_on_a_shared_cache(tmp_path):

@@ -9,13 +9,13 @@ import pytest
 from optuna.trial import TrialState
 
 from lightmark.benchmarks.size import size_mb
-from lightmark.landmarks.protocol import get_protocol
 from lightmark.models.spec import ModelSpec
 from lightmark.search.budget import Budget
 from lightmark.search.config import SearchConfig
 from lightmark.search.space import SearchSpace
 from lightmark.search.storage import choose_storage, open_storage
 from lightmark.search.study import run_search
+from lightmark.training.protocol import get_protocol
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,6 @@ import pytest
 from optuna.trial import TrialState
 
 from lightmark.errors import NonFiniteLossError
-from lightmark.landmarks.protocol import get_protocol
 from lightmark.models.spec import ModelSpec
 from lightmark.search import testing
 from lightmark.search.budget import Budget
@@ -22,6 +21,7 @@ from lightmark.search.limits import HARD_LIMIT_FACTOR
 from lightmark.search.space import SearchSpace
 from lightmark.search.storage import choose_storage
 from lightmark.search.study import run_search
+from lightmark.training.protocol import get_protocol
 
 SIZER = "lightmark.search.testing:synthetic_size_mb"
 RUNNER = "lightmark.search.testing:synthetic_runner"
@@ -321,7 +321,7 @@ def test_workers_auto_is_one_per_core_on_the_cpu(monkeypatch):
 def test_bf16_on_a_cpu_without_bf16_units_is_flagged(monkeypatch):
     import torch
 
-    from lightmark.landmarks import device
+    from lightmark import device
 
     monkeypatch.setattr(device, "cpu_has_bf16", lambda: False)
     assert "5x slower" in device.precision_warning("bf16", torch.device("cpu"))

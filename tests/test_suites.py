@@ -10,8 +10,8 @@ from lightmark import paper
 from lightmark.benchmarks import suites
 from lightmark.benchmarks.record import candidate_key
 from lightmark.errors import ConfigError
-from lightmark.landmarks.protocol import get_protocol
 from lightmark.models.spec import ModelSpec
+from lightmark.training.protocol import get_protocol
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "paper_tables.csv"
 

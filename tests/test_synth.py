@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
+from lightmark.data import constants as C
+from lightmark.data import synth_face3d as f3d
+from lightmark.data.synth import _LUMA, _SKIN, OCCLUDERS, SynthFaces, _expose, _soft_shadows
+from lightmark.data.synth_preview import contact_sheet, draw_points
 from lightmark.errors import LightmarkError
-from lightmark.landmarks import constants as C
-from lightmark.landmarks import synth_face3d as f3d
-from lightmark.landmarks.synth import _LUMA, _SKIN, OCCLUDERS, SynthFaces, _expose, _soft_shadows
-from lightmark.landmarks.synth_preview import contact_sheet, draw_points
 
 
 @pytest.fixture(scope="module")

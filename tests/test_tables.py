@@ -9,8 +9,8 @@ import pytest
 
 from lightmark.benchmarks import suites
 from lightmark.benchmarks.record import Record, candidate_key
-from lightmark.landmarks.protocol import get_protocol
 from lightmark.reports import stats, tables
+from lightmark.training.protocol import get_protocol
 
 
 def make_record(spec, protocol, nme, *, status="complete", size_mb=11.5, seed=0, **extra) -> Record:

@@ -14,12 +14,12 @@ import pytest
 import torch
 from torch import nn
 
-import lightmark.landmarks.trainer as trainer_mod
+import lightmark.training.trainer as trainer_mod
 from lightmark.errors import ConfigError, NonFiniteLossError
-from lightmark.landmarks.checkpoint import load_checkpoint
-from lightmark.landmarks.protocol import get_protocol
-from lightmark.landmarks.trainer import parameter_groups, train
 from lightmark.models.spec import ModelSpec
+from lightmark.training.checkpoint import load_checkpoint
+from lightmark.training.protocol import get_protocol
+from lightmark.training.trainer import parameter_groups, train
 
 SPEC = ModelSpec.parse("s1-d2-c16")
 

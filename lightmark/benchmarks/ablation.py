@@ -19,9 +19,9 @@ from typing import Any
 
 from lightmark.atomic import write_json_atomic
 from lightmark.benchmarks.suites import Candidate, Suite, plan_candidates, roundtrip_nme
-from lightmark.landmarks.dataset import data_layout
-from lightmark.landmarks.protocol import Protocol
 from lightmark.models.spec import DEFAULT_N_LANDMARKS
+from lightmark.training.dataset import data_layout
+from lightmark.training.protocol import Protocol
 
 MANIFEST = "ablation.json"
 

@@ -28,12 +28,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from lightmark.landmarks.augment import build_augment
-from lightmark.landmarks.dataset import LandmarkDataset, make_loader
-from lightmark.landmarks.device import intra_op_threads
-from lightmark.landmarks.formats import ChallengeSource, write_challenge_annotations
-from lightmark.landmarks.protocol import AugmentConfig
-from lightmark.landmarks.synth import SynthFaces
+from lightmark.data.formats import ChallengeSource, write_challenge_annotations
+from lightmark.data.synth import SynthFaces
+from lightmark.device import intra_op_threads
+from lightmark.training.augment import build_augment
+from lightmark.training.dataset import LandmarkDataset, make_loader
+from lightmark.training.protocol import AugmentConfig
 
 # (case, size) -> target in samples/s, from the issue.
 TARGETS: dict[tuple[str, int], float] = {

@@ -14,9 +14,9 @@ from torch import nn
 
 from lightmark.benchmarks.size import MIB, as_spec, size_mb, state_dict_bytes
 from lightmark.benchmarks.timing import interleaved_latency
+from lightmark.deploy import export as deploy
+from lightmark.device import intra_op_threads
 from lightmark.errors import ConfigError
-from lightmark.landmarks import export as deploy
-from lightmark.landmarks.device import intra_op_threads
 from lightmark.models.hourglass import build_model
 from lightmark.models.spec import ModelSpec
 

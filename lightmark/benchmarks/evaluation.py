@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from lightmark.benchmarks.record import Record
-from lightmark.landmarks.checkpoint import checkpoint_spec_protocol, load_checkpoint
-from lightmark.landmarks.dataset import build_loaders
-from lightmark.landmarks.evaluate import evaluate_checkpoint
+from lightmark.training.checkpoint import checkpoint_spec_protocol, load_checkpoint
+from lightmark.training.dataset import build_loaders
+from lightmark.training.evaluate import evaluate_checkpoint
 
 CHECKPOINT_NAMES = ("last.pt", "best.pt")  # what a candidate's folder keeps, in order of preference
 

@@ -22,8 +22,8 @@ import torch
 from lightmark.atomic import write_json_atomic
 from lightmark.benchmarks.record import Record
 from lightmark.benchmarks.timing import latency_stats
+from lightmark.device import host_name, intra_op_threads, resolve_device
 from lightmark.errors import DataError
-from lightmark.landmarks.device import host_name, intra_op_threads, resolve_device
 from lightmark.models.hourglass import build_model
 from lightmark.models.spec import ModelSpec
 

@@ -15,8 +15,8 @@ from lightmark.benchmarks.macs import count_macs
 from lightmark.benchmarks.memory import peak_memory
 from lightmark.benchmarks.size import MIB, as_spec, size_breakdown
 from lightmark.benchmarks.timing import latency_stats
+from lightmark.device import resolve_device
 from lightmark.errors import ConfigError, SpecError
-from lightmark.landmarks.device import resolve_device
 from lightmark.models.hourglass import build_model
 from lightmark.models.spec import ModelSpec
 

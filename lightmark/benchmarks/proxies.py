@@ -27,13 +27,13 @@ from scipy.stats import kendalltau, spearmanr
 from torch import nn
 
 from lightmark.benchmarks.size import count_params
-from lightmark.landmarks.codecs import get_codec
-from lightmark.landmarks.dataset import build_sources
-from lightmark.landmarks.evaluate import prepare_images
-from lightmark.landmarks.losses import get_loss
-from lightmark.landmarks.protocol import Protocol
+from lightmark.heatmaps.codecs import get_codec
+from lightmark.heatmaps.losses import get_loss
 from lightmark.models import build_model
 from lightmark.models.spec import ModelSpec
+from lightmark.training.dataset import build_sources
+from lightmark.training.evaluate import prepare_images
+from lightmark.training.protocol import Protocol
 
 PROXIES = ("synflow", "naswot", "grad_norm", "snip", "params", "macs")
 NASWOT_K = 1e-5

@@ -15,9 +15,9 @@ from typing import Any
 import torch
 
 from lightmark import __version__
-from lightmark.landmarks.dataset import data_version
-from lightmark.landmarks.protocol import Protocol
 from lightmark.models.spec import ModelSpec
+from lightmark.training.dataset import data_version
+from lightmark.training.protocol import Protocol
 
 STATUSES = ("complete", "pruned", "infeasible", "failed")
 

@@ -23,17 +23,17 @@ from lightmark.benchmarks import deployed
 from lightmark.benchmarks import profile as profiling
 from lightmark.benchmarks.record import Record, candidate_key
 from lightmark.benchmarks.size import count_params, size_mb
-from lightmark.errors import DataError
-from lightmark.landmarks import trainer  # called as trainer.train: tests replace it
-from lightmark.landmarks.device import (
+from lightmark.device import (
     describe,
     host_name,
     intra_op_threads,
     resolve_device,
     resolve_precision,
 )
-from lightmark.landmarks.protocol import Protocol
+from lightmark.errors import DataError
 from lightmark.models.spec import ModelSpec
+from lightmark.training import trainer  # called as trainer.train: tests replace it
+from lightmark.training.protocol import Protocol
 
 RECORD_NAME = "record.json"
 PROFILE_NAME = "profile.json"

@@ -23,12 +23,12 @@ import torch
 
 from lightmark.benchmarks.record import candidate_key
 from lightmark.errors import ConfigError, LightmarkError
-from lightmark.landmarks.codecs import get_codec
-from lightmark.landmarks.dataset import LandmarkDataset, build_sources
-from lightmark.landmarks.metrics import nme
-from lightmark.landmarks.protocol import Protocol
+from lightmark.heatmaps.codecs import get_codec
+from lightmark.metrics import nme
 from lightmark.models.spec import DEFAULT_N_LANDMARKS, ModelSpec
 from lightmark.paper import paper_row
+from lightmark.training.dataset import LandmarkDataset, build_sources
+from lightmark.training.protocol import Protocol
 
 TABLE_NAMES = ("table1", "table2", "table3", "table4", "table5")
 KINDS = ("train", "roundtrip")  # roundtrip: encode + decode ground truth with a codec, no model

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lightmark.landmarks.device import intra_op_threads
+from lightmark.device import intra_op_threads
 
 
 def latency_stats(

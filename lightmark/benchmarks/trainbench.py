@@ -26,13 +26,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from lightmark.landmarks.codecs import codec_speed
-from lightmark.landmarks.dataset import set_epoch
-from lightmark.landmarks.device import autocast, intra_op_threads
-from lightmark.landmarks.protocol import Protocol
-from lightmark.landmarks.trainer import Trainer, _prefetch, mean_training_shape
+from lightmark.device import autocast, intra_op_threads
+from lightmark.heatmaps.codecs import codec_speed
 from lightmark.models import build_model
 from lightmark.models.spec import ModelSpec
+from lightmark.training.dataset import set_epoch
+from lightmark.training.protocol import Protocol
+from lightmark.training.trainer import Trainer, _prefetch, mean_training_shape
 
 TARGET_SLOWDOWN_PCT = 15.0  # the whole loop vs the trainer's step
 TARGET_TRAINER_OVER_BARE = 1.1  # the trainer's step vs the bare step

@@ -14,9 +14,9 @@ from typing import Any
 from rich.console import Console
 
 from lightmark.atomic import json_safe
+from lightmark.device import precision_warning, resolve_device
 from lightmark.errors import ConfigError
-from lightmark.landmarks.device import precision_warning, resolve_device
-from lightmark.landmarks.protocol import Protocol, get_protocol
+from lightmark.training.protocol import Protocol, get_protocol
 
 
 def stderr_console() -> Console:

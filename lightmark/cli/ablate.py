@@ -30,12 +30,12 @@ from lightmark.cli._common import (
     terminate_as_interrupt,
 )
 from lightmark.errors import DataError
-from lightmark.landmarks.dataset import data_layout
-from lightmark.landmarks.protocol import Protocol
 from lightmark.reports import tables
 from lightmark.reports.report import ablation_frames, build_report, evaluate_test_data
 from lightmark.search.fixed import run_fixed_candidates
 from lightmark.search.workers import resolve_workers
+from lightmark.training.dataset import data_layout
+from lightmark.training.protocol import Protocol
 
 
 @dataclass

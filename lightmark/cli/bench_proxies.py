@@ -14,11 +14,11 @@ from rich.table import Table
 from lightmark.atomic import write_text_atomic
 from lightmark.benchmarks.proxies import PROXIES, all_proxies, paired_difference, proxy_batch, rank_agreement
 from lightmark.cli._common import print_json, stderr_console, stdout_console
+from lightmark.device import intra_op_threads
 from lightmark.errors import ConfigError
-from lightmark.landmarks.device import intra_op_threads
-from lightmark.landmarks.protocol import Protocol, get_protocol
 from lightmark.models.spec import ModelSpec
 from lightmark.search.tabular import load_table
+from lightmark.training.protocol import Protocol, get_protocol
 
 
 def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:

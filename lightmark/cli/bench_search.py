@@ -22,12 +22,12 @@ from rich.table import Table
 from lightmark.cli._common import comma_list, parse_seeds, print_json, stderr_console
 from lightmark.cli.replay import run_replay
 from lightmark.errors import ConfigError
-from lightmark.landmarks.protocol import get_protocol
 from lightmark.search.budget import Budget
 from lightmark.search.config import SearchConfig
 from lightmark.search.space import SearchSpace
 from lightmark.search.storage import choose_storage
 from lightmark.search.study import run_search
+from lightmark.training.protocol import get_protocol
 
 
 def register_bench(subparsers: argparse._SubParsersAction) -> None:

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from lightmark.cli._common import print_json, stdout_console
 from lightmark.errors import ConfigError
-from lightmark.landmarks.codecs import CODEC_NAMES, codec_speed, get_codec, round_trip_errors, uniform_points
+from lightmark.heatmaps.codecs import CODEC_NAMES, codec_speed, get_codec, round_trip_errors, uniform_points
 from lightmark.layouts import DEFAULT_LAYOUT
 
 PAPER_NME_PCT = {"plain": 0.5127, "offset": 0.0076, "subpixel": None}

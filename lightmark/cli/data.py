@@ -25,14 +25,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lightmark.atomic import write_bytes_atomic, write_json_atomic
 from lightmark.cli._common import print_json, stderr_console, stdout_console
+from lightmark.data.dlib68 import DEFAULT_UPSAMPLE, DlibFaces
+from lightmark.data.formats import open_source, write_challenge_annotations
+from lightmark.data.realdev import LABELS_NOTE, PHOTOS, build_dev_set
+from lightmark.data.realism import FRONTAL_MAX_DEG, check_rows, measure_realism
+from lightmark.data.synth import SynthFaces
+from lightmark.data.synth_preview import contact_sheet
+from lightmark.data.writers import convert as convert_dataset
 from lightmark.errors import ConfigError, DataError
-from lightmark.landmarks.dlib68 import DEFAULT_UPSAMPLE, DlibFaces
-from lightmark.landmarks.formats import open_source, write_challenge_annotations
-from lightmark.landmarks.realdev import LABELS_NOTE, PHOTOS, build_dev_set
-from lightmark.landmarks.realism import FRONTAL_MAX_DEG, check_rows, measure_realism
-from lightmark.landmarks.synth import SynthFaces
-from lightmark.landmarks.synth_preview import contact_sheet
-from lightmark.landmarks.writers import convert as convert_dataset
 
 _STATE_DIR = ".synth-partial"  # per-image records of an unfinished run (removed when it completes)
 

@@ -11,9 +11,9 @@ from rich.table import Table
 
 from lightmark.atomic import write_json_atomic, write_text_atomic
 from lightmark.cli._common import print_json, stdout_console
-from lightmark.landmarks.evaluate import evaluate_checkpoint
-from lightmark.landmarks.metrics import ced_curve
+from lightmark.metrics import ced_curve
 from lightmark.reports.plots import plot_ced
+from lightmark.training.evaluate import evaluate_checkpoint
 
 CED_MAX_PCT = 10.0  # inter-ocular, the 300W convention
 CED_STEPS = 101

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from lightmark.cli._common import print_json, stderr_console, stdout_console
-from lightmark.landmarks.export import (
+from lightmark.deploy.export import (
     DEFAULT_CALIBRATION_IMAGES,
     DTYPES,
     FORMATS,

@@ -6,12 +6,12 @@ import argparse
 from pathlib import Path
 
 from lightmark.cli._common import print_json, stdout_console
-from lightmark.landmarks.checkpoint import load_model
-from lightmark.landmarks.codecs import get_codec
-from lightmark.landmarks.device import resolve_device
-from lightmark.landmarks.export import load_onnx
-from lightmark.landmarks.images import read_image
-from lightmark.landmarks.predict import collect_images, predict_files, predict_files_with, write_predictions
+from lightmark.data.images import read_image
+from lightmark.deploy.export import load_onnx
+from lightmark.deploy.predict import collect_images, predict_files, predict_files_with, write_predictions
+from lightmark.device import resolve_device
+from lightmark.heatmaps.codecs import get_codec
+from lightmark.training.checkpoint import load_model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

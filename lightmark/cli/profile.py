@@ -8,8 +8,8 @@ from rich.table import Table
 
 from lightmark.benchmarks.profile import profile
 from lightmark.cli._common import print_json, stderr_console, stdout_console
+from lightmark.deploy.export import require_export_extra
 from lightmark.errors import ConfigError
-from lightmark.landmarks.export import require_export_extra
 from lightmark.models.registry import resolve
 
 

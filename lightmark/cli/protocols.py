@@ -7,7 +7,7 @@ import argparse
 from rich.table import Table
 
 from lightmark.cli._common import print_json, stdout_console
-from lightmark.landmarks.protocol import PROTOCOLS, get_protocol
+from lightmark.training.protocol import PROTOCOLS, get_protocol
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

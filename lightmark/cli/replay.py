@@ -14,7 +14,6 @@ from rich.table import Table
 from lightmark.cli._common import comma_list, parse_seeds, print_json, stderr_console, stdout_console
 from lightmark.cli.bench_proxies import proxy_scores
 from lightmark.errors import ConfigError
-from lightmark.landmarks.protocol import Protocol, get_protocol
 from lightmark.reports.replay_plot import plot_replay
 from lightmark.search.pareto_pruner import ParetoPruner
 from lightmark.search.prescreen import Prescreen
@@ -30,6 +29,7 @@ from lightmark.search.replay import (
     true_front_hypervolume,
 )
 from lightmark.search.tabular import TABLES_DIR, load_table
+from lightmark.training.protocol import Protocol, get_protocol
 
 
 def default_budget(table: Any) -> float:

@@ -24,7 +24,6 @@ from lightmark.cli._common import (
     terminate_as_interrupt,
 )
 from lightmark.errors import ConfigError
-from lightmark.landmarks.dataset import data_layout
 from lightmark.models.registry import paper_presets
 from lightmark.reports.report import build_report
 from lightmark.search.budget import DEFAULT_BUDGET_MB, SIZE_METRICS, Budget
@@ -38,6 +37,7 @@ from lightmark.search.storage import choose_storage
 from lightmark.search.study import run_search
 from lightmark.search.trials import suggest as suggest_trials
 from lightmark.search.workers import resolve_workers
+from lightmark.training.dataset import data_layout
 
 # Test/plug-in hooks: "module:function" replacing the candidate runner / the size function.
 RUNNER_ENV = "LIGHTMARK_SEARCH_RUNNER"

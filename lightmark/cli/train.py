@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from lightmark.cli._common import add_device_args, add_protocol_args, print_json, protocol_from_args, stderr_console
-from lightmark.landmarks.trainer import train
 from lightmark.models.registry import resolve
+from lightmark.training.trainer import train
 
 
 def resolve_spec(text: str):

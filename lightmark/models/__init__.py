@@ -1,4 +1,5 @@
-"""models stage of lightmark: the paper's stacked-hourglass family (see DESIGN.md, docs/models.md)."""
+"""Networks: blocks (HPM, SE, CA, CoordConv), the stacked hourglass, ModelSpec and the registry of named presets
+(docs/architecture.md, docs/models.md)."""
 
 from lightmark.models.hourglass import StackedHourglass, build_model
 from lightmark.models.spec import ModelSpec

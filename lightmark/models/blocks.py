@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lightmark.models.fuse import AxisMean, fold_pre_activation
+
 
 def conv3x3(in_ch: int, out_ch: int) -> nn.Conv2d:
     return nn.Conv2d(in_ch, out_ch, kernel_size=3, stride=1, padding=1, bias=False)
@@ -48,6 +50,19 @@ class HPM(nn.Module):
         out3 = self.conv3(self.relu(self.bn3(out2)))
         residual = x if self.down is None else self.down(x)
         return torch.cat((out1, out2, out3), dim=1) + residual
+
+    def fuse(self) -> dict[str, int]:
+        """Fold the pre-activation BatchNorms into the convs after them (models/fuse.py); eval only."""
+        counts = {"folded": 0, "affine": 0}
+        pairs = [("bn1", self.conv1), ("bn2", self.conv2), ("bn3", self.conv3)]
+        for name, conv in pairs:
+            new, folded = fold_pre_activation(getattr(self, name), conv)
+            setattr(self, name, new)
+            counts["folded" if folded else "affine"] += 1
+        if self.down is not None:
+            self.down[0], folded = fold_pre_activation(self.down[0], self.down[2])
+            counts["folded" if folded else "affine"] += 1
+        return counts
 
 
 class SE(nn.Module):
@@ -98,6 +113,11 @@ class CA(nn.Module):
         gate_w = self.gate(self.conv_w(y_w.transpose(-1, -2)))  # B C 1 W
         return x * gate_h * gate_w
 
+    def fuse(self) -> dict[str, int]:
+        """The per-axis adaptive pools as the equal means, which the ONNX exporter can export."""
+        self.pool_h, self.pool_w = AxisMean(3), AxisMean(2)  # B C H 1 and B C 1 W, as before
+        return {"pools": 2}
+
 
 def make_attention(kind: str, channels: int) -> nn.Module | None:
     if kind == "none":
@@ -113,13 +133,15 @@ class AddCoords(nn.Module):
     """CoordConv's input: append x and y coordinate channels in [-1, 1].
 
     The coordinates are made on every call for the actual input's shape, dtype and device (no cache
-    tied to the first batch), so input size, precision and device may change between calls.
+    tied to the first batch), so input size, precision and device may change between calls. They are
+    made in float32 and cast: the ONNX exporter types linspace as float32 whatever its dtype, and one
+    float32 tensor concatenated into an fp16 network turned every later weight back into float32.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, _, height, width = x.shape
-        ys = torch.linspace(-1.0, 1.0, height, dtype=x.dtype, device=x.device)
-        xs = torch.linspace(-1.0, 1.0, width, dtype=x.dtype, device=x.device)
+        ys = torch.linspace(-1.0, 1.0, height, dtype=torch.float32, device=x.device).to(x.dtype)
+        xs = torch.linspace(-1.0, 1.0, width, dtype=torch.float32, device=x.device).to(x.dtype)
         grid_y = ys.view(1, 1, height, 1).expand(batch, 1, height, width)
         grid_x = xs.view(1, 1, 1, width).expand(batch, 1, height, width)
         return torch.cat((x, grid_x, grid_y), dim=1)

@@ -1,1 +1,1 @@
-"""reports stage of lightmark (see DESIGN.md)."""
+"""Records and studies -> pandas tables (CSV / Markdown / LaTeX) and matplotlib plots (docs/architecture.md)."""

@@ -350,7 +350,7 @@ def plot_ced(
     title: str = "Cumulative error distribution",
 ) -> Path:
     """CED curves: share of images whose NME is at most x. `curves` maps a model name to
-    (thresholds, fractions) as `lightmark.landmarks.metrics.ced_curve` returns them; fractions in
+    (thresholds, fractions) as `lightmark.metrics.ced_curve` returns them; fractions in
     [0, 1] or in percent. The legend gives each curve's area under it up to its last threshold."""
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for name, (thresholds, fractions) in curves.items():

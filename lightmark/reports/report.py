@@ -30,12 +30,12 @@ from lightmark.benchmarks.latency import SHEET_NAME, LatencySheet, read_sheet
 from lightmark.benchmarks.record import Record, candidate_key
 from lightmark.benchmarks.suites import get_suite, row_spec
 from lightmark.errors import DataError
-from lightmark.landmarks.metrics import ced_curve
-from lightmark.landmarks.protocol import Protocol
+from lightmark.metrics import ced_curve
 from lightmark.models.spec import DEFAULT_N_LANDMARKS
 from lightmark.reports import plots, tables
 from lightmark.search.records import trial_record, trial_status
 from lightmark.search.storage import JOURNAL_SUFFIXES
+from lightmark.training.protocol import Protocol
 
 REPORT = "report.md"
 STATUS_RANK = {"complete": 0, "pruned": 1, "failed": 2, "infeasible": 3, "running": 4, "waiting": 5}

@@ -22,8 +22,8 @@ from lightmark.atomic import write_text_atomic
 from lightmark.benchmarks.evaluation import DatasetNme
 from lightmark.benchmarks.record import Record
 from lightmark.benchmarks.suites import Suite
-from lightmark.landmarks.protocol import Protocol
 from lightmark.reports import stats
+from lightmark.training.protocol import Protocol
 
 NME_KEY = "nme_image_pct"
 NORMALISATION_TEXT = {

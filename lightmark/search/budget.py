@@ -26,8 +26,8 @@ from lightmark.atomic import write_json_atomic
 from lightmark.benchmarks.deployed import SIZE_METRICS, metric_size_mb
 from lightmark.benchmarks.profile import profile as profile_spec
 from lightmark.benchmarks.size import size_breakdown, size_mb
+from lightmark.deploy.export import export_versions, require_export_extra
 from lightmark.errors import ConfigError
-from lightmark.landmarks.export import export_versions, require_export_extra
 from lightmark.models.spec import ModelSpec
 
 DEFAULT_BUDGET_MB = 15.0  # the challenge's limit

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import optuna
 
-from lightmark.landmarks.protocol import Protocol
 from lightmark.search.budget import Budget
 from lightmark.search.space import SearchSpace
 from lightmark.search.storage import StorageChoice
+from lightmark.training.protocol import Protocol
 
 RECORDS_CSV = "records.csv"
 PARETO_JSON = "pareto.json"

@@ -14,7 +14,6 @@ from optuna.trial import TrialState
 
 from lightmark.benchmarks.record import Record, candidate_key
 from lightmark.errors import ConfigError
-from lightmark.landmarks.protocol import Protocol
 from lightmark.models.spec import ModelSpec
 from lightmark.search.config import SearchConfig
 from lightmark.search.live import LiveView
@@ -24,6 +23,7 @@ from lightmark.search.prepare import prepare
 from lightmark.search.records import trial_record
 from lightmark.search.storage import choose_storage
 from lightmark.search.workers import run_workers
+from lightmark.training.protocol import Protocol
 
 
 def run_fixed_candidates(

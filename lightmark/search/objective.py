@@ -23,12 +23,12 @@ from lightmark.benchmarks.record import Record, candidate_key
 from lightmark.benchmarks.runner import run_candidate
 from lightmark.benchmarks.size import size_mb
 from lightmark.errors import ConfigError, LightmarkError
-from lightmark.landmarks.protocol import Protocol
 from lightmark.models.spec import ModelSpec
 from lightmark.search.budget import Budget
 from lightmark.search.pareto_pruner import ParetoPruner
 from lightmark.search.records import OBJECTIVE_KEYS, RECORD_FIELDS, record_attrs
 from lightmark.search.space import SearchSpace
+from lightmark.training.protocol import Protocol
 
 OBJECTIVES = ("nme", "nme,size", "nme,macs", "nme,latency")
 # What `metric` may name: the Record's validation NMEs (the trainer reports them every evaluation).

@@ -28,7 +28,6 @@ from optuna.trial import TrialState
 from scipy import stats
 
 from lightmark.errors import ConfigError
-from lightmark.landmarks.protocol import Protocol, get_protocol
 from lightmark.models.spec import ModelSpec
 from lightmark.search.config import SearchConfig
 from lightmark.search.pareto_pruner import ParetoPruner, hypervolume_2d
@@ -36,6 +35,7 @@ from lightmark.search.prescreen import best_by_score, draw_candidates
 from lightmark.search.samplers import PRUNERS, default_startup_trials, make_pruner, make_sampler
 from lightmark.search.space import DIMS, SearchSpace
 from lightmark.search.tabular import CURVE_METRICS, Table, curve_column
+from lightmark.training.protocol import Protocol, get_protocol
 
 REPLAY_SAMPLERS = ("tpe", "random", "nsga2")  # the search's samplers that propose (grid enumerates)
 DEFAULT_REPORT_TRIALS = (5, 10, 20, 40, 80, 160)

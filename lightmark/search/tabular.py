@@ -29,12 +29,12 @@ from lightmark.benchmarks.proxies import rank_correlation
 from lightmark.benchmarks.record import Record
 from lightmark.benchmarks.runner import candidate_dir
 from lightmark.errors import ConfigError, DataError
-from lightmark.landmarks.dataset import data_version
-from lightmark.landmarks.protocol import Protocol
-from lightmark.landmarks.trainer import LOG_NAME
 from lightmark.models.spec import ModelSpec
 from lightmark.search.fixed import run_fixed_candidates
 from lightmark.search.space import DIMS, SearchSpace
+from lightmark.training.dataset import data_version
+from lightmark.training.protocol import Protocol
+from lightmark.training.trainer import LOG_NAME
 
 TABLES_DIR = Path(__file__).parent / "tables"  # the packaged tables: <name>.csv + <name>.json
 CURVE_METRICS = ("nme_image_pct", "nme_inter_ocular_pct")

@@ -24,8 +24,8 @@ import optuna
 from lightmark.atomic import write_json_atomic
 from lightmark.benchmarks.record import Record, candidate_key
 from lightmark.errors import NonFiniteLossError
-from lightmark.landmarks.protocol import Protocol
 from lightmark.models.spec import ModelSpec
+from lightmark.training.protocol import Protocol
 
 
 def synthetic_params(spec: ModelSpec) -> int:

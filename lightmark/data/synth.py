@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from lightmark.data import synth_face3d as f3d
+from lightmark.data.constants import N_LANDMARKS
+from lightmark.data.sample import FaceSample
 from lightmark.errors import ConfigError
-from lightmark.landmarks import synth_face3d as f3d
-from lightmark.landmarks.constants import N_LANDMARKS
-from lightmark.landmarks.sample import FaceSample
 
 SHIFT = 4  # cv2 fixed-point bits: coordinates are drawn with 1/16 pixel precision
 ONE = 1 << SHIFT

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 
 from lightmark.atomic import write_bytes_atomic, write_text_atomic
+from lightmark.data.formats import ANNOT_NAME, write_challenge_annotations
 from lightmark.errors import DataError
-from lightmark.landmarks.formats import ANNOT_NAME, write_challenge_annotations
 
 TARGETS = ("challenge", "pts")
 

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from lightmark.atomic import write_bytes_atomic, write_text_atomic
+from lightmark.data.images import read_image
+from lightmark.data.synth_preview import colours_for
 from lightmark.errors import DataError
-from lightmark.landmarks.evaluate import predict_points
-from lightmark.landmarks.images import read_image
-from lightmark.landmarks.synth_preview import colours_for
+from lightmark.training.evaluate import predict_points
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -91,7 +91,7 @@ def predict_files_with(
     batch_size: int = 16,
 ) -> list[Prediction]:
     """Predict every file with `points` (uint8 [B,3,N,N] -> [B,K,2] input pixels): a checkpoint's
-    network and codec, or an exported file (`lightmark.landmarks.export.ExportedModel`)."""
+    network and codec, or an exported file (`lightmark.deploy.export.ExportedModel`)."""
     out: list[Prediction] = []
     for start in range(0, len(files), batch_size):
         chunk = files[start:start + batch_size]

@@ -26,9 +26,9 @@ import albumentations as A  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from lightmark.landmarks.protocol import AugmentConfig  # noqa: E402
-from lightmark.landmarks.sample import FaceSample  # noqa: E402
+from lightmark.data.sample import FaceSample  # noqa: E402
 from lightmark.layouts import DEFAULT_LAYOUT, Layout  # noqa: E402
+from lightmark.training.protocol import AugmentConfig  # noqa: E402
 
 ERASE_MIN_FRACTION = 0.1  # smallest erased rectangle side, as a fraction of the face-box side
 

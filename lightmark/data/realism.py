@@ -1,7 +1,7 @@
 """How realistic are the synthetic faces? Ask a detector made for photographs.
 
 `measure_realism` renders faces from `SynthFaces` and runs dlib's HOG face detector and 68-point
-predictor (`lightmark.landmarks.dlib68`) on each:
+predictor (`lightmark.data.dlib68`) on each:
 
 - detection rate: the share of faces where dlib finds a face whose box centre lies inside the box of
   the generator's 68 points (a detection elsewhere, e.g. in the background clutter, does not count);
@@ -23,11 +23,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from lightmark.data.dlib68 import Detection, DlibFaces
+from lightmark.data.sample import FaceSample
+from lightmark.data.synth import SynthFaces
 from lightmark.errors import ConfigError
-from lightmark.landmarks.dlib68 import Detection, DlibFaces
-from lightmark.landmarks.metrics import nme
-from lightmark.landmarks.sample import FaceSample
-from lightmark.landmarks.synth import SynthFaces
+from lightmark.metrics import nme
 
 FRONTAL_MAX_DEG = 20.0
 

@@ -20,7 +20,7 @@ import logging
 import multiprocessing
 import random
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +29,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from lightmark.data.formats import open_source
+from lightmark.data.images import resize_sample
+from lightmark.data.sample import FaceSample
+from lightmark.data.sources import FaceSource, SubsetSource, SyntheticSource
+from lightmark.data.synth import GENERATOR_VERSION
 from lightmark.errors import ConfigError, DataError
-from lightmark.landmarks.augment import build_augment
-from lightmark.landmarks.formats import open_source
-from lightmark.landmarks.images import resize_sample
-from lightmark.landmarks.protocol import Protocol
-from lightmark.landmarks.sample import FaceSample
-from lightmark.landmarks.synth import GENERATOR_VERSION, SynthFaces
 from lightmark.layouts import DEFAULT_LAYOUT, Layout
+from lightmark.training.augment import Augment, build_augment
+from lightmark.training.protocol import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -46,83 +47,10 @@ SPLIT_SEED = 20_240_601  # fixed: the val_fraction split does not move with prot
 AUTO_CACHE_BYTES = 512 * 2**20  # build_loaders caches rendered synthetic sets up to this size
 
 
-class SyntheticSource:
-    """Faces 0..n-1 of `SynthFaces(size, seed)`, rendered on demand.
-
-    `cache=True` keeps every rendered sample in memory (the training set is fixed, so each face is
-    rendered once per process); `warm()` renders them all up front. The cache is not pickled:
-    each DataLoader worker fills its own.
-    """
-
-    def __init__(self, size: int, seed: int, n: int, *, cache: bool = False) -> None:
-        if n < 0:
-            raise ConfigError(f"number of synthetic samples must be >= 0, got {n}")
-        self.size, self.seed, self.n = int(size), int(seed), int(n)
-        self.generator = SynthFaces(size=self.size, seed=self.seed)
-        self._cache: list[FaceSample | None] | None = [None] * self.n if cache else None
-        self.n_dropped = 0
-        self.layout: Layout = DEFAULT_LAYOUT  # the generator draws the iBUG 68 points
-
-    @property
-    def names(self) -> list[str]:
-        return [f"synth-s{self.seed}-{i:06d}" for i in range(self.n)]
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, index: int) -> FaceSample:
-        if not 0 <= index < self.n:
-            raise IndexError(index)
-        if self._cache is not None:
-            sample = self._cache[index]
-            if sample is None:
-                sample = self._cache[index] = self.generator.render(index)
-            return sample
-        return self.generator.render(index)
-
-    def warm(self) -> None:
-        for i in range(self.n):
-            self[i]
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickled for worker processes without the rendered cache (each worker fills its own)."""
-        state = dict(self.__dict__)
-        if state["_cache"] is not None:
-            state["_cache"] = [None] * self.n
-        return state
-
-
-class SubsetSource:
-    """A fixed selection of another source's samples (val split, caps)."""
-
-    def __init__(self, source: Any, indices: Sequence[int]) -> None:
-        self.source = source
-        self.indices = np.asarray(indices, dtype=np.int64)
-        self.n_dropped = getattr(source, "n_dropped", 0)
-        self.layout: Layout = source.layout
-
-    @property
-    def attributes(self) -> dict[str, np.ndarray] | None:
-        """The source's per-sample attribute flags (WFLW's), restricted to this subset."""
-        flags = getattr(self.source, "attributes", None)
-        return None if flags is None else {k: v[self.indices] for k, v in flags.items()}
-
-    @property
-    def names(self) -> list[str]:
-        names = self.source.names
-        return [names[i] for i in self.indices]
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, index: int) -> FaceSample:
-        return self.source[int(self.indices[index])]
-
-
 class LandmarkDataset(Dataset):
     """Map-style dataset of tensors; accepts `i` (uses `self.epoch`) or `(epoch, i)` from EpochSampler."""
 
-    def __init__(self, source: Any, augment: Any | None = None, seed: int = 0,
+    def __init__(self, source: FaceSource, augment: Augment | None = None, seed: int = 0,
                  input_size: int | None = None) -> None:
         self.source = source
         self.augment = augment
@@ -242,12 +170,12 @@ def _worker_context() -> Any:
         return None
     context = multiprocessing.get_context("forkserver")
     # The server imports these once (no thread pools start on import); workers fork from it.
-    context.set_forkserver_preload(["torch", "cv2", "lightmark.landmarks.dataset",
-                                    "lightmark.landmarks.augment", "lightmark.landmarks.formats"])
+    context.set_forkserver_preload(["torch", "cv2", "lightmark.training.dataset",
+                                    "lightmark.training.augment", "lightmark.data.formats"])
     return context
 
 
-def _cap(source: Any, cap: int) -> Any:
+def _cap(source: FaceSource, cap: int) -> FaceSource:
     if cap and cap < len(source):
         return SubsetSource(source, range(cap))
     return source
@@ -261,7 +189,7 @@ def data_version(protocol: Protocol) -> str:
     return "disk"
 
 
-def build_sources(protocol: Protocol) -> tuple[Any, Any]:
+def build_sources(protocol: Protocol) -> tuple[FaceSource, FaceSource]:
     """(train_source, val_source) for a protocol: synthetic by default, else the dataset on disk.
     Both have the same `layout` (the data's own, or protocol.layout when that is a part of it)."""
     size = protocol.input_size

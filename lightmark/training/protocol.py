@@ -15,10 +15,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from lightmark.data.formats import FORMATS
 from lightmark.errors import ConfigError
-from lightmark.landmarks.codecs import CODEC_NAMES
-from lightmark.landmarks.formats import FORMATS
-from lightmark.landmarks.losses import ACCEPTED_LOSS_NAMES
+from lightmark.heatmaps.codecs import CODEC_NAMES
+from lightmark.heatmaps.losses import ACCEPTED_LOSS_NAMES
 from lightmark.layouts import LAYOUTS
 
 

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
+from lightmark.data.images import IMAGE_SUFFIXES, crop_face, read_image, resize_sample
+from lightmark.data.sample import FaceSample
 from lightmark.errors import DataError
-from lightmark.landmarks.images import IMAGE_SUFFIXES, crop_face, read_image, resize_sample
-from lightmark.landmarks.sample import FaceSample
 from lightmark.layouts import COFW29, FACESYNTHETICS70, WFLW98, Layout
 
 WFLW_ATTRIBUTES = ("pose", "expression", "illumination", "make_up", "occlusion", "blur")

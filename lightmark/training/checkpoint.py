@@ -17,9 +17,9 @@ import torch
 
 from lightmark.atomic import write_with
 from lightmark.errors import DataError
-from lightmark.landmarks.protocol import Protocol
 from lightmark.models import build_model
 from lightmark.models.spec import ModelSpec
+from lightmark.training.protocol import Protocol
 
 FORMAT_VERSION = 1
 

@@ -3,7 +3,7 @@
 `lightmark data realdev --out DIR` reads the photos listed in `PHOTOS` from the installed packages
 (found through their distribution metadata: nothing is imported from them and nothing is downloaded),
 finds every face with dlib's HOG detector, labels it with dlib's 68-point predictor
-(`lightmark.landmarks.dlib68`), crops a square around the points as every reader of uncropped photos
+(`lightmark.data.dlib68`), crops a square around the points as every reader of uncropped photos
 does (`images.crop_face`, margin 0.25: the box's longer side times 1.5) and writes the crops in the
 challenge layout (PNG images, `annot.pkl`) with a `meta.json` naming each face's source package,
 file, licence and detection box.
@@ -30,10 +30,10 @@ import cv2
 import numpy as np
 
 from lightmark.atomic import write_bytes_atomic, write_json_atomic
+from lightmark.data.dlib68 import INSTALL_HINT, DlibFaces
+from lightmark.data.formats import ANNOT_NAME, write_challenge_annotations
+from lightmark.data.images import crop_face, read_image
 from lightmark.errors import ConfigError, DataError
-from lightmark.landmarks.dlib68 import INSTALL_HINT, DlibFaces
-from lightmark.landmarks.formats import ANNOT_NAME, write_challenge_annotations
-from lightmark.landmarks.images import crop_face, read_image
 
 CROP_MARGIN = 0.25  # the margin PtsSource, WFLW and COFW crop with
 MIN_FACE_PX = 48  # smaller detections are skipped: too few pixels for 68 meaningful points

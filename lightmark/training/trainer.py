@@ -33,11 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 from lightmark.atomic import write_json_atomic
-from lightmark.errors import ConfigError, NonFiniteLossError
-from lightmark.landmarks.checkpoint import load_checkpoint, make_state, restore_rng_state, save_checkpoint
-from lightmark.landmarks.codecs import get_codec
-from lightmark.landmarks.dataset import build_loaders, check_points, make_loader, set_epoch
-from lightmark.landmarks.device import (
+from lightmark.device import (
     Precision,
     autocast,
     configure_backend,
@@ -48,13 +44,17 @@ from lightmark.landmarks.device import (
     resolve_precision,
     use_channels_last,
 )
-from lightmark.landmarks.evaluate import EvalResult, eval_batch_size, evaluate_model, prepare_images
-from lightmark.landmarks.losses import get_loss
-from lightmark.landmarks.protocol import Protocol
-from lightmark.landmarks.schedule import build_scheduler
+from lightmark.errors import ConfigError, NonFiniteLossError
+from lightmark.heatmaps.codecs import get_codec
+from lightmark.heatmaps.losses import get_loss
 from lightmark.layouts import Layout
 from lightmark.models import build_model
 from lightmark.models.spec import ModelSpec
+from lightmark.training.checkpoint import load_checkpoint, make_state, restore_rng_state, save_checkpoint
+from lightmark.training.dataset import build_loaders, check_points, make_loader, set_epoch
+from lightmark.training.evaluate import EvalResult, eval_batch_size, evaluate_model, prepare_images
+from lightmark.training.protocol import Protocol
+from lightmark.training.schedule import build_scheduler
 
 Callback = Callable[[int, dict], None]
 LOG_NAME = "log.jsonl"

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from lightmark.data.sample import FaceSample
 from lightmark.errors import ConfigError
-from lightmark.landmarks.sample import FaceSample
 from lightmark.layouts import DEFAULT_LAYOUT, Layout, layout_for_points
 
 # RGB per kind of part, chosen to stay distinguishable on skin and on busy backgrounds. A layout's

@@ -1,0 +1,2 @@
+"""Points <-> heatmaps: the codecs that encode and decode them, and the losses on heatmaps
+(docs/architecture.md)."""

@@ -1,1 +1,0 @@
-"""landmarks stage of lightmark (see DESIGN.md)."""
