@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from lightmark.benchmarks.record import Record
+from lightmark.benchmarks.record import Record, Status
 from lightmark.training.checkpoint import checkpoint_spec_protocol, load_checkpoint
 from lightmark.training.dataset import build_loaders
 from lightmark.training.evaluate import evaluate_checkpoint
@@ -63,7 +63,7 @@ def dataset_nme(records: Sequence[Record], run_dir: Path, data: Path | str, devi
     by_key: dict[str, dict[str, float]] = {}
     missing = n_images = 0
     for record in records:
-        if record.status != "complete" or record.key in by_key:
+        if record.status != Status.COMPLETE or record.key in by_key:
             continue
         ckpt = checkpoint_of(record, run_dir)
         if ckpt is None:
@@ -78,7 +78,7 @@ def dataset_nme(records: Sequence[Record], run_dir: Path, data: Path | str, devi
 def best_checkpoints(records: Sequence[Record], run_dir: Path, n_best: int,
                      metric: str = "nme_image_pct") -> BestCheckpoints:
     """The `n_best` completed candidates with the lowest `metric` that still have a checkpoint."""
-    done = sorted((r for r in records if r.status == "complete" and getattr(r, metric) is not None),
+    done = sorted((r for r in records if r.status == Status.COMPLETE and getattr(r, metric) is not None),
                   key=lambda r: getattr(r, metric))
     chosen: list[tuple[Record, Path]] = []
     passed_over = 0

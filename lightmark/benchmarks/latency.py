@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from lightmark.atomic import write_json_atomic
-from lightmark.benchmarks.record import Record
+from lightmark.benchmarks.record import Record, Status
 from lightmark.benchmarks.timing import latency_stats
 from lightmark.device import host_name, intra_op_threads, resolve_device
 from lightmark.errors import DataError
@@ -140,7 +140,8 @@ def measure_run_latency(run_dir: Path | str, records: Iterable[Record], *, devic
                         progress: Any = None) -> LatencySheet:
     """Time every trained architecture of a run (`records`: its complete and pruned candidates count)
     in one sitting and write `latency.json` into `run_dir`."""
-    items = [(ModelSpec.parse(r.spec), r.input_size) for r in records if r.status in ("complete", "pruned")]
+    items = [(ModelSpec.parse(r.spec), r.input_size) for r in records
+             if r.status in (Status.COMPLETE, Status.PRUNED)]
     sheet = measure_sheet(items, device=device, threads=threads, rounds=rounds, repeats=repeats,
                           command=command, progress=progress)
     write_sheet(sheet, Path(run_dir) / SHEET_NAME)

@@ -10,6 +10,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import torch
@@ -19,7 +20,20 @@ from lightmark.models.spec import ModelSpec
 from lightmark.training.dataset import data_version
 from lightmark.training.protocol import Protocol
 
-STATUSES = ("complete", "pruned", "infeasible", "failed")
+
+class Status(StrEnum):
+    """What became of a candidate (a Record's status) or of a trial. Members are the strings that
+    records.csv, record.json and the study's attributes hold, so files written before stay readable."""
+
+    COMPLETE = "complete"
+    PRUNED = "pruned"
+    INFEASIBLE = "infeasible"  # over the budget: measured, not trained
+    FAILED = "failed"
+    RUNNING = "running"  # a trial's only: still going
+    WAITING = "waiting"  # a trial's only: queued
+
+
+RECORD_STATUSES = (Status.COMPLETE, Status.PRUNED, Status.INFEASIBLE, Status.FAILED)
 
 
 # Keys made before the data version joined them were all made with synthetic generator v1; leaving
@@ -52,7 +66,7 @@ class Record:
     protocol: str
     input_size: int
     seed: int
-    status: str  # complete | pruned | infeasible | failed
+    status: str  # one of RECORD_STATUSES
     params: int
     size_mb: float  # MiB (2**20 bytes) of the saved fp32 state_dict
     macs: int | None = None  # fvcore, at input_size, batch 1

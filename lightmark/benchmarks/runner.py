@@ -21,7 +21,7 @@ import torch
 from lightmark.atomic import write_json_atomic
 from lightmark.benchmarks import deployed
 from lightmark.benchmarks import profile as profiling
-from lightmark.benchmarks.record import Record, candidate_key
+from lightmark.benchmarks.record import Record, Status, candidate_key
 from lightmark.benchmarks.size import count_params, size_mb
 from lightmark.device import (
     describe,
@@ -143,14 +143,14 @@ def run_candidate(
         if seen.get("raised"):
             metrics = seen.get("metrics", {})
             record = make_record(
-                spec, protocol, "pruned", prof, metrics, epochs_done=seen.get("epoch", 0),
+                spec, protocol, Status.PRUNED, prof, metrics, epochs_done=seen.get("epoch", 0),
                 train_seconds=float(metrics.get("train_seconds", time.perf_counter() - start)),
                 device=describe(dev), error=f"pruned at epoch {seen.get('epoch', 0)}: {type(exc).__name__}",
                 precision=precision_name, threads=n_threads, host=host,
             )
             write_json_atomic(record_path, record.to_dict())
         raise
-    record = make_record(spec, protocol, "complete", prof, result.last_metrics, epochs_done=result.epochs_done,
+    record = make_record(spec, protocol, Status.COMPLETE, prof, result.last_metrics, epochs_done=result.epochs_done,
                          train_seconds=result.train_seconds, device=result.device,
                          precision=result.precision, threads=n_threads, host=host)
     write_json_atomic(record_path, record.to_dict())

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lightmark.benchmarks.ablation import prepare_ablation
-from lightmark.benchmarks.record import Record
+from lightmark.benchmarks.record import Record, Status
 from lightmark.benchmarks.suites import TABLE_NAMES, Suite, plan_candidates, resolve_tables
 from lightmark.cli._common import (
     THREADS_PER_WORKER_HELP,
@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     for frame in result.frames:
         tables.print_table(frame, console)
-    failed = [r for r in result.records if r.status == "failed"]
+    failed = [r for r in result.records if r.status == Status.FAILED]
     summary = {
         "out": str(out), "study": result.study_name, "protocol": protocol.name, "seeds": args.seeds,
         "candidates": len(plan), "failed": len(failed), "seconds": round(seconds, 1),

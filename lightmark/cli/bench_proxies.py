@@ -13,6 +13,7 @@ from rich.table import Table
 
 from lightmark.atomic import write_text_atomic
 from lightmark.benchmarks.proxies import PROXIES, all_proxies, paired_difference, proxy_batch, rank_agreement
+from lightmark.benchmarks.record import Status
 from lightmark.cli._common import print_json, stderr_console, stdout_console
 from lightmark.device import intra_op_threads
 from lightmark.errors import ConfigError
@@ -38,7 +39,7 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
 
 
 def proxy_scores(table, protocol: Protocol, *, batch_size: int, seed: int, cache: Path) -> pd.DataFrame:
-    specs = sorted(table.frame.loc[table.frame["status"] == "complete", "spec"].unique())
+    specs = sorted(table.frame.loc[table.frame["status"] == Status.COMPLETE, "spec"].unique())
     done = pd.read_csv(cache) if cache.exists() else pd.DataFrame(columns=["spec", *PROXIES[:-1]])
     have = set(done["spec"])
     missing = [s for s in specs if s not in have]
@@ -69,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     scores = proxy_scores(table, protocol, batch_size=args.batch, seed=args.seed,
                           cache=args.out / f"proxies-{table.name}-seed{args.seed}.csv")
-    frame = table.frame[(table.frame["status"] == "complete") & (table.frame["seed"] == 0)]
+    frame = table.frame[(table.frame["status"] == Status.COMPLETE) & (table.frame["seed"] == 0)]
     merged = frame.merge(scores, on="spec", suffixes=("", "_proxy"))
     merged["params"] = merged["params_proxy"] if "params_proxy" in merged else merged["params"]
     result = {"table": table.name, "architectures": int(len(merged)), "batch": args.batch, "seed": args.seed,

@@ -19,6 +19,7 @@ from typing import Any
 
 from rich.table import Table
 
+from lightmark.benchmarks.record import Status
 from lightmark.cli._common import comma_list, parse_seeds, print_json, stderr_console
 from lightmark.cli.replay import run_replay
 from lightmark.errors import ConfigError
@@ -86,8 +87,8 @@ def run_bench(
                 "best_nme_image_pct": best["nme_image_pct"] if best else None,
                 "best_spec": best["spec"] if best else None,
                 "best_size_mb": best["size_mb"] if best else None,
-                "feasible": counts["complete"], "infeasible": counts["infeasible"],
-                "failed": counts["failed"],
+                "feasible": counts[Status.COMPLETE], "infeasible": counts[Status.INFEASIBLE],
+                "failed": counts[Status.FAILED],
                 "budget_check_ms_max": result.summary["budget_check_ms"]["max"],
             }
             rows.append(row)

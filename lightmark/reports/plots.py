@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 
 from lightmark.atomic import atomic_path  # noqa: E402
-from lightmark.benchmarks.record import Record  # noqa: E402
+from lightmark.benchmarks.record import Record, Status  # noqa: E402
 from lightmark.search.records import pareto_front as pareto_rows  # noqa: E402
 from lightmark.search.records import trial_status  # noqa: E402,F401 (one status per trial, re-exported)
 
@@ -94,12 +94,12 @@ def plot_frontier(
     """
     attr, scale, xlabel, unit = AXES[axis]
     fig, ax = plt.subplots(figsize=(7.5, 5))
-    done = [r for r in records if r.status == "complete" and getattr(r, nme_key) is not None
+    done = [r for r in records if r.status == Status.COMPLETE and getattr(r, nme_key) is not None
             and math.isfinite(_value(r, attr, scale))]
-    pruned = [r for r in records if r.status == "pruned" and getattr(r, nme_key) is not None
+    pruned = [r for r in records if r.status == Status.PRUNED and getattr(r, nme_key) is not None
               and math.isfinite(_value(r, attr, scale))]
-    infeasible = [r for r in records if r.status == "infeasible" and math.isfinite(_value(r, attr, scale))]
-    failed = [r for r in records if r.status == "failed"]
+    infeasible = [r for r in records if r.status == Status.INFEASIBLE and math.isfinite(_value(r, attr, scale))]
+    failed = [r for r in records if r.status == Status.FAILED]
 
     front_labels: list[tuple[str, float, float]] = []
 
@@ -264,12 +264,12 @@ def plot_history(trials: Sequence[Any], path: Path | str, *, objective: str = "N
     Infeasible trials are not part of the best-so-far line (they were never trained).
     """
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    styles = {"complete": dict(color="tab:blue", marker="o"),
-              "pruned": dict(facecolors="none", edgecolors="grey", marker="o"),
-              "infeasible": dict(color="tab:purple", marker="x")}
+    styles = {Status.COMPLETE: dict(color="tab:blue", marker="o"),
+              Status.PRUNED: dict(facecolors="none", edgecolors="grey", marker="o"),
+              Status.INFEASIBLE: dict(color="tab:purple", marker="x")}
     best_x, best_y, best = [], [], math.inf
     for status, style in styles.items():
-        if status == "infeasible":  # never trained, no NME: a strip at the top at their number
+        if status == Status.INFEASIBLE:  # never trained, no NME: a strip at the top at their number
             numbers = [t.number for t in trials if trial_status(t) == status]
             if numbers:
                 ax.scatter(numbers, [0.96] * len(numbers), transform=ax.get_xaxis_transform(), s=30,
@@ -282,14 +282,14 @@ def plot_history(trials: Sequence[Any], path: Path | str, *, objective: str = "N
                        label=f"{status} ({len(chosen)})", **style)
     for t in sorted(trials, key=lambda t: t.number):
         value = _trial_value(t)
-        if trial_status(t) == "complete" and value is not None and value < best:
+        if trial_status(t) == Status.COMPLETE and value is not None and value < best:
             best = value
         if math.isfinite(best):
             best_x.append(t.number)
             best_y.append(best)
     if best_x:
         ax.step(best_x, best_y, where="post", color="tab:red", label="best so far (completed, feasible)")
-    failed = sum(trial_status(t) == "failed" for t in trials)
+    failed = sum(trial_status(t) == Status.FAILED for t in trials)
     if not best_x:
         ax.text(0.5, 0.5, "no completed trials yet", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("Trial number")
@@ -306,7 +306,7 @@ def param_importances(study: Any) -> tuple[dict[str, float] | None, str]:
     Returns (importances, "") or (None, why not): fANOVA needs at least two completed trials whose
     parameters differ.
     """
-    trials = [t for t in study.trials if trial_status(t) == "complete" and t.values and t.params]
+    trials = [t for t in study.trials if trial_status(t) == Status.COMPLETE and t.values and t.params]
     if len(trials) < 2:
         return None, f"needs at least 2 completed trials with parameters, have {len(trials)}"
     varying = [p for p in {k for t in trials for k in t.params}

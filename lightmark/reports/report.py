@@ -27,7 +27,7 @@ from lightmark.atomic import write_text_atomic
 from lightmark.benchmarks.ablation import MANIFEST
 from lightmark.benchmarks.evaluation import DatasetNme, best_checkpoints, dataset_nme, evaluate_best, prediction_sample
 from lightmark.benchmarks.latency import SHEET_NAME, LatencySheet, read_sheet
-from lightmark.benchmarks.record import Record, candidate_key
+from lightmark.benchmarks.record import Record, Status, candidate_key
 from lightmark.benchmarks.suites import get_suite, row_spec
 from lightmark.errors import DataError
 from lightmark.metrics import ced_curve
@@ -38,7 +38,8 @@ from lightmark.search.storage import JOURNAL_SUFFIXES
 from lightmark.training.protocol import Protocol
 
 REPORT = "report.md"
-STATUS_RANK = {"complete": 0, "pruned": 1, "failed": 2, "infeasible": 3, "running": 4, "waiting": 5}
+STATUS_RANK = {Status.COMPLETE: 0, Status.PRUNED: 1, Status.FAILED: 2, Status.INFEASIBLE: 3, Status.RUNNING: 4,
+               Status.WAITING: 5}
 
 
 @dataclass
@@ -101,7 +102,7 @@ def _trial_record(trial: Any) -> Record | None:
     if record is None:
         return None
     status = trial_status(trial)
-    if status in ("running", "waiting", "failed", "pruned") and record.status != status:
+    if status in (Status.RUNNING, Status.WAITING, Status.FAILED, Status.PRUNED) and record.status != status:
         error = record.error or str(trial.user_attrs.get("error") or trial.user_attrs.get("reason") or "")
         record = replace(record, status=status, error=error)
     return record
@@ -216,7 +217,7 @@ def _with_sheet_latency(records: list[Record], sheet: LatencySheet, notes: list[
     out, missing = [], []
     for record in records:
         value = sheet.lookup(record.spec, record.input_size)
-        if value is None and record.status in ("complete", "pruned"):
+        if value is None and record.status in (Status.COMPLETE, Status.PRUNED):
             missing.append(record.spec)
         out.append(replace(record, latency_ms=value))
     if missing:
@@ -333,7 +334,7 @@ def build_report(run_dir: Path | str, *, evaluate_best: int = 3, progress: bool 
     lines.append(f"Generated {now} from `{out}`.")
     counts = _counts(data)
     if counts:
-        running = counts.get("running", 0) + counts.get("waiting", 0)
+        running = counts.get(Status.RUNNING, 0) + counts.get(Status.WAITING, 0)
         lines.append("Trials: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
                      + (" (the run is still going or was interrupted: this reports what has finished)"
                         if running else "") + ".")
@@ -414,7 +415,7 @@ def build_report(run_dir: Path | str, *, evaluate_best: int = 3, progress: bool 
             lines += [f"![parameter importances]({path.name})", ""]
         elif why:
             lines += [f"Parameter importances: not computed ({why}).", ""]
-        problems = [t for t in view.trials if trial_status(t) in ("failed", "running")]
+        problems = [t for t in view.trials if trial_status(t) in (Status.FAILED, Status.RUNNING)]
         if problems:
             lines += ["| Trial | State | Spec | Reason |", "|---|---|---|---|"]
             for t in problems:

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from lightmark.atomic import write_text_atomic
 from lightmark.benchmarks.evaluation import DatasetNme
-from lightmark.benchmarks.record import Record
+from lightmark.benchmarks.record import RECORD_STATUSES, Record, Status
 from lightmark.benchmarks.suites import Suite
 from lightmark.reports import stats
 from lightmark.training.protocol import Protocol
@@ -86,12 +86,12 @@ def _fastest_latency(records: Sequence[Record]) -> float:
 
 
 def _status(records: Sequence[Record], seeds: int) -> str:
-    done = sum(r.status == "complete" for r in records)
+    done = sum(r.status == Status.COMPLETE for r in records)
     text = f"complete {done}/{seeds} seeds"
-    failed = [r for r in records if r.status == "failed"]
+    failed = [r for r in records if r.status == Status.FAILED]
     if failed:
         text += f"; {len(failed)} failed ({failed[0].error[:80]})"
-    pruned = sum(r.status == "pruned" for r in records)
+    pruned = sum(r.status == Status.PRUNED for r in records)
     if pruned:
         text += f"; {pruned} pruned"
     return text
@@ -124,13 +124,13 @@ def suite_table(
             value = roundtrip.get(row.label, {}).get(nme_key)
             summaries[row.label] = stats.summarise([value] if value is not None else [])
         else:
-            done = [getattr(r, nme_key) for r in records.get(row.label, ()) if r.status == "complete"]
+            done = [getattr(r, nme_key) for r in records.get(row.label, ()) if r.status == Status.COMPLETE]
             summaries[row.label] = stats.summarise(done)
 
     out: list[dict[str, Any]] = []
     for row in suite.rows:
         recs = list(records.get(row.label, ()))
-        complete = [r for r in recs if r.status == "complete"]
+        complete = [r for r in recs if r.status == Status.COMPLETE]
         summary = summaries[row.label]
         base = suite.baseline_of(row)
         base_summary = summaries[base.label]
@@ -222,7 +222,7 @@ def _test_notes(test: DatasetNme | None) -> list[str]:
 def execution_notes(records: Sequence[Record]) -> list[str]:
     """How the complete candidates were trained (device, precision, threads): not part of a
     candidate's key, so a table built from reused runs must say it."""
-    done = [r for r in records if r.status == "complete"]
+    done = [r for r in records if r.status == Status.COMPLETE]
     if not done:
         return []
     ways = sorted({(r.device or "?", r.precision or "unrecorded", r.threads, r.host) for r in done})
@@ -267,7 +267,7 @@ def records_frame(records: Sequence[Record]) -> pd.DataFrame:
     if not records:
         return pd.DataFrame(columns=[f for f in Record.__dataclass_fields__])
     frame = pd.DataFrame([r.to_dict() for r in records])
-    order = {"complete": 0, "pruned": 1, "infeasible": 2, "failed": 3}
+    order = {status: i for i, status in enumerate(RECORD_STATUSES)}
     frame["_o"] = frame["status"].map(order).fillna(4)
     frame = frame.sort_values(["_o", NME_KEY], na_position="last").drop(columns="_o")
     return frame.reset_index(drop=True)
@@ -277,7 +277,7 @@ def leaderboard(records: Sequence[Record], top: int = 10, latency_note: str | No
                 test: DatasetNme | None = None) -> pd.DataFrame:
     """The best completed candidates by image NME, with their cost columns (for reports); with `test`,
     their NME on that test set beside the held-out NME."""
-    done = [r for r in records if r.status == "complete" and r.nme_image_pct is not None]
+    done = [r for r in records if r.status == Status.COMPLETE and r.nme_image_pct is not None]
     done.sort(key=lambda r: r.nme_image_pct)
     rows = [{
         "Spec": r.spec, "Protocol": r.protocol, "Seed": r.seed, SIZE: r.size_mb, PARAMS: r.params,

@@ -12,7 +12,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from lightmark.benchmarks.record import Record, candidate_key
+from lightmark.benchmarks.record import Record, Status, candidate_key
 from lightmark.errors import ConfigError
 from lightmark.models.spec import ModelSpec
 from lightmark.search.config import SearchConfig
@@ -104,7 +104,7 @@ def _records_in_order(
             error = (trial.user_attrs.get("error") or trial.user_attrs.get("reason", "")) if trial else "not run"
             record = Record.from_dict({
                 **_empty_record(spec, protocol, key), **base,
-                "status": "pruned" if trial is not None and trial.state == TrialState.PRUNED else "failed",
+                "status": Status.PRUNED if trial is not None and trial.state == TrialState.PRUNED else Status.FAILED,
                 "error": error,
             })
         records.append(record)
@@ -115,5 +115,5 @@ def _empty_record(spec: ModelSpec, protocol: Protocol, key: str) -> dict[str, An
     return dict(
         key=key, spec=str(spec), n_stacks=spec.n_stacks, depth=spec.depth, channels=spec.channels,
         attention=spec.attention, coordconv=spec.coordconv, protocol=protocol.name,
-        input_size=protocol.input_size, seed=protocol.seed, status="failed", params=0, size_mb=0.0,
+        input_size=protocol.input_size, seed=protocol.seed, status=Status.FAILED, params=0, size_mb=0.0,
     )

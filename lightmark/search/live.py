@@ -15,6 +15,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from lightmark.benchmarks.record import RECORD_STATUSES, Status
 from lightmark.search.config import Hooks
 from lightmark.search.progress import progress_counts
 from lightmark.search.records import summarise_trials, trial_status
@@ -94,9 +95,8 @@ class LiveView:
         head = Text.assemble(
             (self.title, "bold"), "  ",
             f"done {done}{total} | running {running} | queued {waiting} | "
-            f"complete {counts['complete']} | pruned {counts['pruned']} | "
-            f"infeasible {counts['infeasible']} | failed {counts['failed']} | "
-            f"reused {summary['reused']} | repeats {summary.get('repeats', 0)}",
+            + "".join(f"{status} {counts[status]} | " for status in RECORD_STATUSES)
+            + f"reused {summary['reused']} | repeats {summary.get('repeats', 0)}",
         )
         parts: list[Any] = [head]
         best = summary["best"]
@@ -129,14 +129,14 @@ def describe_trial(trial: Any) -> str:
     spec = a.get("spec", a.get("fixed_spec", "?"))
     label = f" [{a['label']}]" if a.get("label") else ""
     size = f", {a['size_mb']:.2f} MiB" if isinstance(a.get("size_mb"), (int, float)) else ""
-    if status == "complete":
+    if status == Status.COMPLETE:
         nme = a.get("nme_image_pct")
         tail = f"NME {nme:.3f} %" if isinstance(nme, (int, float)) else "done"
         secs = a.get("train_seconds") or 0
         tail += " (cached, not retrained)" if a.get("reused") else f", trained {secs:.1f} s"
-    elif status == "infeasible":
+    elif status == Status.INFEASIBLE:
         tail = "over budget, not trained"
-    elif status == "pruned":
+    elif status == Status.PRUNED:
         tail = f"pruned at epoch {a.get('epoch', '?')}"
     else:
         tail = f"failed: {a.get('reason', '?')}"

@@ -12,7 +12,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from lightmark.benchmarks.record import Record
+from lightmark.benchmarks.record import Record, Status
 from lightmark.errors import LightmarkError
 from lightmark.search.budget import load_callable
 from lightmark.search.config import Hooks, SearchConfig
@@ -108,7 +108,7 @@ def worker_loop(
             raise
         except Exception as exc:  # noqa: BLE001 - any candidate error fails only that trial
             if "reason" not in trial.user_attrs:
-                trial.set_user_attr("status", "failed")
+                trial.set_user_attr("status", Status.FAILED)
                 trial.set_user_attr("reason", f"{type(exc).__name__}: {exc}"[:300])
             study.tell(trial, state=TrialState.FAIL)
             if is_out_of_memory(exc):
@@ -127,7 +127,7 @@ def worker_loop(
 def _interrupted(study: optuna.Study, trial: optuna.Trial, config: SearchConfig, reason: str) -> None:
     """Record a stopped trial (FAIL, not counted) and queue its architecture again: the
     runner's checkpoint lets the retry resume where this one stopped."""
-    trial.set_user_attr("status", "failed")
+    trial.set_user_attr("status", Status.FAILED)
     trial.set_user_attr("reason", reason)
     trial.set_user_attr("requeued", True)
     frozen = frozen_trial(study, trial)

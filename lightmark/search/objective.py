@@ -19,7 +19,7 @@ from pathlib import Path
 import optuna
 
 from lightmark.benchmarks.macs import count_macs
-from lightmark.benchmarks.record import Record, candidate_key
+from lightmark.benchmarks.record import Record, Status, candidate_key
 from lightmark.benchmarks.runner import run_candidate
 from lightmark.benchmarks.size import size_mb
 from lightmark.errors import ConfigError, LightmarkError
@@ -122,29 +122,29 @@ class Objective:
                 threads=self.threads, callback=self._callback(trial, protocol), progress=False,
             )
         except optuna.TrialPruned:
-            self._store_cached(trial, key, status="pruned")
+            self._store_cached(trial, key, status=Status.PRUNED)
             raise
         except KeyboardInterrupt:
             raise
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
-            self._store_cached(trial, key, status="failed")
-            trial.set_user_attr("status", "failed")
+            self._store_cached(trial, key, status=Status.FAILED)
+            trial.set_user_attr("status", Status.FAILED)
             trial.set_user_attr("error", reason[:2000])
             trial.set_user_attr("reason", reason[:300])
             raise
         for k, v in record_attrs(record).items():
             trial.set_user_attr(k, v)
-        if record.status == "pruned":
+        if record.status == Status.PRUNED:
             if self.pruning:
                 raise optuna.TrialPruned(f"cached Record of {spec} was pruned")
             raise LightmarkError(
                 f"{spec} was pruned earlier under this protocol (its cached Record: "
                 f"{cached_record_path(self.cache_dir, key)}); remove that directory to train it fully"
             )
-        if record.status not in ("complete", ""):
+        if record.status not in (Status.COMPLETE, ""):
             raise LightmarkError(f"runner returned status {record.status!r} for {spec}: {record.error}")
-        trial.set_user_attr("status", "complete")
+        trial.set_user_attr("status", Status.COMPLETE)
         return self._values(record, spec)
 
     # -- pieces -----------------------------------------------------------------------------
@@ -209,7 +209,7 @@ class Objective:
             f"{name} over by {value:.4g}" for name, value in check.violations().items()
         )
         record = Record.from_spec(
-            spec, protocol, status="infeasible", params=int(check.params or 0), size_mb=check.size_mb,
+            spec, protocol, status=Status.INFEASIBLE, params=int(check.params or 0), size_mb=check.size_mb,
             macs=check.macs, latency_ms=check.latency_ms, error=f"over budget: {over}",
         )
         for k, v in record_attrs(record).items():
@@ -251,7 +251,7 @@ def _completed_in_study(trial: optuna.Trial, key: str) -> optuna.trial.FrozenTri
         return None
     for other in trials:
         attrs = other.user_attrs
-        if attrs.get("key") == key and attrs.get("status") == "complete" and "nme_image_pct" in attrs:
+        if attrs.get("key") == key and attrs.get("status") == Status.COMPLETE and "nme_image_pct" in attrs:
             return other
     return None
 

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import optuna
 from optuna.trial import TrialState
 
+from lightmark.benchmarks.record import Status
+
 
 def counted(trial: optuna.trial.FrozenTrial) -> bool:
     """A finished trial that counts towards the target: complete (infeasible included),
@@ -15,7 +17,7 @@ def counted(trial: optuna.trial.FrozenTrial) -> bool:
         return True
     # A trial whose worker died (no status: it never got to record one) or that was re-queued
     # after a crash or Ctrl-C is retried, so it does not count itself.
-    return (trial.state == TrialState.FAIL and trial.user_attrs.get("status") == "failed"
+    return (trial.state == TrialState.FAIL and trial.user_attrs.get("status") == Status.FAILED
             and not trial.user_attrs.get("requeued"))
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lightmark.atomic import json_safe, write_json_atomic, write_text_atomic
-from lightmark.benchmarks.record import Record
+from lightmark.benchmarks.record import Record, Status
 
 RECORD_FIELDS = tuple(f.name for f in fields(Record))
 EXTRA_COLUMNS = ("trial", "state", "label", "reused", "reason", "worker")
@@ -50,18 +50,18 @@ def trial_status(trial: Any) -> str:
 def _status_of(trial: Any) -> str:
     state = trial.state.name
     if state in ("RUNNING", "WAITING"):
-        return state.lower()
+        return Status(state.lower())
     if state == "PRUNED":
-        return "pruned"
+        return Status.PRUNED
     if state == "FAIL":
-        return "failed"
+        return Status.FAILED
     status = trial.user_attrs.get("status")
-    return status if status in ("complete", "infeasible") else "complete"
+    return status if status in (Status.COMPLETE, Status.INFEASIBLE) else Status.COMPLETE
 
 
 def is_feasible(trial: Any) -> bool:
     return all(v <= 0 for v in trial.constraints.values()) and (
-        trial.user_attrs.get("status") != "infeasible"
+        trial.user_attrs.get("status") != Status.INFEASIBLE
     )
 
 
@@ -103,7 +103,7 @@ def pareto_front(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[di
 
 def summarise_trials(trials: Sequence[Any], objectives: Sequence[str]) -> dict[str, Any]:
     """Counts, the best feasible trial (first objective) and the Pareto front under budget."""
-    counts = {s: 0 for s in ("complete", "pruned", "infeasible", "failed", "running", "waiting")}
+    counts = {s: 0 for s in Status}
     feasible_rows: list[dict[str, Any]] = []
     trained = reused = repeats = 0
     check_ms: list[float] = []
@@ -117,12 +117,12 @@ def summarise_trials(trials: Sequence[Any], objectives: Sequence[str]) -> dict[s
         counts[status] = counts.get(status, 0) + 1
         if trial.user_attrs.get("reused"):
             reused += 1
-        if (status in ("complete", "pruned") and not trial.user_attrs.get("reused")
+        if (status in (Status.COMPLETE, Status.PRUNED) and not trial.user_attrs.get("reused")
                 and float(trial.user_attrs.get("train_seconds") or 0) > 0):
             trained += 1
         if isinstance(trial.user_attrs.get("budget_check_ms"), (int, float)):
             check_ms.append(float(trial.user_attrs["budget_check_ms"]))
-        if status == "complete" and is_feasible(trial):
+        if status == Status.COMPLETE and is_feasible(trial):
             row = {k: trial.user_attrs.get(k) for k in RECORD_FIELDS}
             row["trial"] = trial.number
             if trial.user_attrs.get("label"):
@@ -139,7 +139,7 @@ def summarise_trials(trials: Sequence[Any], objectives: Sequence[str]) -> dict[s
         "trained": trained,
         "reused": reused,
         "repeats": repeats,
-        "skipped_over_budget": counts["infeasible"],
+        "skipped_over_budget": counts[Status.INFEASIBLE],
         "best": ranked[0] if ranked else None,
         "pareto": pareto_front(ranked, keys),
         "pareto_keys": keys,

@@ -27,6 +27,7 @@ import optuna
 from optuna.trial import TrialState
 from scipy import stats
 
+from lightmark.benchmarks.record import Status
 from lightmark.errors import ConfigError
 from lightmark.models.spec import ModelSpec
 from lightmark.search.config import SearchConfig
@@ -87,7 +88,8 @@ def landscape(table: Table, *, budget_mb: float | None = None, metric: str = "nm
     if metric not in CURVE_METRICS:
         raise ConfigError(f"--metric must be one of {', '.join(CURVE_METRICS)}, got {metric!r}")
     frame = table.frame
-    rows = frame[(frame["status"] == "complete") & (frame["seed"] == frame.groupby("spec")["seed"].transform("min"))]
+    first_seed = frame["seed"] == frame.groupby("spec")["seed"].transform("min")
+    rows = frame[(frame["status"] == Status.COMPLETE) & first_seed]
     if rows.empty:
         raise ConfigError(f"table {table.name}: no complete rows")
     epochs = table.epochs

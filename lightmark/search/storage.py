@@ -30,6 +30,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 from sqlalchemy import event
 
+from lightmark.benchmarks.record import Status
 from lightmark.errors import ConfigError
 from lightmark.search.optuna_compat import study_storage, trial_id
 
@@ -202,7 +203,7 @@ def recover_orphans(study: optuna.Study, params_of: Any = None) -> list[int]:
         reason = f"worker died (host {attrs.get('host')}, pid {attrs.get('pid')})"
         try:
             tid = trial_id(trial)
-            storage.set_trial_user_attr(tid, "status", "failed")
+            storage.set_trial_user_attr(tid, "status", Status.FAILED)
             storage.set_trial_user_attr(tid, "reason", reason)
             storage.set_trial_user_attr(tid, "error", reason)
             storage.set_trial_user_attr(tid, "requeued", True)

@@ -26,7 +26,7 @@ import pandas as pd
 from lightmark import __version__
 from lightmark.atomic import write_json_atomic, write_text_atomic
 from lightmark.benchmarks.proxies import rank_correlation
-from lightmark.benchmarks.record import Record
+from lightmark.benchmarks.record import Record, Status
 from lightmark.benchmarks.runner import candidate_dir
 from lightmark.errors import ConfigError, DataError
 from lightmark.models.spec import ModelSpec
@@ -146,7 +146,7 @@ def tabulate(space: SearchSpace, protocol: Protocol, *, seeds: int, second_seed:
     frame = collect_table(records, candidates, out, protocol.epochs)
     csv_path = out / f"{name}.csv"
     write_text_atomic(csv_path, frame.to_csv(index=False, float_format="%.6g"))
-    done = frame[frame["status"] == "complete"]
+    done = frame[frame["status"] == Status.COMPLETE]
     meta = {
         "name": name, "protocol": protocol.to_dict(), "protocol_name": protocol.name,
         "data_version": data_version(protocol), "space": space.to_dict(), "seeds": seeds,
@@ -183,7 +183,7 @@ class Table:
         Spearman rank correlation of the two seeds' final NME and the spread of their difference; and
         the share of architecture pairs (seed 0) whose NME differs by more than that noise (|diff| >
         1.96 x the sd of a seed-to-seed difference)."""
-        done = self.frame[self.frame["status"] == "complete"]
+        done = self.frame[self.frame["status"] == Status.COMPLETE]
         wide = done.pivot_table(index="spec", columns="seed", values=metric, aggfunc="first")
         if wide.shape[1] < 2:
             return {"architectures": 0}
@@ -206,7 +206,7 @@ class Table:
         }
 
     def summary(self) -> dict[str, Any]:
-        done = self.frame[self.frame["status"] == "complete"]
+        done = self.frame[self.frame["status"] == Status.COMPLETE]
         seeds_per_spec = done.groupby("spec")["seed"].nunique()
         return {
             "name": self.name, "protocol": self.meta.get("protocol_name", ""),

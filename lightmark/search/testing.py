@@ -22,7 +22,7 @@ from pathlib import Path
 import optuna
 
 from lightmark.atomic import write_json_atomic
-from lightmark.benchmarks.record import Record, candidate_key
+from lightmark.benchmarks.record import Record, Status, candidate_key
 from lightmark.errors import NonFiniteLossError
 from lightmark.models.spec import ModelSpec
 from lightmark.training.protocol import Protocol
@@ -62,7 +62,7 @@ def synthetic_runner(spec, protocol, run_dir, *, device="auto", callback=None, p
         log.write(f"{os.getpid()} threads {threads} precision {precision} start at epoch {state['epoch']}\n")
     final = synthetic_nme(spec, protocol)
     epoch_s = float(os.environ.get("LIGHTMARK_FAKE_EPOCH_S", "0"))
-    status = "complete"
+    status = Status.COMPLETE
     nme = final
     try:
         for epoch in range(state["epoch"] + 1, protocol.epochs + 1):
@@ -77,7 +77,7 @@ def synthetic_runner(spec, protocol, run_dir, *, device="auto", callback=None, p
                 callback(epoch, {"nme_image_pct": nme, "epoch": epoch})
     except BaseException as exc:
         if isinstance(exc, optuna.TrialPruned):
-            status = "pruned"
+            status = Status.PRUNED
         else:
             raise
     record = Record.from_spec(
@@ -88,7 +88,7 @@ def synthetic_runner(spec, protocol, run_dir, *, device="auto", callback=None, p
         train_seconds=state["seconds"], device="cpu",
     )
     write_json_atomic(record_path, record.to_dict())
-    if status == "pruned":
+    if status == Status.PRUNED:
         raise optuna.TrialPruned(f"pruned at epoch {state['epoch']}")
     return record
 
