@@ -1,4 +1,5 @@
-"""Seed statistics for the tables: mean, std, a t-interval, and whether a difference is noise.
+"""Seed statistics for the tables: mean, std, a t-interval (`lightmark.intervals`), and whether a
+difference is noise.
 
 The paper's tables have one run per row, so a 0.01 NME difference there may be seed noise. Ours
 run each row with K seeds and say which differences to the baseline row are larger than that
@@ -9,13 +10,12 @@ the table says so instead of guessing.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 from scipy import stats as _stats
 
-CONFIDENCE = 0.95
+from lightmark.intervals import CONFIDENCE, Summary
+from lightmark.intervals import summarise as summarise  # the tables' seed statistics, one copy
 
 # Values of the noise flag column.
 BASELINE = "baseline"
@@ -24,36 +24,6 @@ BEYOND = "beyond noise"
 UNDECIDED = "n/a (1 seed)"
 NO_DATA = "n/a (no result)"
 EXACT = "exact (no model)"
-
-
-@dataclass(frozen=True)
-class Summary:
-    n: int
-    mean: float  # NaN when n == 0
-    std: float  # sample std (ddof=1); NaN when n < 2
-    ci_half: float  # half-width of the t-interval of the mean; NaN when n < 2
-
-    @property
-    def ci_low(self) -> float:
-        return self.mean - self.ci_half
-
-    @property
-    def ci_high(self) -> float:
-        return self.mean + self.ci_half
-
-
-def summarise(values: Sequence[float], confidence: float = CONFIDENCE) -> Summary:
-    """Mean, sample std and the t-distribution confidence half-width over seeds (NaNs dropped)."""
-    data = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    n = int(data.size)
-    if n == 0:
-        return Summary(0, math.nan, math.nan, math.nan)
-    mean = float(data.mean())
-    if n < 2:
-        return Summary(1, mean, math.nan, math.nan)
-    std = float(data.std(ddof=1))
-    half = float(_stats.t.ppf(0.5 + confidence / 2, n - 1) * std / math.sqrt(n))
-    return Summary(n, mean, std, half)
 
 
 @dataclass(frozen=True)

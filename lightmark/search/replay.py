@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.trial import TrialState
-from scipy import stats
 
 from lightmark.benchmarks.record import Status
 from lightmark.errors import ConfigError
+from lightmark.intervals import mean_ci
 from lightmark.models.spec import ModelSpec
 from lightmark.search.config import SearchConfig
 from lightmark.search.pareto_pruner import ParetoPruner, hypervolume_2d
@@ -265,17 +265,6 @@ def replay_many(land: Landscape, samplers: list[str], pruners: list[str], *, n_t
 
 
 # -- summaries ----------------------------------------------------------------------------------
-def mean_ci(values: np.ndarray) -> tuple[float, float, float]:
-    """Mean and its 95 % interval (normal approximation, t for small n)."""
-    values = np.asarray(values, dtype=float)
-    n = len(values)
-    mean = float(values.mean())
-    if n < 2:
-        return mean, mean, mean
-    half = float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n))
-    return mean, mean - half, mean + half
-
-
 @dataclass
 class ArmSummary:
     sampler: str
