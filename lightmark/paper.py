@@ -11,6 +11,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
+# The write-up's own model, by its place in the tables: Table 2's last row (CA + CoordConv).
+FINAL_DESIGN = (2, 6)
+# Table 3's rows without a loss are the codecs' round trip on ground truth (no model trained).
+CODEC_TABLE = 3
+
 
 @dataclass(frozen=True)
 class PaperRow:
@@ -48,6 +53,14 @@ def paper_rows() -> list[PaperRow]:
     return list(_paper_rows_cached())
 
 
+def table_rows(table: int) -> list[PaperRow]:
+    """The rows of one of the paper's tables, in order."""
+    rows = [item for item in _paper_rows_cached() if item.table == table]
+    if not rows:
+        raise KeyError(f"the paper has no table {table}")
+    return rows
+
+
 def paper_row(table: int, row: int) -> PaperRow:
     for item in _paper_rows_cached():
         if item.table == table and item.row == row:
@@ -62,3 +75,15 @@ def spec_text(row: PaperRow) -> str:
     if c["attention"] not in ("", "none"):
         text += f"-{c['attention']}"
     return text + ("-cc" if c["coordconv"] == "true" else "")
+
+
+def final_design() -> PaperRow:
+    """The row of the write-up's own model (FINAL_DESIGN)."""
+    return paper_row(*FINAL_DESIGN)
+
+
+def codec_round_trip_nme() -> dict[str, float]:
+    """The paper's ground-truth round trip of its two heatmap codecs, NME % of image side, by codec name:
+    `plain` (no offset kernel) and `offset` (the Gaussian with offset)."""
+    return {("offset" if row.config["offset_kernel"] == "true" else "plain"): row.test_nme
+            for row in table_rows(CODEC_TABLE) if not row.config["loss"] and row.test_nme is not None}

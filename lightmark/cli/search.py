@@ -155,7 +155,7 @@ def build_space(args: argparse.Namespace, input_size: int) -> SearchSpace:
 
 
 def paper_candidates(space: Any, console: Any) -> list[tuple[str, Any]]:
-    presets = [p for p in paper_presets() if "Table 1" in p.description] or paper_presets()
+    presets = paper_presets(table=1)
     chosen, skipped = [], []
     for preset in presets:
         (chosen if space.contains(preset.spec) else skipped).append(preset)

@@ -32,13 +32,14 @@ class Preset:
     description: str
     paper_size_mb: float | None = None
     paper_nme: float | None = None
+    paper: tuple[int, int] | None = None  # (table, row) of paper_tables.csv, for the paper's rows
 
 
 def _paper(name: str, table: int, row: int, description: str) -> Preset:
     """A preset for one row of the paper's Tables 1-2: spec, size and NME come from paper_tables.csv."""
     line = paper_row(table, row)
     return Preset(name, ModelSpec.parse(spec_text(line)), PAPER_INPUT_SIZE, description,
-                  line.model_size_mb, line.test_nme)
+                  line.model_size_mb, line.test_nme, paper=(table, row))
 
 
 _ALL: tuple[Preset, ...] = (
@@ -68,9 +69,9 @@ PRESETS: dict[str, Preset] = {preset.name: preset for preset in _ALL}
 _LOOKS_LIKE_SPEC = re.compile(r"^s\d")
 
 
-def paper_presets() -> list[Preset]:
-    """The twelve rows of the paper's Tables 1 and 2, in table order."""
-    return [p for p in PRESETS.values() if p.name.startswith("paper-")]
+def paper_presets(table: int | None = None) -> list[Preset]:
+    """The presets of the paper's rows, in table order: all twelve of Tables 1 and 2, or one table's."""
+    return [p for p in PRESETS.values() if p.paper is not None and table in (None, p.paper[0])]
 
 
 def resolve(text: str) -> tuple[ModelSpec, int]:

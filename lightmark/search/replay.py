@@ -30,6 +30,7 @@ from lightmark.benchmarks.record import Status
 from lightmark.errors import ConfigError
 from lightmark.intervals import mean_ci
 from lightmark.models.spec import ModelSpec
+from lightmark.paper import final_design, spec_text, table_rows
 from lightmark.search.config import SearchConfig
 from lightmark.search.pareto_pruner import ParetoPruner, hypervolume_2d
 from lightmark.search.prescreen import best_by_score, draw_candidates
@@ -342,11 +343,12 @@ def summarise(land: Landscape, runs: list[Run], report_trials: tuple[int, ...],
 
 
 # -- search vs hand design ----------------------------------------------------------------------
-PAPER_FINAL = "s2-d4-c128-ca-cc"  # the write-up's final design
+PAPER_FINAL = spec_text(final_design())  # the write-up's final design
 # Its hand exploration: Table 1's six structures (no attention, no CoordConv); then, at the best of
-# them, Table 2's five variants of attention and CoordConv.
-PAPER_STRUCTURES = ("s1-d2-c256", "s1-d4-c128", "s2-d4-c128", "s2-d5-c128", "s3-d3-c128", "s4-d2-c128")
-PAPER_VARIANTS = ("se", "ca", "cc", "se-cc", "ca-cc")
+# them, Table 2's variants of attention and CoordConv (its rows after the baseline, as spec suffixes).
+PAPER_STRUCTURES = tuple(spec_text(row) for row in table_rows(1))
+_TABLE2_BASE, *_TABLE2_VARIANTS = (spec_text(row) for row in table_rows(2))
+PAPER_VARIANTS = tuple(text.removeprefix(f"{_TABLE2_BASE}-") for text in _TABLE2_VARIANTS)
 
 
 def nearest_feasible(land: Landscape, text: str) -> str | None:
