@@ -18,7 +18,6 @@ import pickle
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -26,6 +25,7 @@ from lightmark.atomic import write_bytes_atomic
 from lightmark.data.images import IMAGE_SUFFIXES, crop_face, image_size, read_image, resize_sample
 from lightmark.data.public_formats import CofwSource, FaceSyntheticsSource, WflwSource
 from lightmark.data.sample import FaceSample
+from lightmark.data.sources import FaceSource
 from lightmark.errors import ConfigError, DataError
 from lightmark.layouts import DEFAULT_LAYOUT, LAYOUTS, Layout, get_layout, layout_for_points, subset_indices
 
@@ -329,7 +329,7 @@ class LayoutView:
     """Another source's samples with only the points of `layout` (Face Synthetics' 70 read as the
     iBUG 68 drops the pupils); `lightmark.layouts.subset_indices` says which, or why not."""
 
-    def __init__(self, source: Any, layout: Layout) -> None:
+    def __init__(self, source: FaceSource, layout: Layout) -> None:
         try:
             self.indices = np.asarray(subset_indices(source.layout, layout), dtype=np.intp)
         except ConfigError as exc:
@@ -358,7 +358,7 @@ class LayoutView:
         return self.source.validate()
 
 
-def _where(source: Any) -> object:
+def _where(source: FaceSource) -> object:
     for name in ("annot_path", "list_path", "path", "root"):
         if getattr(source, name, None) is not None:
             return getattr(source, name)
@@ -397,7 +397,7 @@ def detect_format(path: Path | str) -> str:
 
 def open_source(path: Path | str, fmt: str = "auto", input_size: int | None = None, *,
                 outside: str = "keep", margin: float = 0.25, layout: str | None = None,
-                image_root: Path | str | None = None):
+                image_root: Path | str | None = None) -> FaceSource:
     """Open a dataset on disk in the given (or detected) format, resized to input_size.
 
     `layout`: None or "auto" keeps the data's own layout; a registered name reads the data as that
@@ -411,7 +411,7 @@ def open_source(path: Path | str, fmt: str = "auto", input_size: int | None = No
         fmt = detect_format(path)
     if fmt == "challenge":
         if path.is_file():
-            source: Any = ChallengeSource(path.parent, input_size, outside=outside, annot=path)
+            source: FaceSource = ChallengeSource(path.parent, input_size, outside=outside, annot=path)
         else:
             source = ChallengeSource(path, input_size, outside=outside)
     elif input_size is None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 import cv2
 import numpy as np
 
 from lightmark.atomic import write_bytes_atomic, write_text_atomic
 from lightmark.data.formats import ANNOT_NAME, write_challenge_annotations
+from lightmark.data.sources import FaceSource
 from lightmark.errors import DataError
 
 TARGETS = ("challenge", "pts")
@@ -37,7 +37,7 @@ def _image_name(name: str) -> str:
     return str(PurePosixPath(*parts).with_suffix(".png"))
 
 
-def convert(source: Any, out: Path, to: str, advance: Callable[[], None] | None = None) -> dict:
+def convert(source: FaceSource, out: Path, to: str, advance: Callable[[], None] | None = None) -> dict:
     """Write every sample of `source` under `out` in format `to` (challenge | pts); returns counts."""
     if to not in TARGETS:
         raise DataError(f"--to: unknown target {to!r}; choose from {', '.join(TARGETS)}")

@@ -14,19 +14,17 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 import torch
 
 from lightmark.atomic import write_bytes_atomic, write_text_atomic
-from lightmark.data.images import read_image
-from lightmark.data.synth_preview import colours_for
+from lightmark.data.images import IMAGE_SUFFIXES, read_image, resize_sample
+from lightmark.data.synth_preview import draw_points
 from lightmark.errors import DataError
+from lightmark.heatmaps.codecs import Codec
 from lightmark.training.evaluate import predict_points
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 @dataclass(frozen=True)
@@ -58,10 +56,8 @@ def collect_images(paths: Sequence[str | Path]) -> list[Path]:
 
 
 def to_input(image: np.ndarray, input_size: int) -> np.ndarray:
-    if image.shape[0] == input_size and image.shape[1] == input_size:
-        return image
-    interp = cv2.INTER_AREA if max(image.shape[:2]) > input_size else cv2.INTER_LINEAR
-    return cv2.resize(image, (input_size, input_size), interpolation=interp)
+    """The whole image resized to the network's input (as the data path resizes a sample)."""
+    return resize_sample(image, np.zeros((0, 2), np.float32), input_size)[0]
 
 
 def to_image_coords(points: np.ndarray, width: int, height: int, input_size: int) -> np.ndarray:
@@ -73,7 +69,7 @@ def to_image_coords(points: np.ndarray, width: int, height: int, input_size: int
 def predict_files(
     model: torch.nn.Module,
     files: Sequence[Path],
-    codec: Any,
+    codec: Codec,
     input_size: int,
     device: torch.device,
     batch_size: int = 16,
@@ -113,16 +109,6 @@ def solution_lines(predictions: Sequence[Prediction]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def draw_points(image: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """A copy of the RGB image with the points drawn, one colour per face part of their layout
-    (radius scales with the image)."""
-    canvas = np.ascontiguousarray(image.copy())
-    radius = max(1, int(round(max(image.shape[:2]) / 200)))
-    for (x, y), colour in zip(np.round(points).astype(int), colours_for(len(points))):
-        cv2.circle(canvas, (int(x), int(y)), radius, tuple(int(c) for c in colour), -1, lineType=cv2.LINE_AA)
-    return canvas
-
-
 def write_predictions(out_dir: Path, predictions: Sequence[Prediction], draw: bool = True) -> dict[str, Path]:
     """points.json, points.csv, solution.txt and drawn/<stem>.png, each written atomically."""
     out_dir = Path(out_dir)
@@ -145,7 +131,8 @@ def write_predictions(out_dir: Path, predictions: Sequence[Prediction], draw: bo
     if draw:
         drawn = out_dir / "drawn"
         for p in predictions:
-            canvas = draw_points(read_image(p.path), p.points)
+            image = read_image(p.path)
+            canvas = draw_points(image, p.points, radius=max(1.0, max(image.shape[:2]) / 200))
             ok, encoded = cv2.imencode(".png", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
             if ok:
                 write_bytes_atomic(drawn / f"{p.path.stem}.png", encoded.tobytes())

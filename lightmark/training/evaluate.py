@@ -19,7 +19,7 @@ import torch
 from lightmark import metrics
 from lightmark.data.formats import open_source
 from lightmark.device import Precision, autocast, resolve_device
-from lightmark.heatmaps.codecs import get_codec
+from lightmark.heatmaps.codecs import Codec, get_codec
 from lightmark.layouts import Layout
 from lightmark.training.checkpoint import load_model
 from lightmark.training.dataset import LandmarkDataset, build_loaders, check_points, make_loader
@@ -68,7 +68,7 @@ class EvalResult:
 def predict_points(
     model: torch.nn.Module,
     images: torch.Tensor,
-    codec: Any,
+    codec: Codec,
     device: torch.device,
     precision: Precision | None = None,
     channels_last: bool = False,
@@ -87,7 +87,7 @@ def predict_points(
 def evaluate_model(
     model: torch.nn.Module,
     loader: Iterable[dict],
-    codec: Any,
+    codec: Codec,
     device: torch.device | str,
     *,
     precision: Precision | None = None,
