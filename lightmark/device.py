@@ -147,8 +147,8 @@ def host_name(device: torch.device | None = None) -> str:
 def intra_op_threads(n: int | None) -> Iterator[None]:
     """Run with `n` torch CPU threads (None or 0: leave the current setting), restored afterwards.
 
-    On a loaded shared VM two OpenMP threads can be many times slower than one (measured here: a
-    quick-protocol step 0.5-7 s with 2 threads vs 0.25-0.3 s with 1), so the CLI exposes --threads."""
+    On a loaded shared VM two OpenMP threads can be many times slower than one, so the CLI exposes
+    --threads."""
     if not n:
         yield
         return

@@ -79,7 +79,7 @@ def test_depth_too_deep_for_input():
     assert spec.max_depth(64) == 4
 
 
-def test_specs_hashable_and_digest_stable():
+def test_specs_hashable():
     a, b = ModelSpec.parse("s2-d4-c128-ca-cc"), ModelSpec(2, 4, 128, "ca", True)
-    assert a == b and hash(a) == hash(b) and a.digest() == b.digest()
-    assert a.digest() != ModelSpec.parse("s2-d4-c128-ca").digest()
+    assert a == b and hash(a) == hash(b)
+    assert a != ModelSpec.parse("s2-d4-c128-ca")

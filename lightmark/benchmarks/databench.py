@@ -3,8 +3,7 @@ and the full DataLoader path, at each image size.
 
 On a GPU the model step of the paper's network takes a few ms per image, so the data path decides
 the speed of a search. The issue's targets (one core, samples/s): read + augment at 384 px >= 150;
-generate at 384 px >= 100; generate at 128 px >= 300. The reference implementation's sample path
-took about 26 samples/s at 384 px.
+generate at 384 px >= 100; generate at 128 px >= 300.
 
 The augmentation measured is the paper's six (erasing on) at the protocol's default probabilities.
 The disk cases read a temporary challenge folder (SynthFaces renders + `annot.pkl`) written before

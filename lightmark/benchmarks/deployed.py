@@ -30,7 +30,7 @@ DEFAULT_CODEC = "subpixel"  # the protocols' default: only the metadata's few by
 def _trained_like(model: nn.Module, seed: int = 0) -> nn.Module:
     """Give every BatchNorm distinct statistics, as training does. Freshly built ones are all equal
     (weight 1, bias 0, mean 0, var 1), and the ONNX exporter stores equal tensors once, which made
-    an untrained network's file about 1 % smaller than the trained one's."""
+    an untrained network's file smaller than the trained one's."""
     gen = torch.Generator().manual_seed(seed)
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d):

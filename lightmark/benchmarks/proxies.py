@@ -105,14 +105,6 @@ def _snip(model: nn.Module) -> float:
                      if isinstance(m, (nn.Conv2d, nn.Linear)) and m.weight.grad is not None))
 
 
-def grad_norm(spec: ModelSpec, batch: ProxyBatch, protocol: Protocol, seed: int = 0) -> float:
-    return _grad_norm(_loss_grads(spec, batch, protocol, seed))
-
-
-def snip(spec: ModelSpec, batch: ProxyBatch, protocol: Protocol, seed: int = 0) -> float:
-    return _snip(_loss_grads(spec, batch, protocol, seed))
-
-
 def all_proxies(spec: ModelSpec, batch: ProxyBatch, protocol: Protocol, seed: int = 0) -> dict[str, float]:
     """The four trainable-free proxies and the parameter count (MACs come from the table's rows)."""
     model = _loss_grads(spec, batch, protocol, seed)  # one backward serves grad_norm and SNIP

@@ -10,7 +10,7 @@ In one run it measures three things on the same model, batch and precision:
 
 They are timed in interleaved rounds and the medians compared, so drift on a shared machine hits
 every side alike. The loop's background batch thread is stopped after each loop round, so it never
-runs beside the two step measurements (it did, and made the trainer's step look 1.3x slower).
+runs beside the two step measurements (where it did, it made the trainer's step look slower).
 """
 
 from __future__ import annotations

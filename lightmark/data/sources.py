@@ -34,8 +34,7 @@ class SyntheticSource:
     """Faces 0..n-1 of `SynthFaces(size, seed)`, rendered on demand.
 
     `cache=True` keeps every rendered sample in memory (the training set is fixed, so each face is
-    rendered once per process); `warm()` renders them all up front. The cache is not pickled:
-    each DataLoader worker fills its own.
+    rendered once per process). The cache is not pickled: each DataLoader worker fills its own.
     """
 
     def __init__(self, size: int, seed: int, n: int, *, cache: bool = False) -> None:
@@ -63,10 +62,6 @@ class SyntheticSource:
                 sample = self._cache[index] = self.generator.render(index)
             return sample
         return self.generator.render(index)
-
-    def warm(self) -> None:
-        for i in range(self.n):
-            self[i]
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled for worker processes without the rendered cache (each worker fills its own)."""

@@ -13,7 +13,7 @@ front of the neck).
 Proportions (generator v2): in units of the outer-eye-corner distance, on near-frontal faces, the
 median brow, nose base, mouth, chin heights below the eye line and the jaw's widths match those of
 dlib's 68 points on real photographs (the dev set of `lightmark data realdev`), and dlib's points
-on these faces sit 0-3 % of that distance from the jaw labels on average. A plain ellipsoid's jaw is
+on these faces sit close to the jaw labels (docs/data.md has the measurement). A plain ellipsoid's jaw is
 too round, so W(y) widens slightly towards the chin (a negative taper): a squarer jaw.
 """
 

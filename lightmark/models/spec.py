@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from dataclasses import asdict, dataclass, fields
 
@@ -120,7 +118,3 @@ class ModelSpec:
             size //= 2
             depth += 1
         return depth
-
-    def digest(self) -> str:
-        """A stable short hash of the spec alone."""
-        return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]

@@ -130,7 +130,7 @@ def open_storage(choice: StorageChoice | str) -> optuna.storages.BaseStorage:
 
 def _fast_sqlite(storage: Any) -> None:
     """WAL + synchronous=NORMAL: a trial writes ~40 user attributes, one commit each, and a
-    default SQLite commit fsyncs (30 ms here). WAL also lets the live view read while a worker
+    default SQLite commit fsyncs. WAL also lets the live view read while a worker
     writes. A killed process loses nothing committed; only a power cut can drop the last commits."""
     def on_connect(connection: Any, _record: Any) -> None:
         cursor = connection.cursor()

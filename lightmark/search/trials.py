@@ -1,10 +1,9 @@
 """How many trials a search should get for its space: the rule the tabular replay supports.
 
-Replayed on hourglass108-tabular (docs/search.md, `scripts/trials-needed`; TPE with the median
-pruner, 100 seeds per point), the trials after which 90 % of searches had found a top-5 %
-architecture, as the budget admitted more of the table: 40 trials with 30 feasible architectures, 30
-with 52 and 64, 25 with 81-102, 20 with all 108; with 12 feasible (top 5 % = the single best) not
-even 80 trials got there (0.67). So: a small feasible set is cheaper to train whole (a grid); from
+Replayed on hourglass108-tabular (docs/search.md and `scripts/trials-needed` have the numbers; TPE
+with the median pruner, 100 seeds per point), the trials after which 90 % of searches had found a
+top-5 % architecture fall as the budget admits more of the table, and with only a dozen feasible
+architectures not even 80 trials got there. So: a small feasible set is cheaper to train whole (a grid); from
 about 30 feasible architectures 30 trials suffice up to the table's 108, and past what the table
 measured the rule grows slowly (10 more trials per doubling), an extrapolation the docs call one.
 """

@@ -42,9 +42,8 @@ def usable_cores() -> int:
 
 
 def resolve_workers(text: str | int, device: str = "auto") -> int:
-    """`--workers auto`: one worker per GPU on CUDA, else one 1-thread worker per CPU core (two 1-thread
-    processes trained 1.6x the candidates per hour of one 2-thread process on the 2-core machine,
-    docs/search.md); a number is taken as it is."""
+    """`--workers auto`: one worker per GPU on CUDA, else one 1-thread worker per CPU core (more
+    candidates per hour than one process using every core: docs/search.md); a number is taken as it is."""
     if str(text).strip().lower() == "auto":
         gpus = visible_gpus() if device != "cpu" else []
         return max(1, len(gpus)) if gpus else usable_cores()
@@ -64,10 +63,9 @@ def gpu_for_worker(index: int, gpus: list[str]) -> str | None:
 def threads_per_worker(threads: int | None, n_workers: int, gpus: list[str]) -> int | None:
     """CPU workers share the cores instead of each starting one torch thread per core.
 
-    N processes x all-cores OpenMP pools oversubscribe the CPU; on this project's 2-core VM two
-    1-thread bf16 workers train 1.5x the images per second of one 2-thread bf16 process
-    (docs/training.md).
-    An explicit `threads` wins; GPU workers keep torch's default."""
+    N processes x all-cores OpenMP pools oversubscribe the CPU; 1-thread workers train more images per
+    second than one process with every core (docs/training.md). An explicit `threads` wins; GPU
+    workers keep torch's default."""
     if threads or gpus:
         return threads or None
     return max(1, usable_cores() // max(n_workers, 1))
