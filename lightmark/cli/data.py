@@ -14,43 +14,44 @@
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
-import time
 from pathlib import Path
 
-import cv2
-import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from lightmark.atomic import write_bytes_atomic, write_json_atomic
+from lightmark.atomic import write_json_atomic
 from lightmark.cli._common import print_json, stderr_console, stdout_console
 from lightmark.data.dlib68 import DEFAULT_UPSAMPLE, DlibFaces
-from lightmark.data.formats import open_source, write_challenge_annotations
+from lightmark.data.formats import open_source
 from lightmark.data.realdev import LABELS_NOTE, PHOTOS, build_dev_set
 from lightmark.data.realism import FRONTAL_MAX_DEG, check_rows, measure_realism
-from lightmark.data.synth import SynthFaces
-from lightmark.data.synth_preview import contact_sheet
+from lightmark.data.synth_preview import write_preview
+from lightmark.data.synth_writer import FORMATS as SYNTH_FORMATS
+from lightmark.data.synth_writer import SynthDataset, write_synthetic
 from lightmark.data.writers import convert as convert_dataset
-from lightmark.errors import ConfigError, DataError
-
-_STATE_DIR = ".synth-partial"  # per-image records of an unfinished run (removed when it completes)
+from lightmark.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("data", help="synthetic faces and dataset previews")
     sub = parser.add_subparsers(dest="data_command", metavar="DATA")
+    for add in (_register_synth, _register_preview, _register_convert, _register_realdev, _register_realism):
+        add(sub)
+    parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
+
+def _register_synth(sub: argparse._SubParsersAction) -> None:
     synth = sub.add_parser("synth", help="write synthetic faces in the challenge layout (images + annot.pkl)")
     synth.add_argument("--out", type=Path, required=True, help="output directory")
     synth.add_argument("--n", type=int, required=True, help="number of faces")
     synth.add_argument("--size", type=int, default=384, help="image side in pixels (default: %(default)s)")
     synth.add_argument("--seed", type=int, default=0, help="generator seed (default: %(default)s)")
-    synth.add_argument("--format", choices=("png", "jpg"), default="png",
+    synth.add_argument("--format", choices=SYNTH_FORMATS, default="png",
                        help="image format; png keeps bytes deterministic (default: %(default)s)")
     synth.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     synth.set_defaults(func=cmd_synth)
 
+
+def _register_preview(sub: argparse._SubParsersAction) -> None:
     preview = sub.add_parser("preview", help="contact sheet PNG with the points drawn, coloured by face part")
     preview.add_argument("--data", type=Path, help="any dataset lightmark reads (default: synthetic faces)")
     preview.add_argument("--image-root", type=Path, help="where a WFLW list's image paths start")
@@ -62,6 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     preview.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     preview.set_defaults(func=cmd_preview)
 
+
+def _register_convert(sub: argparse._SubParsersAction) -> None:
     convert = sub.add_parser("convert", help="write a dataset in the challenge layout or as .pts files",
                              description="Read any dataset lightmark reads (format detected) and write its "
                                          "samples, cropped and resized to --size, as PNGs with annot.pkl "
@@ -76,6 +79,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     convert.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     convert.set_defaults(func=cmd_convert)
 
+
+def _register_realdev(sub: argparse._SubParsersAction) -> None:
     realdev = sub.add_parser("realdev", help="real-photo dev set: faces in photos shipped by installed packages, "
                                              "dlib pseudo-labels (needs the [real] extra)",
                              description="Find every face in the photographs that installed packages ship "
@@ -90,6 +95,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     realdev.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     realdev.set_defaults(func=cmd_realdev)
 
+
+def _register_realism(sub: argparse._SubParsersAction) -> None:
     realism = sub.add_parser("realism", help="how many synthetic faces dlib's HOG detector finds, and its NME vs "
                                              "the labels (needs the [real] extra)",
                              description="Render synthetic faces and run dlib's HOG face detector and 68-point "
@@ -106,128 +113,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     realism.add_argument("--json", action="store_true", help="print the numbers as JSON")
     realism.set_defaults(func=cmd_realism)
 
-    parser.set_defaults(func=lambda args: parser.print_help() or 2)
-
 
 # ---------------------------------------------------------------------------- data synth
-def _sample_record(name: str, sample) -> dict:
-    occ = np.flatnonzero(sample.occluded).tolist() if sample.occluded is not None else []
-    return {"name": name, **sample.meta, "occluded_points": occ,
-            "points": np.asarray(sample.points, np.float32).tolist()}
-
-
-def _load_previous(out: Path, params: dict) -> dict[str, dict]:
-    """Records of images finished by an earlier run with the same parameters (else nothing)."""
-    done: dict[str, dict] = {}
-    meta = out / "meta.json"
-    if meta.is_file():
-        try:
-            data = json.loads(meta.read_text())
-        except (OSError, ValueError):
-            data = {}
-        if data.get("params") == params:
-            done.update({r["name"]: r for r in data.get("samples", []) if "points" in r})
-    state = out / _STATE_DIR
-    if state.is_dir():
-        for path in state.glob("*.json"):
-            try:
-                record = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue  # a record is written atomically; an unreadable one is simply redone
-            if record.get("params") == params:
-                done[record["name"]] = record
-    return {name: r for name, r in done.items() if (out / name).is_file()}
-
-
 def cmd_synth(args: argparse.Namespace) -> int:
-    if args.n < 1:
-        raise ConfigError(f"--n must be >= 1, got {args.n}")
-    if args.size < 16:
-        raise ConfigError(f"--size must be >= 16 pixels, got {args.size}")
-    out: Path = args.out
-    if out.exists() and not out.is_dir():
-        raise DataError(f"--out {out} exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
-    params = {"generator": "lightmark.synth", "size": args.size, "seed": args.seed, "format": args.format}
-    gen = SynthFaces(size=args.size, seed=args.seed)
-    width = max(6, len(str(args.n - 1)))
-    names = [f"{i:0{width}d}.{args.format}" for i in range(args.n)]
-    done = _load_previous(out, params)
-    state = out / _STATE_DIR
-    records: list[dict] = []
-    written = 0
-    encode = [cv2.IMWRITE_PNG_COMPRESSION, 3] if args.format == "png" else [cv2.IMWRITE_JPEG_QUALITY, 95]
-    start = time.perf_counter()
+    dataset = SynthDataset(out=args.out, n=args.n, size=args.size, seed=args.seed, format=args.format)
+    dataset.check()
     with Progress(TextColumn("data synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=stderr_console(), transient=True) as progress:
         task = progress.add_task("faces", total=args.n)
-        for i, name in enumerate(names):
-            if name in done:
-                records.append({k: v for k, v in done[name].items() if k != "params"})
-            else:
-                sample = gen.render(i)
-                ok, buf = cv2.imencode(f".{args.format}", cv2.cvtColor(sample.image, cv2.COLOR_RGB2BGR), encode)
-                if not ok:
-                    raise DataError(f"could not encode {out / name}")
-                write_bytes_atomic(out / name, buf.tobytes())
-                record = _sample_record(name, sample)
-                write_json_atomic(state / f"{name}.json", {**record, "params": params})
-                records.append(record)
-                written += 1
-            progress.advance(task)
-    seconds = time.perf_counter() - start
-    points = np.asarray([r["points"] for r in records], dtype=np.float32)
-    write_challenge_annotations(out / "annot.pkl", names, points)
-    write_json_atomic(out / "meta.json", {"params": params, "n": args.n, "samples": records})
-    shutil.rmtree(state, ignore_errors=True)
-    summary = {
-        "out": str(out), "n": args.n, "size": args.size, "seed": args.seed, "format": args.format,
-        "written": written, "skipped": args.n - written, "seconds": round(seconds, 3),
-        "samples_per_s": round(written / seconds, 1) if written and seconds > 0 else None,
-        "annotations": str(out / "annot.pkl"), "meta": str(out / "meta.json"),
-    }
+        summary = write_synthetic(dataset, advance=lambda: progress.advance(task))
     if args.json:
         print_json(summary)
     else:
         stderr_console().print(
-            f"wrote {written} faces ({summary['skipped']} already there) of {args.size} px to {out}; "
+            f"wrote {summary['written']} faces ({summary['skipped']} already there) of {args.size} px to {args.out}; "
             f"annotations in annot.pkl, pose/expression/occlusion in meta.json")
     return 0
 
 
 # ---------------------------------------------------------------------------- data preview
-def _dataset_samples(path: Path, n: int, size: int, image_root: Path | None = None) -> list:
-    if not path.exists():
-        raise DataError(f"--data {path}: no such file or directory")
-    source = open_source(path, "auto", size, image_root=image_root)
-    return [source[i] for i in range(min(n, len(source)))]
-
-
 def cmd_preview(args: argparse.Namespace) -> int:
-    if args.n < 1:
-        raise ConfigError(f"--n must be >= 1, got {args.n}")
-    if args.size < 16:
-        raise ConfigError(f"--size must be >= 16 pixels, got {args.size}")
-    if args.data is not None:
-        samples = _dataset_samples(args.data, args.n, args.size, args.image_root)
-        if not samples:
-            raise DataError(f"--data {args.data}: no samples")
-        source = str(args.data)
-    else:
-        gen = SynthFaces(size=args.size, seed=args.seed)
-        samples = [gen.render(i) for i in range(args.n)]
-        source = f"synthetic (seed {args.seed})"
-    sheet = contact_sheet(samples, cols=args.cols, tile=args.size)
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
-    if not ok:
-        raise DataError(f"could not encode {args.out}")
-    write_bytes_atomic(args.out, buf.tobytes())
-    summary = {"out": str(args.out), "source": source, "n": len(samples), "size": args.size,
-               "width_px": int(sheet.shape[1]), "height_px": int(sheet.shape[0])}
+    summary = write_preview(args.out, data=args.data, n=args.n, size=args.size, seed=args.seed, cols=args.cols,
+                            image_root=args.image_root)
     if args.json:
         print_json(summary)
     else:
-        stderr_console().print(f"wrote {args.out}: {len(samples)} faces from {source}")
+        stderr_console().print(f"wrote {args.out}: {summary['n']} faces from {summary['source']}")
     return 0
 
 

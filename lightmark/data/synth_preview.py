@@ -1,6 +1,6 @@
 """Contact sheets: faces with their points drawn, one colour per facial part of their layout.
 
-Used by `lightmark data preview` and for the picture in docs/data.md; works for any FaceSample
+`write_preview` is `lightmark data preview`; the sheets are also the picture in docs/data.md; works for any FaceSample
 (synthetic or read from disk). Occluded points are drawn as rings, visible ones as dots.
 """
 
@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
+from lightmark.atomic import write_bytes_atomic
+from lightmark.data.formats import open_source
 from lightmark.data.sample import FaceSample
-from lightmark.errors import ConfigError
+from lightmark.data.synth import SynthFaces
+from lightmark.errors import ConfigError, DataError
 from lightmark.layouts import DEFAULT_LAYOUT, Layout, layout_for_points
 
 # RGB per kind of part, chosen to stay distinguishable on skin and on busy backgrounds. A layout's
@@ -97,3 +102,36 @@ def contact_sheet(samples: Sequence[FaceSample], cols: int | None = None, tile: 
         y0, x0 = gap + r * (tile + gap), gap + c * (tile + gap)
         sheet[y0: y0 + tile, x0: x0 + tile] = drawn
     return sheet
+
+
+def preview_samples(data: Path | None, n: int, size: int, seed: int = 0,
+                    image_root: Path | None = None) -> tuple[list[FaceSample], str]:
+    """The first n faces of a dataset on disk (any format lightmark reads), else n synthetic faces;
+    and where they come from, in words."""
+    if data is None:
+        gen = SynthFaces(size=size, seed=seed)
+        return [gen.render(i) for i in range(n)], f"synthetic (seed {seed})"
+    if not data.exists():
+        raise DataError(f"--data {data}: no such file or directory")
+    source = open_source(data, "auto", size, image_root=image_root)
+    samples = [source[i] for i in range(min(n, len(source)))]
+    if not samples:
+        raise DataError(f"--data {data}: no samples")
+    return samples, str(data)
+
+
+def write_preview(out: Path, *, data: Path | None = None, n: int = 16, size: int = 128, seed: int = 0,
+                  cols: int | None = None, image_root: Path | None = None) -> dict[str, Any]:
+    """A contact sheet PNG of n faces (`preview_samples`) at `out`; returns a summary of it."""
+    if n < 1:
+        raise ConfigError(f"--n must be >= 1, got {n}")
+    if size < 16:
+        raise ConfigError(f"--size must be >= 16 pixels, got {size}")
+    samples, source = preview_samples(data, n, size, seed, image_root)
+    sheet = contact_sheet(samples, cols=cols, tile=size)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    if not ok:
+        raise DataError(f"could not encode {out}")
+    write_bytes_atomic(out, buf.tobytes())
+    return {"out": str(out), "source": source, "n": len(samples), "size": size,
+            "width_px": int(sheet.shape[1]), "height_px": int(sheet.shape[0])}
