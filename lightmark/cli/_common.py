@@ -16,7 +16,7 @@ from rich.console import Console
 from lightmark.atomic import json_safe
 from lightmark.device import precision_warning, resolve_device
 from lightmark.errors import ConfigError
-from lightmark.training.protocol import Protocol, get_protocol
+from lightmark.training.protocol import PROTOCOLS, Protocol, get_protocol
 
 
 def stderr_console() -> Console:
@@ -80,7 +80,9 @@ def add_device_args(parser: argparse.ArgumentParser, *, threads_help: str = "") 
 
 def add_protocol_args(parser: argparse.ArgumentParser, default: str = "quick") -> None:
     """--protocol NAME, --protocol-file TOML, --set key=value (repeatable), --data DIR."""
-    parser.add_argument("--protocol", default=default, help="smoke | quick | paper (default: %(default)s)")
+    parser.add_argument("--protocol", default=default,
+                        help=f"a preset: {' | '.join(PROTOCOLS)} (`lightmark protocols` prints them) "
+                             "(default: %(default)s)")
     parser.add_argument("--protocol-file", type=Path, help="TOML file overriding protocol fields")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -59,7 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_protocol_args(parser)
     space = parser.add_argument_group("search space (a TOML file, then flags fix or narrow it)")
-    space.add_argument("--space", type=Path, help="search-space TOML (see configs/quick-space.toml)")
+    space.add_argument("--space", type=Path, help="search-space TOML, e.g. configs/tabular-space.toml (the demo's) or "
+                       "configs/quick-space.toml (small networks for --protocol quick); docs/search.md")
     space.add_argument("--stacks", help="n_stacks values: 1-4, or 1,2, or 2")
     space.add_argument("--depth", help="depth values: 2-5, or 3,4 (bounded by the heatmap size)")
     space.add_argument("--channels", help="channel values: 32-256:8 (min-max:step) or 64,128")
