@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from lightmark.benchmarks.record import Record, Status
+from lightmark.benchmarks.runner import candidate_dir_of
 from lightmark.training.checkpoint import checkpoint_spec_protocol, load_checkpoint
 from lightmark.training.dataset import build_loaders
 from lightmark.training.evaluate import evaluate_checkpoint
@@ -53,7 +54,7 @@ DATASET_NME_KEYS = ("nme_image_pct", "nme_inter_ocular_pct")
 
 def checkpoint_of(record: Record, run_dir: Path) -> Path | None:
     """The candidate's checkpoint in the run directory (last.pt, else best.pt), or None."""
-    folder = Path(run_dir) / "candidates" / record.key
+    folder = candidate_dir_of(run_dir, record.key)
     return next((folder / n for n in CHECKPOINT_NAMES if (folder / n).exists()), None)
 
 

@@ -41,8 +41,13 @@ METRIC_KEYS = ("nme_image_pct", "nme_inter_ocular_pct", "nme_inter_pupil_pct", "
                "failure_rate_8_pct", "failure_rate_10_pct")
 
 
+def candidate_dir_of(run_dir: Path | str, key: str) -> Path:
+    """Where the runner keeps candidate `key` (its candidate_key): checkpoints, log and record.json."""
+    return Path(run_dir) / "candidates" / key
+
+
 def candidate_dir(spec: ModelSpec, protocol: Protocol, run_dir: Path | str) -> Path:
-    return Path(run_dir) / "candidates" / candidate_key(spec, protocol)
+    return candidate_dir_of(run_dir, candidate_key(spec, protocol))
 
 
 def read_record(path: Path) -> Record:

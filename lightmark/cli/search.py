@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import torch
+from rich.console import Console
 
-from lightmark.benchmarks.proxies import naswot, proxy_batch
+from lightmark.benchmarks.record import Status
 from lightmark.cli._common import (
     THREADS_PER_WORKER_HELP,
     add_device_args,
@@ -23,26 +21,21 @@ from lightmark.cli._common import (
     stderr_console,
     terminate_as_interrupt,
 )
-from lightmark.errors import ConfigError
-from lightmark.models.registry import paper_presets
 from lightmark.reports.report import build_report
-from lightmark.search.budget import DEFAULT_BUDGET_MB, SIZE_METRICS, Budget
-from lightmark.search.config import SearchConfig, default_study_name
+from lightmark.search import plan as planning
+from lightmark.search.budget import DEFAULT_BUDGET_MB, SIZE_METRICS
 from lightmark.search.live import LiveView
 from lightmark.search.objective import parse_objectives
-from lightmark.search.prescreen import Prescreen, prescreen_space
-from lightmark.search.samplers import PRUNERS, SAMPLERS, default_startup_trials
+from lightmark.search.plan import SearchPlan, SearchRequest, SpaceFlags
+from lightmark.search.prescreen import Prescreen
+from lightmark.search.samplers import PRUNERS, SAMPLERS
 from lightmark.search.space import SearchSpace
-from lightmark.search.storage import choose_storage
 from lightmark.search.study import run_search
-from lightmark.search.trials import suggest as suggest_trials
 from lightmark.search.workers import resolve_workers
-from lightmark.training.dataset import data_layout
 
 # Test/plug-in hooks: "module:function" replacing the candidate runner / the size function.
 RUNNER_ENV = "LIGHTMARK_SEARCH_RUNNER"
 SIZER_ENV = "LIGHTMARK_SEARCH_SIZER"
-SIZE_CACHE = "deployed_sizes.json"  # exported sizes of --size-metric onnx_*, per architecture
 DASHBOARD = "optuna-dashboard"  # the `dashboard` extra's command
 
 
@@ -58,6 +51,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     add_protocol_args(parser)
+    _add_space_args(parser)
+    _add_budget_args(parser)
+    run = parser.add_argument_group("study")
+    _add_study_args(run)
+    _add_run_args(run)
+    parser.add_argument("--json", action="store_true", help="print the final summary as JSON on stdout")
+    parser.set_defaults(func=cmd_search)
+
+
+def _add_space_args(parser: argparse.ArgumentParser) -> None:
     space = parser.add_argument_group("search space (a TOML file, then flags fix or narrow it)")
     space.add_argument("--space", type=Path, help="search-space TOML, e.g. configs/tabular-space.toml (the demo's) or "
                        "configs/quick-space.toml (small networks for --protocol quick); docs/search.md")
@@ -66,6 +69,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     space.add_argument("--channels", help="channel values: 32-256:8 (min-max:step) or 64,128")
     space.add_argument("--attention", help="attention values: none,se,ca")
     space.add_argument("--coordconv", help="CoordConv values: true, false or true,false")
+
+
+def _add_budget_args(parser: argparse.ArgumentParser) -> None:
     budget = parser.add_argument_group("budget (checked from the spec alone, before training)")
     budget.add_argument("--budget-mb", type=float, default=DEFAULT_BUDGET_MB,
                         help="max model size in MiB of --size-metric (default: %(default)s)")
@@ -77,7 +83,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     budget.add_argument("--budget-macs", type=float, help="max MACs at the protocol's input size")
     budget.add_argument("--budget-latency-ms", type=float,
                         help="max batch-1 latency in ms on --device")
-    run = parser.add_argument_group("study")
+
+
+def _add_study_args(run: argparse._ArgumentGroup) -> None:
     run.add_argument("--n-trials", type=int,
                      help="TOTAL finished trials the study should have (a re-run tops it up; default: suggested "
                           "from how many architectures fit the budget, by the tabular replay's evidence: all of "
@@ -101,6 +109,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "the study then lives in a journal file, not SQLite) (default: %(default)s, one "
                           "process with all cores and a zero-set-up SQLite study)")
     run.add_argument("--seed", type=int, default=0, help="sampler seed (default: %(default)s)")
+
+
+def _add_run_args(run: argparse._ArgumentGroup) -> None:
     add_device_args(run, threads_help=THREADS_PER_WORKER_HELP)
     run.add_argument("--out", type=Path, default=Path("runs/search"),
                      help="run directory (default: %(default)s)")
@@ -111,155 +122,87 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--enqueue-paper", action="store_true",
                      help="try the paper's Table 1 architectures first (those inside the space)")
     run.add_argument("--no-report", action="store_true", help="skip the plots/report at the end")
-    parser.add_argument("--json", action="store_true", help="print the final summary as JSON on stdout")
-    parser.set_defaults(func=cmd_search)
 
 
-def _range_values(text: str, kind: str, step: int = 1) -> list[Any]:
-    """'2-5' / '32-256:8' / '1,2' / 'ca' / 'true,false' -> a list of values."""
-    text = text.strip()
-    items: list[Any] = []
-    for part in text.split(","):
-        part = part.strip()
-        if kind == "int":
-            body, _, step_text = part.partition(":")
-            if "-" in body:
-                low, _, high = body.partition("-")
-                try:
-                    items.extend(range(int(low), int(high) + 1, int(step_text or step)))
-                except ValueError:
-                    raise ConfigError(f"cannot read {part!r} as MIN-MAX[:STEP]") from None
-            else:
-                try:
-                    items.append(int(body))
-                except ValueError:
-                    raise ConfigError(f"cannot read {part!r} as an integer") from None
-        elif kind == "bool":
-            if part.lower() not in ("true", "false", "on", "off", "1", "0"):
-                raise ConfigError(f"cannot read {part!r} as true/false")
-            items.append(part.lower() in ("true", "on", "1"))
-        else:
-            items.append(part)
-    return items
+def _space_flags(args: argparse.Namespace) -> SpaceFlags:
+    return SpaceFlags(space=args.space, stacks=args.stacks, depth=args.depth, channels=args.channels,
+                      attention=args.attention, coordconv=args.coordconv)
 
 
 def build_space(args: argparse.Namespace, input_size: int) -> SearchSpace:
-    space = SearchSpace.from_toml(args.space) if args.space else SearchSpace()
-    fixed = {
-        "n_stacks": args.stacks and _range_values(args.stacks, "int"),
-        "depth": args.depth and _range_values(args.depth, "int"),
-        "channels": args.channels and _range_values(args.channels, "int", step=8),
-        "attention": args.attention and _range_values(args.attention, "str"),
-        "coordconv": args.coordconv and _range_values(args.coordconv, "bool"),
-    }
-    return space.with_fixed(**fixed).bounded(input_size)
+    """The space of the parsed flags (`search.plan.build_space`)."""
+    return planning.build_space(_space_flags(args), input_size)
 
 
-def paper_candidates(space: Any, console: Any) -> list[tuple[str, Any]]:
-    presets = paper_presets(table=1)
-    chosen, skipped = [], []
-    for preset in presets:
-        (chosen if space.contains(preset.spec) else skipped).append(preset)
-    if skipped:
-        console.print(f"--enqueue-paper: not in the search space, skipped: "
-                      f"{', '.join(str(p.spec) for p in skipped)}", highlight=False)
-    return [(p.name, p.spec) for p in chosen]
-
-
-def prescreen_candidates(screen: Any, space: Any, budget: Any, protocol: Any, config: Any,
-                         console: Any) -> list[tuple[str, Any]]:
-    """`--prescreen PROXY:K`: the start-up trials chosen by the proxy (scores cached in the run directory)."""
-    keep = default_startup_trials(config.n_trials)
-    start = time.perf_counter()
-    batch = proxy_batch(protocol)
-    chosen = prescreen_space(space, budget.fits, screen, keep, config.seed,
-                             score=lambda spec: naswot(spec, batch, seed=config.seed),
-                             cache=Path(config.run_dir) / f"prescreen-{screen.proxy}.csv")
-    console.print(f"--prescreen {screen}: {len(chosen)} of {screen.k} random feasible architectures chosen by "
-                  f"{screen.proxy} in {time.perf_counter() - start:.1f} s, tried first: "
-                  f"{', '.join(str(spec) for _, spec in chosen)}", highlight=False)
-    return chosen
+def _request(args: argparse.Namespace) -> SearchRequest:
+    protocol = protocol_from_args(args)
+    objectives = parse_objectives(args.objectives)
+    return SearchRequest(
+        protocol=protocol, out=args.out, space=_space_flags(args), objectives=objectives,
+        budget_mb=args.budget_mb, size_metric=args.size_metric, budget_macs=args.budget_macs,
+        budget_latency_ms=args.budget_latency_ms, n_trials=args.n_trials, timeout=args.timeout,
+        sampler=args.sampler, pruner=args.pruner, storage=args.storage, study=args.study,
+        workers=resolve_workers(args.workers, args.device), seed=args.seed, device=args.device,
+        precision=args.precision, threads=args.threads or None,
+        runner=os.environ.get(RUNNER_ENV) or None, sizer=os.environ.get(SIZER_ENV) or None,
+    )
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     console = stderr_console()
-    protocol = protocol_from_args(args)
-    objectives = parse_objectives(args.objectives)
-    if args.n_trials is not None and args.n_trials < 1:
-        raise ConfigError(f"--n-trials must be >= 1, got {args.n_trials}")
-    args.workers = resolve_workers(args.workers, args.device)
+    request = _request(args)
     note_precision(args, console)
-    space = replace(build_space(args, protocol.input_size), n_landmarks=data_layout(protocol).n_points)
-    device = args.device
-    budget = Budget(
-        size_mb=args.budget_mb, macs=None if args.budget_macs is None else int(args.budget_macs),
-        latency_ms=args.budget_latency_ms, input_size=protocol.input_size,
-        device=_latency_device(device), sizer=os.environ.get(SIZER_ENV) or None,
-        size_metric=args.size_metric, size_cache=str(args.out / SIZE_CACHE),
-    )
-    smallest = space.smallest(budget.fits)
-    if smallest is None:
-        tiny = space.smallest()
-        raise ConfigError(
-            f"no architecture of the search space fits {budget.describe()}: the smallest, {tiny}, "
-            f"is {budget.metric_size_of(tiny):.3f} MiB. Raise --budget-mb or allow fewer stacks, "
-            "shallower or narrower networks"
-        )
-    if budget.macs is not None or budget.latency_ms is not None:
-        check = budget.check(smallest)
-        if not check.feasible:
-            raise ConfigError(
-                f"no architecture of the search space fits {budget.describe()}: the smallest, "
-                f"{smallest}, is over ({', '.join(f'{k} +{v:.4g}' for k, v in check.violations().items())})"
-            )
-    full = space
-    space = space.trimmed(budget.fits)
-    if args.n_trials is None:
-        # an ONNX size metric would export every architecture to count them: count the whole space instead
-        fits = budget.fits if args.size_metric == "state_dict" else (lambda spec: True)
-        suggestion = suggest_trials(space, fits, seed=args.seed)
-        args.n_trials = suggestion.n_trials
-        console.print(suggestion.describe(), highlight=False)
-    run_dir = args.out
-    storage = choose_storage(args.storage, run_dir, args.workers)
-    config = SearchConfig(
-        protocol=protocol, run_dir=run_dir, storage=storage,
-        study_name=args.study or default_study_name(protocol), space=space, budget=budget,
-        objectives=objectives, sampler=args.sampler, pruner=args.pruner, seed=args.seed,
-        n_trials=args.n_trials, timeout=args.timeout, device=device, precision=args.precision,
-        threads=args.threads or None, runner=os.environ.get(RUNNER_ENV) or None,
-    )
-    console.print(f"search space: {space.describe()}", highlight=False)
-    if len(space) != len(full):
-        console.print(f"  (trimmed from {len(full)} by the budget: wider/deeper values cannot fit "
-                      f"{budget.describe()})", highlight=False)
-    console.print(f"budget: {budget.describe()}; protocol {protocol.name} ({protocol.input_size} px, "
-                  f"{protocol.epochs} epochs); storage {storage.url}; study {config.study_name}",
-                  highlight=False)
-    if storage.note:
-        console.print(storage.note, highlight=False)
-    enqueue = paper_candidates(space, console) if args.enqueue_paper else []
-    if args.prescreen:
-        enqueue += prescreen_candidates(Prescreen.parse(args.prescreen), space, budget, protocol, config, console)
+    plan = planning.plan_search(request)
+    _print_plan(plan, console)
+    enqueue = _first_candidates(args, plan, console)
+    config = plan.config
     with terminate_as_interrupt(), LiveView(config, console=console) as view:
-        result = run_search(config, workers=args.workers, hooks=view.hooks(), enqueue=enqueue,
-                            view=view)
+        result = run_search(config, workers=plan.workers, hooks=view.hooks(), enqueue=enqueue, view=view)
     summary = result.to_json()
-    plots = None if args.no_report else _build_report(run_dir, console)
+    plots = None if args.no_report else _build_report(config.run_dir, console)
     summary["report"] = str(plots) if plots else None
-    _print_summary({**summary, "notes": [n for n in summary["notes"] if n != storage.note]}, console)
+    _print_summary({**summary, "notes": [n for n in summary["notes"] if n != config.storage.note]}, console)
     if args.json:
         print_json(summary)
     return 0
 
 
-def _latency_device(device: str) -> str:
-    if device != "auto":
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
+def _print_plan(plan: SearchPlan, console: Console) -> None:
+    config = plan.config
+    space, budget, protocol = config.space, config.budget, config.protocol
+    if plan.suggestion is not None:
+        console.print(plan.suggestion.describe(), highlight=False)
+    console.print(f"search space: {space.describe()}", highlight=False)
+    if len(space) != plan.untrimmed_size:
+        console.print(f"  (trimmed from {plan.untrimmed_size} by the budget: wider/deeper values cannot fit "
+                      f"{budget.describe()})", highlight=False)
+    console.print(f"budget: {budget.describe()}; protocol {protocol.name} ({protocol.input_size} px, "
+                  f"{protocol.epochs} epochs); storage {config.storage.url}; study {config.study_name}",
+                  highlight=False)
+    if config.storage.note:
+        console.print(config.storage.note, highlight=False)
 
 
-def _build_report(run_dir: Path, console: Any) -> Path | None:
+def _first_candidates(args: argparse.Namespace, plan: SearchPlan, console: Console) -> list[tuple[str, Any]]:
+    """--enqueue-paper and --prescreen: the architectures tried before the sampler's own."""
+    enqueue: list[tuple[str, Any]] = []
+    if args.enqueue_paper:
+        chosen, skipped = planning.paper_candidates(plan.config.space)
+        if skipped:
+            console.print(f"--enqueue-paper: not in the search space, skipped: "
+                          f"{', '.join(str(spec) for spec in skipped)}", highlight=False)
+        enqueue += chosen
+    if args.prescreen:
+        screen = Prescreen.parse(args.prescreen)
+        chosen, seconds = planning.prescreen_candidates(screen, plan.config)
+        console.print(f"--prescreen {screen}: {len(chosen)} of {screen.k} random feasible architectures chosen by "
+                      f"{screen.proxy} in {seconds:.1f} s, tried first: "
+                      f"{', '.join(str(spec) for _, spec in chosen)}", highlight=False)
+        enqueue += chosen
+    return enqueue
+
+
+def _build_report(run_dir: Path, console: Console) -> Path | None:
     try:
         return Path(build_report(run_dir))
     except Exception as exc:  # noqa: BLE001 - the search result stands without its plots
@@ -267,12 +210,12 @@ def _build_report(run_dir: Path, console: Any) -> Path | None:
         return None
 
 
-def _print_summary(summary: dict, console: Any) -> None:
+def _print_summary(summary: dict, console: Console) -> None:
     counts = summary["counts"]
     console.print(
-        f"\n{summary['trials']} trials in study {summary['study']}: {counts['complete']} complete, "
-        f"{counts['pruned']} pruned, {counts['infeasible']} over budget (not trained), "
-        f"{counts['failed']} failed; {summary['reused']} reused a cached Record; "
+        f"\n{summary['trials']} trials in study {summary['study']}: {counts[Status.COMPLETE]} complete, "
+        f"{counts[Status.PRUNED]} pruned, {counts[Status.INFEASIBLE]} over budget (not trained), "
+        f"{counts[Status.FAILED]} failed; {summary['reused']} reused a cached Record; "
         f"{summary.get('repeats', 0)} repeated an architecture proposed earlier in the study (free: "
         f"answered from the cache, but each uses a trial of --n-trials).",
         highlight=False,
@@ -290,6 +233,8 @@ def _print_summary(summary: dict, console: Any) -> None:
             f"{best['params']:,} params{macs}{latency}, trained {best.get('train_seconds') or 0:.0f} s "
             f"on {best.get('device') or '?'}",
         )
+        if summary.get("best_checkpoint"):
+            console.print(f"best checkpoint (export or retrain it): {summary['best_checkpoint']}", highlight=False)
     else:
         console.print("no feasible trial has completed yet.")
     console.print(f"records: {summary['records_csv']}\nPareto/best: {summary['pareto_json']}\n"

@@ -20,7 +20,7 @@ import optuna
 
 from lightmark.benchmarks.macs import count_macs
 from lightmark.benchmarks.record import Record, Status, candidate_key
-from lightmark.benchmarks.runner import run_candidate
+from lightmark.benchmarks.runner import RECORD_NAME, candidate_dir_of, run_candidate
 from lightmark.benchmarks.size import size_mb
 from lightmark.errors import ConfigError, LightmarkError
 from lightmark.models.spec import ModelSpec
@@ -46,7 +46,7 @@ def parse_objectives(text: str) -> tuple[str, ...]:
 
 def cached_record_path(cache_dir: Path, key: str) -> Path:
     """Where the runner keeps a finished candidate's Record (the runner's contract)."""
-    return Path(cache_dir) / "candidates" / key / "record.json"
+    return candidate_dir_of(cache_dir, key) / RECORD_NAME
 
 
 def default_runner() -> Runner:

@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lightmark.benchmarks.record import Record
+from lightmark.benchmarks.runner import candidate_dir_of
 from lightmark.models.spec import ModelSpec
 from lightmark.search.config import Hooks, SearchConfig
 from lightmark.search.loop import worker_loop, write_run_files
 from lightmark.search.prepare import prepare
 from lightmark.search.workers import run_workers
+from lightmark.training.trainer import BEST_NAME
 
 
 @dataclass
@@ -34,6 +36,15 @@ class SearchResult:
     recovered: list[int] = field(default_factory=list)
     enqueued: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    def best_checkpoint(self) -> str | None:
+        """Absolute path of the best feasible candidate's best.pt (the file to export or retrain from),
+        or None when there is none yet or it is not on this machine (trained by another one)."""
+        best = self.summary.get("best")
+        if not best or not best.get("key"):
+            return None
+        path = candidate_dir_of(self.config.cache, best["key"]) / BEST_NAME
+        return str(path.resolve()) if path.is_file() else None
 
     def to_json(self) -> dict[str, Any]:
         best = self.summary.get("best")
@@ -45,6 +56,7 @@ class SearchResult:
             "objectives": list(self.config.objectives),
             "budget": self.config.budget.to_dict() if self.config.budget else None,
             "best_spec": best["spec"] if best else None,
+            "best_checkpoint": self.best_checkpoint(),
             "best": best,
             "pareto": self.summary.get("pareto", []),
             "counts": self.summary.get("counts", {}),
