@@ -187,3 +187,42 @@ def test_ablate_with_two_worker_processes_trains_each_candidate_once(tmp_path):
     frame = result.frames[0]
     assert len(frame) == 6 and frame[tables.SEEDS].tolist() == [2] * 6
     assert any(tmp_path.glob("*.journal"))
+
+
+def test_ablate_exits_1_when_a_candidate_fails_and_0_once_it_trains(tmp_path, capsys, monkeypatch):
+    """A candidate whose training raises: its row has no NME, the others do, and the command exits 1 naming
+    it; the same command again (the fault gone) trains only that candidate and exits 0."""
+    from functools import partial
+
+    import lightmark.cli.ablate as ablate_cli
+    from lightmark.cli.main import main
+    from lightmark.errors import NonFiniteLossError
+
+    class FailingRunner(FakeRunner):
+        def __call__(self, spec, protocol, run_dir, **kwargs):
+            if str(spec) == "s2-d4-c128-se":
+                self.calls.append(("failed", str(spec)))
+                raise NonFiniteLossError(f"loss became nan at epoch 1 ({spec})")
+            return super().__call__(spec, protocol, run_dir, **kwargs)
+
+    argv = ["ablate", "table2", "--protocol", "smoke", "--seeds", "1", "--workers", "1", "--out", str(tmp_path),
+            "--no-report", "--json"]
+    failing = FailingRunner()
+    monkeypatch.setattr(ablate_cli, "ablate", partial(ablate, runner=failing))
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["candidates"] == 6 and summary["failed"] == 1
+    err = " ".join(captured.err.split())  # rich wraps long lines
+    assert "1 candidate(s) failed: s2-d4-c128-se: NonFiniteLossError: loss became nan at epoch 1" in err
+    frame = pd.read_csv(tmp_path / "table2.csv").set_index("Row")
+    assert frame[tables.NME].isna().sum() == 1 and math.isnan(frame.iloc[1][tables.NME])
+    assert len(failing.calls) == 6 and ("failed", "s2-d4-c128-se") in failing.calls
+
+    healthy = FakeRunner()
+    monkeypatch.setattr(ablate_cli, "ablate", partial(ablate, runner=healthy))
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["failed"] == 0
+    assert [call[0] for call in healthy.calls] == ["s2-d4-c128-se"]  # only the failed one trains again
+    assert pd.read_csv(tmp_path / "table2.csv")[tables.NME].notna().all()
