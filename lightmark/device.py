@@ -94,8 +94,9 @@ def make_scaler(device: torch.device, precision: Precision) -> torch.amp.GradSca
 
 
 def configure_backend(device: torch.device) -> None:
-    """cudnn autotuning for fixed input sizes (every batch has the protocol's size)."""
-    if device.type == "cuda":
+    """cudnn autotuning for fixed input sizes (every batch has the protocol's size), unless the caller
+    asked for deterministic algorithms: autotuning may pick another algorithm in each process."""
+    if device.type == "cuda" and not torch.are_deterministic_algorithms_enabled():
         torch.backends.cudnn.benchmark = True
 
 

@@ -88,12 +88,11 @@ def test_ablate_cli_rejects_bad_arguments(tmp_path):
 
     assert main(["ablate", "table2", "--protocol", "nope", "--out", str(tmp_path)]) == 2
     assert main(["ablate", "table2", "--protocol", "smoke", "--seeds", "0", "--out", str(tmp_path)]) == 2
-    with pytest.raises(SystemExit):
-        main(["ablate", "table9"])
-    with pytest.raises(SystemExit):
-        main(["ablate", "table2", "--threads", "-1", "--out", str(tmp_path)])
-    with pytest.raises(SystemExit):
-        main(["ablate", "table2", "--precision", "fp8", "--out", str(tmp_path)])
+    for argv in (["ablate", "table9"], ["ablate", "table2", "--threads", "-1", "--out", str(tmp_path)],
+                 ["ablate", "table2", "--precision", "fp8", "--out", str(tmp_path)]):
+        with pytest.raises(SystemExit) as exit_info:  # argparse's usage error
+            main(argv)
+        assert exit_info.value.code == 2, argv
 
 
 @pytest.mark.slow

@@ -43,9 +43,10 @@ def test_profile_json(capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["model"] == "tiny" and result["spec"] == "s1-d2-c32" and result["input_size"] == 64
     assert result["size_bytes"] == state_dict_bytes("s1-d2-c32")
-    for key in ("params", "size_mb", "macs_fvcore", "macs_thop", "macs_rel_diff", "fvcore_skipped_ops",
-                "latency_ms", "peak_memory_bytes", "device", "threads"):
-        assert result[key] is not None, key
+    for key in ("params", "size_mb", "macs_fvcore", "macs_thop", "latency_ms", "peak_memory_bytes"):
+        assert result[key] > 0, key
+    assert 0 <= result["macs_rel_diff"] < 0.05  # fvcore and thop differ only in BatchNorm
+    assert isinstance(result["fvcore_skipped_ops"], dict) and result["device"] == "cpu"
     assert set(result["latency_ms_by_batch"]) == {"1", "2"} and result["threads"] == 1
 
 

@@ -101,8 +101,9 @@ def test_cli_table_and_bad_flags(capsys):
     assert "read_png+augment" in out and "samples/s" in out and "median ms" in out
     assert main(["bench", "data", "--formats", "gif"]) == 2
     assert "--formats" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:  # argparse's usage error: 30 is not a multiple of 4
         main(["bench", "data", "--sizes", "30"])
+    assert exit_info.value.code == 2
 
 
 def test_only_loader_rows_have_batches():

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -9,7 +10,7 @@ import pytest
 from lightmark.atomic import atomic_path, write_json_atomic
 from lightmark.benchmarks.record import Record, candidate_key
 from lightmark.models.spec import ModelSpec
-from lightmark.training.protocol import get_protocol
+from lightmark.training.protocol import AugmentConfig, Protocol, get_protocol
 
 
 def test_candidate_key_depends_on_spec_and_every_protocol_field():
@@ -18,8 +19,32 @@ def test_candidate_key_depends_on_spec_and_every_protocol_field():
     key = candidate_key(spec, smoke)
     assert key == candidate_key(ModelSpec.parse("s1-d2-c32"), get_protocol("smoke"))
     assert key != candidate_key(ModelSpec.parse("s1-d2-c32-cc"), smoke)
-    assert key != candidate_key(spec, smoke.override({"seed": 1}))
-    assert key != candidate_key(spec, smoke.override({"augment.erase": True}))
+    keys = {key}
+    for name, value in PROTOCOL_ALTERNATIVES.items():
+        keys.add(candidate_key(spec, smoke.override({name: value})))
+        assert len(keys) == 2 + list(PROTOCOL_ALTERNATIVES).index(name), f"{name} does not change the key"
+    for field in dataclasses.fields(AugmentConfig):
+        value = getattr(smoke.augment, field.name)
+        other = (not value) if isinstance(value, bool) else (value / 2 if value else 0.1)
+        before = len(keys)
+        keys.add(candidate_key(spec, smoke.override({f"augment.{field.name}": other})))
+        assert len(keys) == before + 1, f"augment.{field.name} does not change the key"
+
+
+# One other valid value for every protocol field (augment's are made by the test): a new field must be
+# added here, so that it is proven to reach the candidate key.
+PROTOCOL_ALTERNATIVES = {
+    "name": "other", "input_size": 68, "epochs": 3, "batch_size": 4, "train_samples": 33, "val_samples": 17,
+    "lr": 0.002, "warmup": 0.2, "milestones": (0.5, 0.85), "milestone_lrs": (0.0004, 0.0002),
+    "schedule_unit": "steps", "weight_decay": 1e-5, "grad_clip": 1.0, "codec": "plain", "loss": "mse",
+    "loss_weight": 5.0, "seed": 1, "data": "/data/a", "data_format": "pts", "val_data": "/data/b",
+    "val_fraction": 0.2, "num_workers": 1, "amp": False, "channels_last": False, "eval_every": 2,
+    "layout": "ibug68", "image_root": "/data/images",
+}
+
+
+def test_every_protocol_field_has_an_alternative_in_the_key_test():
+    assert set(PROTOCOL_ALTERNATIVES) == {f.name for f in dataclasses.fields(Protocol)} - {"augment"}
 
 
 def test_record_round_trips_through_json_and_ignores_unknown_keys():

@@ -136,8 +136,12 @@ def test_hand_design_stand_ins_fit_the_budget():
     assert hand["design_rule"]["trainings"] == 1
     assert 1 < hand["hand_grid"]["trainings"] <= 11
     assert hand["hand_grid"]["epochs"] == hand["hand_grid"]["trainings"] * EPOCHS
-    assert hand["hand_grid"]["regret"] <= hand["design_rule"]["regret"] + 1e-9 or \
-        hand["design_rule"]["best_spec"] not in hand["hand_grid"]["specs"]
+    # On this table the hand grid (structure first, then the additions) reaches the best feasible
+    # architecture, and the design rule's stand-in, which it never trains, is 0.6 pp off it.
+    assert hand["hand_grid"]["best_spec"] == "s1-d2-c24-ca-cc"
+    assert hand["hand_grid"]["regret"] == 0.0
+    assert hand["design_rule"]["best_spec"] not in hand["hand_grid"]["specs"]
+    assert hand["design_rule"]["regret"] == pytest.approx(0.6)
 
 
 def test_incomplete_grid_and_bad_tables_are_refused(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -50,9 +51,13 @@ def test_run_candidate_writes_and_caches_a_record(tmp_path, monkeypatch):
     assert record.epochs_done == protocol.epochs and record.train_seconds > 0
     assert record.precision == "fp32" and record.threads >= 1  # how it ran is recorded
     assert record.host and "CPUs" in record.host  # and where: timings compare only on one machine
-    for name in ("nme_image_pct", "nme_inter_ocular_pct", "nme_inter_pupil_pct", "nme_bbox_pct",
-                 "failure_rate_8_pct", "failure_rate_10_pct"):
-        assert getattr(record, name) is not None
+    assert 0 < record.nme_image_pct < 100  # a point is never off by more than the image side on average
+    for name in ("nme_inter_ocular_pct", "nme_inter_pupil_pct", "nme_bbox_pct"):  # smaller lengths: unbounded
+        assert math.isfinite(getattr(record, name)) and getattr(record, name) > 0, name
+    for name in ("failure_rate_8_pct", "failure_rate_10_pct"):
+        assert 0 <= getattr(record, name) <= 100, name
+    # each normalisation divides by a smaller length than the image side, so its NME is larger
+    assert record.nme_inter_ocular_pct > record.nme_image_pct and record.nme_bbox_pct > record.nme_image_pct
     # the record's NME is the last epoch's validation NME (no selection on the held-out faces)
     log_path = candidate_dir(SPEC, protocol, tmp_path) / "log.jsonl"
     log = [json.loads(line) for line in log_path.read_text().splitlines()]
@@ -78,7 +83,7 @@ def test_pruned_candidate_writes_a_pruned_record_and_reraises(tmp_path, cheap_pr
     with pytest.raises(Prune):
         run_candidate(SPEC, protocol, tmp_path, device="cpu", progress=False, callback=callback)
     (record,) = load_records(tmp_path)
-    assert record.status == "pruned" and record.epochs_done == 1 and record.nme_image_pct is not None
+    assert record.status == "pruned" and record.epochs_done == 1 and 0 < record.nme_image_pct < 100
     # cached: the same call returns the pruned record without training or calling back
     again = run_candidate(SPEC, protocol, tmp_path, device="cpu", progress=False, callback=callback)
     assert again == record

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy.exc
 from optuna.trial import TrialState
 
 from lightmark.search import testing
@@ -65,7 +66,7 @@ def _wait_for_training(db: Path, proc: subprocess.Popen, timeout: float = 120) -
                 for trial in _load(f"sqlite:///{db}").trials:
                     if trial.state == TrialState.RUNNING and trial.user_attrs.get("epoch", 0) >= 1:
                         return trial.number
-            except Exception:  # noqa: BLE001 - study not created yet
+            except (KeyError, sqlalchemy.exc.OperationalError):  # study not created yet, or its tables
                 pass
         time.sleep(0.3)
     raise AssertionError("no trial reached epoch 1 in time")

@@ -1,7 +1,10 @@
 """An out-of-memory trial is told apart by its type (torch.OutOfMemoryError), not its message alone."""
 
+import gc
+
 import torch
 
+from lightmark.device import configure_backend
 from lightmark.search.memory import is_out_of_memory, release_gpu_memory
 
 
@@ -16,5 +19,30 @@ def test_plain_runtime_error_of_other_backends_still_matched_by_message():
     assert not is_out_of_memory(ValueError("out of memory"))  # not a backend's error
 
 
-def test_release_gpu_memory_runs_without_cuda():
+def _count_calls(monkeypatch, target, name):
+    calls = []
+    monkeypatch.setattr(target, name, lambda *a, **k: calls.append(name))
+    return calls
+
+
+def test_release_gpu_memory_collects_and_empties_the_cuda_cache_only_when_there_is_one(monkeypatch):
+    collected = _count_calls(monkeypatch, gc, "collect")
+    emptied = _count_calls(monkeypatch, torch.cuda, "empty_cache")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     release_gpu_memory()
+    assert collected == ["collect"] and emptied == []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    release_gpu_memory()
+    assert collected == ["collect"] * 2 and emptied == ["empty_cache"]
+
+
+def test_cudnn_autotuning_stays_off_when_deterministic_algorithms_are_asked_for(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(torch, "are_deterministic_algorithms_enabled", lambda: True)
+    configure_backend(torch.device("cuda"))
+    assert torch.backends.cudnn.benchmark is False
+    monkeypatch.setattr(torch, "are_deterministic_algorithms_enabled", lambda: False)
+    configure_backend(torch.device("cpu"))
+    assert torch.backends.cudnn.benchmark is False
+    configure_backend(torch.device("cuda"))
+    assert torch.backends.cudnn.benchmark is True

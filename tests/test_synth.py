@@ -124,6 +124,7 @@ def test_mouth_and_brow_points_lie_on_the_lips_and_brows(faces96):
 
 
 def test_nose_and_jaw_points_lie_on_the_head(faces96):
+    checked = 0
     for sample, masks in faces96:
         if not _near_frontal(sample):
             continue
@@ -132,13 +133,17 @@ def test_nose_and_jaw_points_lie_on_the_head(faces96):
         # Visible jaw points sit on the head outline: inside the dilated head, outside the eroded one.
         jaw = sample.points[:17][~sample.occluded[:17]]
         assert _hits(head, jaw).mean() >= 0.9, sample.name
+        checked += 1
+    assert checked >= 15
 
 
 def test_ibug_order_on_upright_faces(faces96):
+    checked = 0
     for sample, _ in faces96:
         m = sample.meta
         if abs(m["yaw"]) > 30 or abs(m["roll"]) > 15 or abs(m["pitch"]) > 20:
             continue
+        checked += 1
         p = sample.points
         assert p[36, 0] < p[39, 0] < p[42, 0] < p[45, 0]  # subject's right eye is on the image left
         assert p[17, 0] < p[21, 0] < p[22, 0] < p[26, 0]
@@ -146,6 +151,7 @@ def test_ibug_order_on_upright_faces(faces96):
         assert p[48, 0] < p[51, 0] < p[54, 0] and p[31, 0] < p[33, 0] < p[35, 0]
         assert p[19, 1] < p[37, 1] < p[30, 1] < p[51, 1] < p[57, 1] < p[8, 1]  # top to bottom
         assert p[27, 1] < p[28, 1] < p[29, 1] < p[30, 1]
+    assert checked >= 10
 
 
 def test_flip_permutation_matches_the_geometry(poses):
