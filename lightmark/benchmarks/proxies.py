@@ -19,13 +19,17 @@ known to fail on dense regression tasks; `rank_agreement` measures them against 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from scipy.stats import kendalltau, spearmanr
 from torch import nn
 
+from lightmark.atomic import write_text_atomic
 from lightmark.benchmarks.size import count_params
 from lightmark.heatmaps.codecs import get_codec
 from lightmark.heatmaps.losses import get_loss
@@ -112,6 +116,30 @@ def all_proxies(spec: ModelSpec, batch: ProxyBatch, protocol: Protocol, seed: in
         "synflow": synflow(spec, batch, seed), "naswot": naswot(spec, batch, seed),
         "grad_norm": _grad_norm(model), "snip": _snip(model), "params": float(count_params(spec)),
     }
+
+
+CACHE_EVERY = 10  # architectures scored between two writes of the cache
+
+
+def proxy_scores(specs: Sequence[str], protocol: Protocol, *, batch_size: int, seed: int, cache: Path,
+                 on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """`all_proxies` of every spec (one row each: spec, then the scores), cached in the CSV `cache`: a
+    re-run only scores what is missing. `on_progress(scored, total)` after each write of the cache."""
+    specs = sorted(set(specs))
+    done = pd.read_csv(cache) if cache.exists() else pd.DataFrame(columns=["spec", *PROXIES[:-1]])
+    have = set(done["spec"])
+    missing = [s for s in specs if s not in have]
+    if missing:
+        batch = proxy_batch(protocol, batch_size)
+        rows = done.to_dict(orient="records")
+        for i, spec in enumerate(missing, 1):
+            rows.append({"spec": spec, **all_proxies(ModelSpec.parse(spec), batch, protocol, seed)})
+            if i % CACHE_EVERY == 0 or i == len(missing):
+                write_text_atomic(cache, pd.DataFrame(rows).to_csv(index=False))
+                if on_progress is not None:
+                    on_progress(len(rows), len(specs))
+        done = pd.DataFrame(rows)
+    return done[done["spec"].isin(specs)]
 
 
 # -- agreement with a trained table ---------------------------------------------------------------

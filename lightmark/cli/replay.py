@@ -4,56 +4,19 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
-from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from rich.table import Table
 
 from lightmark.cli._common import comma_list, parse_seeds, print_json, stderr_console, stdout_console
-from lightmark.cli.bench_proxies import proxy_scores
 from lightmark.errors import ConfigError
 from lightmark.reports.replay_plot import plot_replay
-from lightmark.search.pareto_pruner import ParetoPruner
+from lightmark.search import tabular
 from lightmark.search.prescreen import Prescreen
-from lightmark.search.replay import (
-    DEFAULT_REPORT_TRIALS,
-    hand_design,
-    landscape,
-    reference_point,
-    replay_many,
-    replay_pareto_many,
-    summarise,
-    summarise_pareto,
-    true_front_hypervolume,
-)
-from lightmark.search.tabular import TABLES_DIR, load_table
-from lightmark.training.protocol import Protocol, get_protocol
-
-
-def default_budget(table: Any) -> float:
-    """The table's suggested budget (its metadata), else the median size: half the space fits."""
-    suggested = table.meta.get("suggested_budget_mb")
-    if suggested:
-        return float(suggested)
-    return float(table.frame["size_mb"].median())
-
-
-def table_proxy_scores(table: Any, proxy: str, out: Path) -> dict[str, float]:
-    """Proxy scores of every architecture of a table: packaged beside it, else computed (and cached in
-    --out) as `bench proxies` computes them."""
-    packaged = TABLES_DIR / "proxies" / f"{table.name}.csv"
-    if packaged.exists():
-        frame = pd.read_csv(packaged)
-    else:
-        protocol = (Protocol.from_dict(table.meta["protocol"]) if table.meta.get("protocol")
-                    else get_protocol("tabular"))
-        out.mkdir(parents=True, exist_ok=True)
-        frame = proxy_scores(table, protocol, batch_size=32, seed=0, cache=out / f"proxies-{table.name}-seed0.csv")
-    if proxy not in frame:
-        raise ConfigError(f"{packaged}: no {proxy!r} column")
-    return dict(zip(frame["spec"].astype(str), frame[proxy].astype(float)))
+from lightmark.search.replay import Landscape, landscape
+from lightmark.search.replay_bench import default_budget, replay_arms, replay_pareto_arms
+from lightmark.search.tabular import load_table
+from lightmark.search.tabular_proxies import table_proxy_scores
 
 
 def run_replay(args: argparse.Namespace) -> int:
@@ -68,74 +31,55 @@ def run_replay(args: argparse.Namespace) -> int:
     if args.objectives == "nme,size":
         return _run_pareto(args, table, land, samplers, comma_list(args.pruners or "none,pareto"), seeds, n_trials)
     pruners = comma_list(args.pruners or "none,median,hyperband")
-    start = time.perf_counter()
-    runs = replay_many(land, samplers, pruners, n_trials=n_trials, seeds=seeds,
-                       startup_trials=args.startup_trials, workers=args.workers)
+    prescreen = None
     if args.prescreen:
         screen = Prescreen.parse(args.prescreen)
-        scores = table_proxy_scores(table, screen.proxy, args.out)
-        runs += replay_many(land, samplers, pruners, n_trials=n_trials, seeds=seeds,
-                            startup_trials=args.startup_trials, workers=args.workers,
-                            prescreen=(scores, screen.k))
-    seconds = time.perf_counter() - start
-    report_trials = tuple(t for t in DEFAULT_REPORT_TRIALS if t < n_trials)[-2:]
-    if n_trials not in report_trials:
-        report_trials = (*report_trials, n_trials)
-    epoch_budgets = tuple(sorted({land.epochs * k for k in (1, 5, 10, 20, 40) if land.epochs * k
-                                  <= n_trials * land.epochs}))
-    arms = summarise(land, runs, report_trials, epoch_budgets)
-    hand = hand_design(land)
+        prescreen = (table_proxy_scores(table, screen.proxy, args.out, on_progress=_proxy_progress), screen.k)
     plot = args.plot or args.out / f"replay-{table.name}.png"
+    replay = replay_arms(table, land, samplers, pruners, n_trials=n_trials, seeds=seeds, metric=args.metric,
+                         plot=plot, startup_trials=args.startup_trials, workers=args.workers, prescreen=prescreen)
     plot.parent.mkdir(parents=True, exist_ok=True)
-    plot_replay(land, runs, hand, plot, title=f"replay on {table.name} ({args.metric})")
-    n_feasible = len(land.feasible_finals)
-    result = {
-        "table": table.name, "metric": args.metric, "budget_mb": budget, "n_trials": n_trials,
-        "seeds": len(seeds), "architectures": len(land.entries), "feasible_architectures": n_feasible,
-        "best_feasible": land.best, "top5pct_threshold": land.top_threshold,
-        "arms": [a.to_dict() for a in arms], "hand_design": hand, "plot": str(plot),
-        "seconds": round(seconds, 2),
-    }
+    plot_replay(land, replay.runs, replay.result["hand_design"], plot,
+                title=f"replay on {table.name} ({args.metric})")
     if args.json:
-        print_json(result)
+        print_json(replay.result)
     else:
-        _print(result, report_trials)
-    stderr_console().print(f"{len(runs)} replayed studies in {seconds:.1f} s; plot: {plot}", highlight=False)
+        _print(replay.result, replay.report_trials)
+    stderr_console().print(f"{len(replay.runs)} replayed studies in {replay.result['seconds']:.1f} s; plot: {plot}",
+                           highlight=False)
     return 0
 
 
-def _run_pareto(args: argparse.Namespace, table: Any, land: Any, samplers: list[str], pruners: list[str],
-                seeds: list[int], n_trials: int) -> int:
-    start = time.perf_counter()
-    runs = replay_pareto_many(land, samplers, pruners, n_trials=n_trials, seeds=seeds,
-                              startup_trials=args.startup_trials, workers=args.workers)
-    seconds = time.perf_counter() - start
-    rule = ParetoPruner.for_epochs(land.epochs)
-    rows = summarise_pareto(land, runs)
-    result = {
-        "table": table.name, "objectives": ["nme", "size"], "metric": args.metric, "budget_mb": land.budget_mb,
-        "n_trials": n_trials, "seeds": len(seeds), "reference_point": list(reference_point(land)),
-        "true_front_hypervolume": true_front_hypervolume(land),
-        "pareto_rule": {"warmup_epochs": rule.warmup_epochs, "min_dominators": rule.min_dominators,
-                        "margin": rule.margin},
-        "arms": rows, "seconds": round(seconds, 2),
-    }
+def _proxy_progress(scored: int, total: int) -> None:
+    stderr_console().print(f"proxies: {scored} of {total} architectures", highlight=False)
+
+
+def _run_pareto(args: argparse.Namespace, table: tabular.Table, land: Landscape, samplers: list[str],
+                pruners: list[str], seeds: list[int], n_trials: int) -> int:
+    runs, result = replay_pareto_arms(table, land, samplers, pruners, n_trials=n_trials, seeds=seeds,
+                                      metric=args.metric, startup_trials=args.startup_trials, workers=args.workers)
     if args.json:
         print_json(result)
     else:
-        view = Table(title=f"two-objective replay (NME, size) on {table.name}: {n_trials} trials, {len(seeds)} seeds, "
-                           f"budget {land.budget_mb:g} MiB; hypervolume as a share of the table's true front")
-        for column in ("sampler", "pruner", "epochs", "pruned", "hypervolume", "epochs saved", "HV kept"):
-            view.add_column(column, justify="right")
-        for row in rows:
-            view.add_row(row["sampler"], row["pruner"], f"{row['epochs_mean']:.0f}", f"{row['pruned_mean']:.1f}",
-                         _cell(row["hypervolume_of_true_front"]), _cell(row.get("epochs_saved_vs_none")),
-                         _cell(row.get("hypervolume_ratio_vs_none")))
-        console = stdout_console()
-        console.width = max(console.width, 170)
-        console.print(view)
-    stderr_console().print(f"{len(runs)} replayed two-objective studies in {seconds:.1f} s", highlight=False)
+        _print_pareto(result)
+    stderr_console().print(f"{len(runs)} replayed two-objective studies in {result['seconds']:.1f} s",
+                           highlight=False)
     return 0
+
+
+def _print_pareto(result: dict[str, Any]) -> None:
+    view = Table(title=f"two-objective replay (NME, size) on {result['table']}: {result['n_trials']} trials, "
+                       f"{result['seeds']} seeds, budget {result['budget_mb']:g} MiB; hypervolume as a share of the "
+                       "table's true front")
+    for column in ("sampler", "pruner", "epochs", "pruned", "hypervolume", "epochs saved", "HV kept"):
+        view.add_column(column, justify="right")
+    for row in result["arms"]:
+        view.add_row(row["sampler"], row["pruner"], f"{row['epochs_mean']:.0f}", f"{row['pruned_mean']:.1f}",
+                     _cell(row["hypervolume_of_true_front"]), _cell(row.get("epochs_saved_vs_none")),
+                     _cell(row.get("hypervolume_ratio_vs_none")))
+    console = stdout_console()
+    console.width = max(console.width, 170)
+    console.print(view)
 
 
 def _cell(item: dict[str, float] | None) -> str:
