@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from lightmark.cli.bench_search import run_bench
 from lightmark.search import testing
 from lightmark.search.budget import Budget
+from lightmark.search.sampler_bench import run_bench
 from lightmark.search.space import SearchSpace
 from lightmark.training.protocol import get_protocol
 

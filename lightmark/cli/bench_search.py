@@ -13,21 +13,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
 from rich.table import Table
 
-from lightmark.benchmarks.record import Status
 from lightmark.cli._common import comma_list, parse_seeds, print_json, stderr_console
 from lightmark.cli.replay import run_replay
-from lightmark.errors import ConfigError
-from lightmark.search.budget import Budget
-from lightmark.search.config import SearchConfig
-from lightmark.search.space import SearchSpace
-from lightmark.search.storage import choose_storage
-from lightmark.search.study import run_search
+from lightmark.cli.search import RUNNER_ENV, SIZER_ENV
+from lightmark.search.sampler_bench import bench_space, run_bench
 from lightmark.training.protocol import get_protocol
 
 
@@ -65,57 +60,6 @@ def register_bench(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=cmd_bench_search)
 
 
-def run_bench(
-    *, n_trials: int, seeds: list[int], samplers: list[str], protocol: Any, space: Any,
-    budget: Any, out: Path, device: str = "auto", runner: str | None = None, console: Any = None,
-) -> dict[str, Any]:
-    rows = []
-    for sampler in samplers:
-        for seed in seeds:
-            run_dir = out / f"{sampler}-seed{seed}"
-            config = SearchConfig(
-                protocol=protocol, run_dir=run_dir, storage=choose_storage(None, run_dir),
-                study_name=f"bench-{sampler}-{seed}", space=space, budget=budget,
-                sampler=sampler, pruner="none", seed=seed, n_trials=n_trials, device=device,
-                cache_dir=out / "cache", runner=runner,
-            )
-            result = run_search(config)
-            best = result.summary["best"]
-            counts = result.summary["counts"]
-            row = {
-                "sampler": sampler, "seed": seed,
-                "best_nme_image_pct": best["nme_image_pct"] if best else None,
-                "best_spec": best["spec"] if best else None,
-                "best_size_mb": best["size_mb"] if best else None,
-                "feasible": counts[Status.COMPLETE], "infeasible": counts[Status.INFEASIBLE],
-                "failed": counts[Status.FAILED],
-                "budget_check_ms_max": result.summary["budget_check_ms"]["max"],
-            }
-            rows.append(row)
-            if console is not None:
-                console.print(
-                    f"{sampler:>6} seed {seed}: best {row['best_spec']} NME "
-                    f"{_fmt(row['best_nme_image_pct'])} %, {row['feasible']} feasible, "
-                    f"{row['infeasible']} over budget", highlight=False,
-                )
-    means = {}
-    for sampler in samplers:
-        values = [r["best_nme_image_pct"] for r in rows if r["sampler"] == sampler]
-        means[sampler] = statistics.fmean(values) if values and None not in values else None
-    checks = [r["budget_check_ms_max"] for r in rows if r["budget_check_ms_max"] is not None]
-    verdict = None
-    if "tpe" in means and "random" in means and None not in (means["tpe"], means["random"]):
-        verdict = means["tpe"] <= means["random"]
-    return {
-        "protocol": protocol.name, "n_trials": n_trials, "seeds": seeds,
-        "budget_mb": budget.size_mb, "space": space.describe(), "rows": rows,
-        "mean_best_nme_image_pct": means, "tpe_at_least_as_good": verdict,
-        "cache": str(out / "cache"),
-        "budget_check_ms_max": max(checks) if checks else None,
-        "trainings": len(list((out / "cache" / "candidates").glob("*/record.json"))),
-    }
-
-
 def cmd_bench_search(args: argparse.Namespace) -> int:
     if args.table:
         return run_replay(args)
@@ -123,25 +67,30 @@ def cmd_bench_search(args: argparse.Namespace) -> int:
     protocol = get_protocol(args.protocol)
     seeds = parse_seeds(args.seeds or "0,1,2")
     samplers = comma_list(args.samplers or "tpe,random")
-    args.n_trials = args.n_trials or 12
-    args.budget_mb = 1.0 if args.budget_mb is None else args.budget_mb
-    space = (SearchSpace.from_toml(args.space) if args.space else SearchSpace()).bounded(
-        protocol.input_size)
-    budget = Budget(size_mb=args.budget_mb, input_size=protocol.input_size,
-                    sizer=os.environ.get("LIGHTMARK_SEARCH_SIZER") or None)
-    if space.smallest(budget.fits) is None:
-        raise ConfigError(f"no architecture of the search space fits {budget.describe()}")
-    space = space.trimmed(budget.fits)
-    console.print(f"bench search: {', '.join(samplers)} x seeds {seeds}, {args.n_trials} trials "
+    n_trials = args.n_trials or 12
+    space, budget = bench_space(protocol, args.space, 1.0 if args.budget_mb is None else args.budget_mb,
+                                sizer=os.environ.get(SIZER_ENV) or None)
+    console.print(f"bench search: {', '.join(samplers)} x seeds {seeds}, {n_trials} trials "
                   f"each, protocol {protocol.name}, {budget.describe()}; space {space.describe()}",
                   highlight=False)
-    result = run_bench(
-        n_trials=args.n_trials, seeds=seeds, samplers=samplers, protocol=protocol, space=space,
-        budget=budget, out=args.out, device=args.device,
-        runner=os.environ.get("LIGHTMARK_SEARCH_RUNNER") or None, console=console,
-    )
-    table = Table(title=f"best feasible NME (% of image side), {args.n_trials} trials, "
-                        f"{protocol.name}, budget {args.budget_mb:g} MiB")
+
+    def on_row(row: dict) -> None:
+        console.print(f"{row['sampler']:>6} seed {row['seed']}: best {row['best_spec']} NME "
+                      f"{_fmt(row['best_nme_image_pct'])} %, {row['feasible']} feasible, "
+                      f"{row['infeasible']} over budget", highlight=False)
+
+    result = run_bench(n_trials=n_trials, seeds=seeds, samplers=samplers, protocol=protocol, space=space,
+                       budget=budget, out=args.out, device=args.device,
+                       runner=os.environ.get(RUNNER_ENV) or None, on_row=on_row)
+    _print(result, samplers, seeds, console)
+    if args.json:
+        print_json(result)
+    return 0
+
+
+def _print(result: dict[str, Any], samplers: list[str], seeds: list[int], console: Console) -> None:
+    table = Table(title=f"best feasible NME (% of image side), {result['n_trials']} trials, "
+                        f"{result['protocol']}, budget {result['budget_mb']:g} MiB")
     table.add_column("seed")
     for sampler in samplers:
         table.add_column(sampler, justify="right")
@@ -156,9 +105,6 @@ def cmd_bench_search(args: argparse.Namespace) -> int:
     if result["tpe_at_least_as_good"] is not None:
         console.print("TPE at least as good as random on average: "
                       f"{'yes' if result['tpe_at_least_as_good'] else 'NO'}", highlight=False)
-    if args.json:
-        print_json(result)
-    return 0
 
 
 def _fmt(value: Any) -> str:
