@@ -170,3 +170,39 @@ def test_killed_cli_run_resumes_to_the_same_weights(tmp_path):
     a, b = load_checkpoint(tmp_path / "ref" / "last.pt"), load_checkpoint(cut / "last.pt")
     assert a["epoch"] == b["epoch"] == 3
     assert _same_weights(a["model"], b["model"])
+
+
+TINY = smoke(train_samples=8, val_samples=8, batch_size=4)  # two steps an epoch: a checkpoint in a second
+
+
+def test_resume_refuses_a_checkpoint_of_another_spec_and_leaves_the_run_intact(tmp_path, capsys):
+    with pytest.raises(Stop):
+        train(SPEC, TINY, tmp_path, device="cpu", progress=False, callback=_stop_after(1))
+    last, config = (tmp_path / "last.pt").read_bytes(), (tmp_path / "config.json").read_text()
+    other = ModelSpec.parse("s1-d2-c24-se")
+    with pytest.raises(ConfigError) as info:
+        train(other, TINY, tmp_path, device="cpu", progress=False, resume=True)
+    message = str(info.value)
+    assert f"{tmp_path / 'last.pt'}: checkpoint is for spec s1-d2-c16, not s1-d2-c24-se" in message
+    assert (tmp_path / "last.pt").read_bytes() == last and (tmp_path / "config.json").read_text() == config
+    from lightmark.cli.main import main
+
+    capsys.readouterr()
+    assert main(["train", str(other), "--protocol", "smoke", "--set", "train_samples=8", "--set", "val_samples=8",
+                 "--set", "batch_size=4", "--out", str(tmp_path), "--device", "cpu", "--no-progress", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint is for spec s1-d2-c16, not s1-d2-c24-se" in err and "Traceback" not in err
+    assert (tmp_path / "last.pt").read_bytes() == last
+
+
+def test_resume_accepts_a_checkpoint_whose_spec_lacks_a_later_default_field(tmp_path):
+    """Checkpoints written before `in_channels` existed store the spec without it: the same spec."""
+    one = TINY.override({"epochs": 1})
+    first = train(SPEC, one, tmp_path, device="cpu", progress=False)
+    state = torch.load(tmp_path / "last.pt", map_location="cpu", weights_only=False)
+    del state["spec"]["in_channels"]
+    torch.save(state, tmp_path / "last.pt")
+    resumed = train(SPEC, one, tmp_path, device="cpu", progress=False, resume=True)  # finished: nothing to do
+    assert resumed.epochs_done == 1 and _same_weights(resumed.model.state_dict(), first.model.state_dict())
+    with pytest.raises(ConfigError, match="checkpoint is for spec s1-d2-c16, not s1-d2-c16-i1"):
+        train(ModelSpec.parse("s1-d2-c16-i1"), one, tmp_path, device="cpu", progress=False, resume=True)

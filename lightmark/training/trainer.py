@@ -44,7 +44,7 @@ from lightmark.device import (
     resolve_precision,
     use_channels_last,
 )
-from lightmark.errors import ConfigError, NonFiniteLossError
+from lightmark.errors import ConfigError, DataError, NonFiniteLossError, SpecError
 from lightmark.heatmaps.codecs import get_codec
 from lightmark.heatmaps.losses import get_loss
 from lightmark.layouts import Layout
@@ -295,8 +295,13 @@ class Trainer:
 
     def resume_from(self, path: Path) -> None:
         state = load_checkpoint(path, map_location="cpu")
-        if state["spec"] != self.spec.to_dict():
-            raise ConfigError(f"{path}: checkpoint is for spec {ModelSpec.from_dict(state['spec'])}, not {self.spec}")
+        try:  # compared as specs: a checkpoint saved before a field existed holds that field's default
+            saved = ModelSpec.from_dict(dict(state["spec"]))
+        except (SpecError, TypeError) as exc:
+            raise DataError(f"{path}: the checkpoint's spec is unreadable ({exc})") from None
+        if saved != self.spec:
+            raise ConfigError(f"{path}: checkpoint is for spec {saved}, not {self.spec}; resume it as {saved}, "
+                              f"or train {self.spec} into another --out")
         if Protocol.from_dict(state["protocol"]).to_dict() != self.protocol.to_dict():
             raise ConfigError(f"{path}: checkpoint was trained with a different protocol; "
                               "resume with the same protocol and overrides, or start a new --out")
