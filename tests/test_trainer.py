@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import lightmark.training.trainer as trainer_mod
-from lightmark.errors import ConfigError, NonFiniteLossError
+from lightmark.errors import ConfigError, DataError, NonFiniteLossError
 from lightmark.models.spec import ModelSpec
 from lightmark.training.checkpoint import load_checkpoint
 from lightmark.training.protocol import get_protocol
@@ -206,3 +206,7 @@ def test_resume_accepts_a_checkpoint_whose_spec_lacks_a_later_default_field(tmp_
     assert resumed.epochs_done == 1 and _same_weights(resumed.model.state_dict(), first.model.state_dict())
     with pytest.raises(ConfigError, match="checkpoint is for spec s1-d2-c16, not s1-d2-c16-i1"):
         train(ModelSpec.parse("s1-d2-c16-i1"), one, tmp_path, device="cpu", progress=False, resume=True)
+    state["spec"]["wings"] = 2  # a field this version does not know: not silently another spec
+    torch.save(state, tmp_path / "last.pt")
+    with pytest.raises(DataError, match=r"last\.pt: the checkpoint's spec is unreadable \(unknown spec field"):
+        train(SPEC, one, tmp_path, device="cpu", progress=False, resume=True)
