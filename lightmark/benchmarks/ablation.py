@@ -5,7 +5,7 @@
 3. write `ablation.json` (the manifest: tables, protocol, seeds, round trips, command) BEFORE any
    training, so `lightmark report` can rebuild the tables of a run that is interrupted.
 
-The training itself goes through the search's `run_fixed_candidates` (see `lightmark.cli.ablate`)
+The training itself goes through the search's `run_fixed_candidates` (see `lightmark.reports.ablate`)
 and the tables are drawn by `lightmark.reports`.
 """
 
