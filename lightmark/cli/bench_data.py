@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from lightmark.benchmarks.databench import IMAGE_FORMATS, run_data_bench
+from lightmark.benchmarks.databench import IMAGE_FORMATS, DataBenchRow, run_data_bench
 from lightmark.cli._common import print_json, stderr_console, stdout_console
 from lightmark.errors import ConfigError
 
@@ -56,7 +56,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"threads": 1, "n": args.n, "batch_size": args.batch_size,
                     "rows": [row.to_dict() for row in rows]})
-        return 0
+    else:
+        _print(rows, args.batch_size)
+    return 0
+
+
+def _print(rows: list[DataBenchRow], batch_size: int) -> None:
     table = Table(title="data path throughput on one core (torch and OpenCV at 1 thread)")
     table.add_column("case", no_wrap=True)
     for column in ("px", "samples/cpu-s", "samples/s", "median ms", "batch/s", "target/s", "meets"):
@@ -76,8 +81,7 @@ def run(args: argparse.Namespace) -> int:
     console.print(
         "augmentation: the paper's six with erasing, default probabilities; disk cases read a temporary "
         "challenge folder from the page cache (PNG lossless, JPEG quality 95); "
-        f"loader: batch {args.batch_size}, num_workers=0. samples/cpu-s = samples per CPU-second of this "
+        f"loader: batch {batch_size}, num_workers=0. samples/cpu-s = samples per CPU-second of this "
         "one-thread process (what a core does; targets are judged on it); samples/s and median ms are "
         "wall clock, which also counts time other processes take from the core."
     )
-    return 0

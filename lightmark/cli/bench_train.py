@@ -45,8 +45,12 @@ def run(args: argparse.Namespace) -> int:
                     prefetch=not args.no_prefetch, threads=args.threads, compile=args.compile)
     if args.json:
         print_json(r)
-        return 0
+    else:
+        _print(r)
+    return 0
 
+
+def _print(r: dict) -> None:
     table = Table(title=f"bench train {r['spec']} [{r['protocol']}, {r['input_size']} px, batch {r['batch_size']}, "
                         f"{r['device']} {r['precision']}, {r['threads']} threads]")
     table.add_column("measurement")
@@ -75,4 +79,3 @@ def run(args: argparse.Namespace) -> int:
     verdict = "[green]meets[/]" if r["meets_target"] else "[red]misses[/]"
     console.print(f"loop / step = {r['loop_over_step_ratio']:.3f} (slowdown {r['slowdown_pct']:.1f} %, target "
                   f"<= {r['target_slowdown_pct']:.0f} %): {verdict}")
-    return 0

@@ -7,10 +7,9 @@ import argparse
 from rich.progress import Progress
 from rich.table import Table
 
-from lightmark.benchmarks.macs import count_macs
-from lightmark.benchmarks.size import size_breakdown
+from lightmark.benchmarks.presets import preset_rows
 from lightmark.cli._common import print_json, stderr_console, stdout_console
-from lightmark.models import registry  # registry.PRESETS read at call time (tests narrow it)
+from lightmark.models import registry
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,34 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def rows(with_macs: bool = True, progress: bool = False) -> list[dict]:
-    out = []
-    with Progress(console=stderr_console(), transient=True, disable=not (progress and with_macs)) as bar:
-        task = bar.add_task("counting MACs", total=len(registry.PRESETS))
-        for preset in registry.PRESETS.values():
-            sizes = size_breakdown(preset.spec)
-            row = {
-                "name": preset.name,
-                "spec": str(preset.spec),
-                "input_size": preset.input_size,
-                "params": sizes.params,
-                "size_bytes": sizes.total_bytes,
-                "size_mb": sizes.size_mb,
-                "paper_size_mb": preset.paper_size_mb,
-                "size_diff_mb": None if preset.paper_size_mb is None else sizes.size_mb - preset.paper_size_mb,
-                "paper_nme": preset.paper_nme,
-                "description": preset.description,
-            }
-            if with_macs:
-                count = count_macs(preset.spec, preset.input_size)
-                row.update(macs_fvcore=count.fvcore, macs_thop=count.thop, macs_rel_diff=count.rel_diff)
-            out.append(row)
-            bar.advance(task)
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
-    table_rows = rows(with_macs=not args.no_macs, progress=True)
+    with Progress(console=stderr_console(), transient=True, disable=args.no_macs) as bar:
+        task = bar.add_task("counting MACs", total=len(registry.PRESETS))
+        table_rows = preset_rows(with_macs=not args.no_macs, advance=lambda: bar.advance(task))
     if args.json:
         print_json(table_rows)
         return 0
