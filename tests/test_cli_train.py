@@ -13,12 +13,9 @@ from lightmark.data.constants import N_LANDMARKS
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("train")
-    code = main(["train", "s1-d2-c16", "--protocol", "smoke", "--out", str(out), "--device", "cpu",
-                 "--no-progress", "--json"])
-    assert code == 0
-    return out
+def trained(smoke_run):
+    """s1-d2-c16 trained under smoke, once per session (conftest.py); `lightmark train` itself is tested below."""
+    return smoke_run[0]
 
 
 def _json_out(capsys):

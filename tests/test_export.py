@@ -43,12 +43,9 @@ def onnx_extra():
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A tiny trained checkpoint (s1-d2-c16, smoke protocol: seconds on one thread)."""
-    out = tmp_path_factory.mktemp("train")
-    assert main(["train", "s1-d2-c16", "--protocol", "smoke", "--out", str(out), "--device", "cpu",
-                 "--threads", "1", "--no-progress", "--json"]) == 0
-    return out / "best.pt"
+def trained(smoke_run):
+    """A tiny trained checkpoint (s1-d2-c16, smoke protocol), trained once per session (conftest.py)."""
+    return smoke_run[0] / "best.pt"
 
 
 def _export(capsys, ckpt, out, *extra):

@@ -55,10 +55,9 @@ def test_weight_decay_only_on_conv_and_linear_weights():
 
 
 @pytest.fixture(scope="module")
-def full_run(tmp_path_factory):
-    """One uninterrupted smoke run shared by the tests below (keeps the fast set fast)."""
-    out = tmp_path_factory.mktemp("full")
-    return out, train(SPEC, smoke(), out, device="cpu", progress=False)
+def full_run(smoke_run):
+    """One uninterrupted smoke run of SPEC (the session's, conftest.py)."""
+    return smoke_run
 
 
 def test_train_writes_checkpoints_log_and_metrics(full_run):
@@ -92,6 +91,29 @@ def test_resume_gives_identical_weights(full_run, tmp_path):
     # a finished run resumes to "nothing to do"
     again = train(SPEC, smoke(), tmp_path / "cut", device="cpu", progress=False, resume=True)
     assert again.epochs_done == 2 and _same_weights(again.model.state_dict(), full.model.state_dict())
+
+
+def test_best_checkpoint_holds_the_best_epoch_not_the_last(tmp_path, monkeypatch):
+    """Scripted validation NMEs (5, 3, 4 %): best.pt must be epoch 2's state, weights included."""
+    scripted = iter([5.0, 3.0, 4.0])
+    real_evaluate = trainer_mod.Trainer.evaluate
+
+    def evaluate(self):
+        result = real_evaluate(self)
+        result.summary["nme_image_pct"] = next(scripted)
+        return result
+
+    monkeypatch.setattr(trainer_mod.Trainer, "evaluate", evaluate)
+    short = smoke(epochs=3, train_samples=16, val_samples=8)
+    result = train(SPEC, short, tmp_path / "run", device="cpu", progress=False)
+    monkeypatch.setattr(trainer_mod.Trainer, "evaluate", real_evaluate)
+    with pytest.raises(Stop):
+        train(SPEC, short, tmp_path / "two", device="cpu", progress=False, callback=_stop_after(2))
+    best, last = load_checkpoint(tmp_path / "run" / "best.pt"), load_checkpoint(tmp_path / "run" / "last.pt")
+    assert result.best_epoch == 2 and result.best_metrics["nme_image_pct"] == 3.0
+    assert best["epoch"] == 2 and best["best"]["nme_image_pct"] == 3.0 and last["epoch"] == 3
+    assert _same_weights(best["model"], load_checkpoint(tmp_path / "two" / "last.pt")["model"])
+    assert not _same_weights(best["model"], last["model"])
 
 
 def test_resume_refuses_a_different_protocol(tmp_path):
@@ -159,8 +181,7 @@ def test_killed_cli_run_resumes_to_the_same_weights(tmp_path):
     deadline = time.time() + 240
     while time.time() < deadline and not (cut / "last.pt").exists():
         time.sleep(0.02)
-    time.sleep(0.3)  # into the second epoch: killed mid-epoch, after the first checkpoint
-    proc.kill()
+    proc.kill()  # at once: after the first checkpoint, inside the second epoch (no sleep to race with)
     proc.wait()
     assert (cut / "last.pt").exists()
     done = load_checkpoint(cut / "last.pt")["epoch"]
