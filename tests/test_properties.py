@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 
 from lightmark.data.sample import FaceSample
 from lightmark.errors import ConfigError, SpecError
-from lightmark.heatmaps.codecs import get_codec
+from lightmark.heatmaps.codecs import CODEC_NAMES, get_codec
 from lightmark.layouts import LAYOUTS, Layout, subset_indices
 from lightmark.models.spec import ATTENTIONS, DEFAULT_N_LANDMARKS, ModelSpec
 from lightmark.training.augment import flip_sample
+from lightmark.training.protocol import get_protocol
 
 FAST = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
@@ -172,13 +173,14 @@ def test_every_codec_decodes_any_point_to_a_finite_point_near_the_map(name, case
     assert decoded.min() >= low - 1e-3 and decoded.max() <= high + 1e-3
 
 
-@pytest.mark.xfail(strict=True, reason="subpixel's 5x5 fit repeats edge cells on maps under 5 cells (input < 20 "
-                                       "px, which protocols accept): errors up to 8 px instead of exact")
+@pytest.mark.parametrize("name", CODEC_NAMES)
 @pytest.mark.parametrize("size", [8, 12, 16])
-def test_subpixel_codec_is_exact_on_tiny_maps_too(size):
-    codec = get_codec("subpixel", size)
-    points = torch.linspace(-0.5, size - 0.5, 25).view(1, -1, 1).expand(1, 25, 2).contiguous()
-    assert (codec.decode(codec.encode(points)) - points).abs().max() < 1e-3
+def test_maps_under_five_cells_are_refused(name, size):
+    """Under 5 cells (input < 20 px) the subpixel fit repeats edge cells (errors up to 8 px): refused."""
+    with pytest.raises(ConfigError, match="at least 5"):
+        get_codec(name, size)
+    with pytest.raises(ConfigError, match="input_size"):
+        get_protocol("smoke").override({"input_size": size})
 
 
 # -- layouts' flips -----------------------------------------------------------------------------------

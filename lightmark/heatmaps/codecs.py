@@ -134,6 +134,9 @@ def _smoothed_argmax(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return (row + local // 3 - 1).clamp(0, h - 1), (col + local % 3 - 1).clamp(0, w - 1)
 
 
+MIN_HEATMAP_CELLS = 5  # the subpixel decode's patch side; smaller maps repeat edge cells in the fit
+
+
 class Codec:
     """Base: holds the geometry. `encode(points[B,K,2]) -> [B,K,h,w]` float32 with peak 1,
     `decode(heatmaps[B,K,h,w]) -> [B,K,2]` float32 input pixels. A [K,2] input gives [K,h,w]."""
@@ -143,6 +146,10 @@ class Codec:
     def __init__(self, input_size: int, stride: int = HEATMAP_STRIDE, sigma: float = SIGMA):
         if input_size <= 0 or input_size % stride:
             raise ConfigError(f"input_size: {input_size} is not a positive multiple of the heatmap stride {stride}")
+        if input_size < MIN_HEATMAP_CELLS * stride:
+            raise ConfigError(f"input_size: {input_size} px makes heatmaps of {input_size // stride} cells; at least "
+                              f"{MIN_HEATMAP_CELLS} are needed ({MIN_HEATMAP_CELLS * stride} px): the sub-pixel "
+                              f"decode fits a {MIN_HEATMAP_CELLS}x{MIN_HEATMAP_CELLS} patch")
         self.input_size = int(input_size)
         self.stride = int(stride)
         self.sigma = float(sigma)

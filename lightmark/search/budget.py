@@ -33,6 +33,9 @@ from lightmark.models.spec import ModelSpec
 DEFAULT_BUDGET_MB = 15.0  # the challenge's limit
 
 
+BUDGET_FLAGS = {"size_mb": "--budget-mb", "macs": "--budget-macs", "latency_ms": "--budget-latency-ms"}
+
+
 @dataclass(frozen=True)
 class BudgetCheck:
     """What the budget check measured for one spec, and by how much each limit is exceeded."""
@@ -70,10 +73,14 @@ class Budget:
     _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        for name in ("size_mb", "macs", "latency_ms"):
+        for name, flag in BUDGET_FLAGS.items():
             value = getattr(self, name)
             if value is not None and not value > 0:
-                raise ConfigError(f"budget {name} must be > 0, got {value}")
+                raise ConfigError(f"{flag} must be > 0, got {value:g}")
+        if self.macs is not None:  # MACs come in whole numbers; a budget under one fits nothing
+            if self.macs < 1:
+                raise ConfigError(f"--budget-macs must be at least 1 MAC, got {self.macs:g}")
+            object.__setattr__(self, "macs", int(self.macs))
         if self.size_metric not in SIZE_METRICS:
             raise ConfigError(f"--size-metric: {self.size_metric!r} is not one of {', '.join(SIZE_METRICS)}")
         if self.size_metric != "state_dict":

@@ -139,7 +139,7 @@ def latency_device(device: str) -> str:
 
 def make_budget(request: SearchRequest) -> Budget:
     return Budget(
-        size_mb=request.budget_mb, macs=None if request.budget_macs is None else int(request.budget_macs),
+        size_mb=request.budget_mb, macs=request.budget_macs,
         latency_ms=request.budget_latency_ms, input_size=request.protocol.input_size,
         device=latency_device(request.device), sizer=request.sizer, size_metric=request.size_metric,
         size_cache=str(request.out / SIZE_CACHE),
@@ -206,3 +206,4 @@ def prescreen_candidates(screen: Prescreen, config: SearchConfig) -> tuple[list[
                              config.seed, score=lambda spec: naswot(spec, batch, seed=config.seed),
                              cache=Path(config.run_dir) / f"prescreen-{screen.proxy}.csv")
     return chosen, time.perf_counter() - start
+

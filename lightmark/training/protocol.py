@@ -93,7 +93,8 @@ _AUGMENT_RULES: dict[str, _Rule] = {
 
 _PROTOCOL_RULES: dict[str, _Rule] = {
     "name": _Rule("str", "a non-empty name", lambda v: bool(v.strip())),
-    "input_size": _Rule("int", "a positive multiple of 4", lambda v: v > 0 and v % 4 == 0),
+    "input_size": _Rule("int", "a multiple of 4, at least 20 (heatmaps of 5 cells or more)",
+                        lambda v: v >= 20 and v % 4 == 0),
     "epochs": _int(1),
     "batch_size": _int(1),
     "train_samples": _int(0, " (0: all)"),
