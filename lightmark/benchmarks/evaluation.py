@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -15,7 +14,7 @@ from lightmark.benchmarks.record import Record, Status
 from lightmark.benchmarks.runner import candidate_dir_of
 from lightmark.training.checkpoint import checkpoint_spec_protocol, load_checkpoint
 from lightmark.training.dataset import build_loaders
-from lightmark.training.evaluate import evaluate_checkpoint
+from lightmark.training.evaluate import EvalResult, evaluate_checkpoint
 
 CHECKPOINT_NAMES = ("last.pt", "best.pt")  # what a candidate's folder keeps, in order of preference
 
@@ -30,7 +29,7 @@ class BestCheckpoints:
 class Evaluated:
     record: Record
     checkpoint: Path
-    result: Any  # landmarks.evaluate.EvalResult
+    result: EvalResult
     info: dict
 
 

@@ -234,7 +234,8 @@ def _print_summary(summary: dict, console: Console) -> None:
             f"on {best.get('device') or '?'}",
         )
         if summary.get("best_checkpoint"):
-            console.print(f"best checkpoint (export or retrain it): {summary['best_checkpoint']}", highlight=False)
+            console.print(f"best checkpoint (export or retrain it): {summary['best_checkpoint']}", highlight=False,
+                          soft_wrap=True)  # one line: the path stays whole to copy
     else:
         console.print("no feasible trial has completed yet.")
     console.print(f"records: {summary['records_csv']}\nPareto/best: {summary['pareto_json']}\n"
@@ -242,7 +243,7 @@ def _print_summary(summary: dict, console: Console) -> None:
     if summary.get("report"):
         console.print(f"report and plots: {summary['report']}", highlight=False)
     if summary["storage"].startswith("sqlite"):
-        console.print(dashboard_hint(summary["storage"]), highlight=False)
+        console.print(dashboard_hint(summary["storage"]), highlight=False, markup=False)  # keeps '[dashboard]'
 
 
 def dashboard_hint(storage: str) -> str:
