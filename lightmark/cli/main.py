@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         result = args.func(args)
     except LightmarkError as exc:
         print(f"lightmark {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code  # 2: fix the command or its input; 3: resumable (storage unreachable, disk full)
     except KeyboardInterrupt:
         print(f"lightmark {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import optuna
 
-from lightmark.atomic import write_json_atomic
+from lightmark.atomic import append_line, write_json_atomic
 from lightmark.benchmarks.record import Record, Status, candidate_key
 from lightmark.errors import NonFiniteLossError
 from lightmark.models.spec import ModelSpec
@@ -58,8 +58,8 @@ def synthetic_runner(spec, protocol, run_dir, *, device="auto", callback=None, p
     folder.mkdir(parents=True, exist_ok=True)
     state_path = folder / "state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {"epoch": 0, "seconds": 0.0}
-    with open(folder / "trainings.log", "a") as log:
-        log.write(f"{os.getpid()} threads {threads} precision {precision} start at epoch {state['epoch']}\n")
+    append_line(folder / "trainings.log",  # like the trainer's log.jsonl: a full disk is a DiskFullError
+                f"{os.getpid()} threads {threads} precision {precision} start at epoch {state['epoch']}")
     final = synthetic_nme(spec, protocol)
     epoch_s = float(os.environ.get("LIGHTMARK_FAKE_EPOCH_S", "0"))
     status = Status.COMPLETE

@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
-from lightmark.atomic import write_json_atomic
+from lightmark.atomic import append_line, write_json_atomic
 from lightmark.device import (
     Precision,
     autocast,
@@ -208,9 +208,7 @@ class _Bar:
 
 
 def _append_jsonl(path: Path, entry: dict) -> None:
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(entry, sort_keys=True, default=_json_default) + "\n")
-        handle.flush()
+    append_line(path, json.dumps(entry, sort_keys=True, default=_json_default))
 
 
 def _json_default(value: Any) -> Any:
