@@ -8,8 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
+from lightmark.benchmarks.macs import count_macs
 from lightmark.cli.main import main
 from lightmark.data.constants import N_LANDMARKS
+from lightmark.models.spec import ModelSpec
 
 
 @pytest.fixture(scope="module")
@@ -147,4 +149,11 @@ def test_bench_train_json(capsys):
         assert data[key] > 0 and len(data[f"{key}_by_round"]) == data["rounds"]
     assert data["trainer_over_bare"] == pytest.approx(data["trainer_step_ms"] / data["bare_step_ms"])
     assert data["model_step_ms"] == data["trainer_step_ms"]
+    # the FLOP rate: 6 x forward MACs per image (fvcore) x images/s, against a 2048^2 fp32 matmul
+    assert data["forward_macs"] == count_macs(ModelSpec.parse("s1-d2-c16"), 64).fvcore
+    assert data["peak_gflops"] > 0 and len(data["peak_gflops_by_round"]) == data["rounds"]
+    step_gflops = 6 * data["forward_macs"] * data["model_step_images_per_s"] / 1e9
+    assert data["trainer_step_gflops"] == pytest.approx(step_gflops)
+    assert data["peak_fraction"] == pytest.approx(step_gflops / data["peak_gflops"])
+    assert 0 < data["peak_fraction"] < 1  # a 16-channel net is nowhere near a large matmul's rate
 

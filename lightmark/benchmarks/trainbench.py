@@ -9,7 +9,9 @@ In one run it measures three things on the same model, batch and precision:
 - the whole loop (loader, augmentation, heatmap encoding on the device, the trainer's step).
 
 They are timed in interleaved rounds and the medians compared, so drift on a shared machine hits
-every side alike. The loop's background batch thread is stopped after each loop round, so it never
+every side alike. Each round also times a large fp32 matmul on the same threads (`peak.py`): the
+practical peak that the step's FLOP rate is measured against (`peak_fraction`). The loop's
+background batch thread is stopped after each loop round, so it never
 runs beside the two step measurements (where it did, it made the trainer's step look slower).
 """
 
@@ -26,6 +28,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from lightmark.benchmarks.macs import count_macs
+from lightmark.benchmarks.peak import MatmulProbe, peak_fraction
 from lightmark.device import autocast, intra_op_threads
 from lightmark.heatmaps.codecs import codec_speed
 from lightmark.models import build_model
@@ -151,7 +155,9 @@ def _bench(spec: ModelSpec, protocol: Protocol, *, steps: int, warmup: int, devi
     # times, so load changes on a shared machine hit every side alike
     per_round = max(1, steps // ROUNDS)
     bare_ms, step_ms, loop_ms = [], [], []
+    probe = MatmulProbe(trainer.device)
     for _ in range(ROUNDS):
+        probe.sample()
         bare_ms.append(1000.0 * _timed(trainer.device, bare, per_round) / per_round)
         step_ms.append(1000.0 * _timed(trainer.device, trainer_step, per_round) / per_round)
         seconds, images = _loop_round(trainer, epoch_batches, prefetch, per_round)
@@ -188,6 +194,7 @@ def _bench(spec: ModelSpec, protocol: Protocol, *, steps: int, warmup: int, devi
         "slowdown_pct": (step_ips / loop_ips - 1.0) * 100.0,
         "target_slowdown_pct": TARGET_SLOWDOWN_PCT,
         "cache_fill_seconds": cache_seconds,
+        **_peak_fields(spec, protocol.input_size, probe, bs, bare_med, step_med, loop_med),
     }
     if compile:
         result.update(_compile_cost(trainer, x, target, bare_med, per_round))
@@ -201,3 +208,17 @@ def _bench(spec: ModelSpec, protocol: Protocol, *, steps: int, warmup: int, devi
     except ImportError:
         result["codec_encode_ms"] = result["codec_decode_ms"] = None
     return result
+
+
+def _peak_fields(spec: ModelSpec, input_size: int, probe: MatmulProbe, batch: int, bare_ms: float,
+                 step_ms: float, loop_ms: float) -> dict[str, Any]:
+    """GFLOP/s of the bare step, the trainer's step and the loop, and their fractions of the matmul's
+    (`peak_fraction` is the trainer's step: what training runs at)."""
+    macs = count_macs(spec, input_size).fvcore
+    fields: dict[str, Any] = {"forward_macs": macs, "peak_gflops": probe.median, "peak_matmul_n": probe.n,
+                              "peak_gflops_by_round": [round(v, 1) for v in probe.gflops]}
+    for name, ms in (("bare_step", bare_ms), ("trainer_step", step_ms), ("loop", loop_ms)):
+        gflops, fraction = peak_fraction(1000.0 * batch / ms, macs, probe.median)
+        fields[f"{name}_gflops"], fields[f"{name}_peak_fraction"] = gflops, fraction
+    fields["peak_fraction"] = fields["trainer_step_peak_fraction"]
+    return fields

@@ -23,7 +23,8 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
         "train", help="bare model step vs the trainer's step vs the whole training loop, codec ms",
         description="Measure, in one run, the bare step of the model (plain forward, MSE, backward, RMSprop), "
                     "the trainer's step on a fixed batch, and the whole training loop (loader, augmentation, "
-                    "heatmaps, step). Targets: trainer step <= 1.1x the bare step; loop <= 15 % slower than it.")
+                    "heatmaps, step). Targets: trainer step <= 1.1x the bare step; loop <= 15 % slower than it. "
+                    "Also the steps' FLOP rate as a fraction of a large fp32 matmul's on the same threads.")
     parser.add_argument("spec", metavar="SPEC_OR_PRESET")
     add_protocol_args(parser, default="quick")
     parser.add_argument("--steps", type=int, default=20, help="timed steps of the loop (default: %(default)s)")
@@ -69,6 +70,11 @@ def _print(r: dict) -> None:
                       f"{r['compiled_step_ms']:.1f}", f"{1000.0 * bs / r['compiled_step_ms']:.1f}")
     console = stdout_console()
     console.print(table)
+    console.print(f"FLOP rate (6 x {r['forward_macs']:,} forward MACs per image): bare step "
+                  f"{r['bare_step_gflops']:.1f}, trainer step {r['trainer_step_gflops']:.1f}, loop "
+                  f"{r['loop_gflops']:.1f} GFLOP/s against {r['peak_gflops']:.0f} GFLOP/s for a "
+                  f"{r['peak_matmul_n']}x{r['peak_matmul_n']} fp32 matmul on the same threads: the trainer "
+                  f"step reaches {100 * r['peak_fraction']:.1f} % of that peak", highlight=False)
     verdict = "[green]meets[/]" if r["trainer_meets_target"] else "[red]misses[/]"
     console.print(f"trainer step / bare step = {r['trainer_over_bare']:.3f} (target <= "
                   f"{r['target_trainer_over_bare']:.1f}): {verdict}")
