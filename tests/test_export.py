@@ -199,6 +199,7 @@ def test_predict_accepts_an_onnx_file(onnx_extra, trained, tmp_path, capsys):
 
 
 # -- profile and the search budget ---------------------------------------------------------------------------
+@pytest.mark.slow  # five exports and four timed runtimes: the fast tier checks the sizes alone below
 def test_profile_reports_deployed_sizes_and_onnxruntime_latency(onnx_extra, capsys):
     capsys.readouterr()
     assert main(["profile", "s1-d2-c16", "--input-size", "64", "--threads", "1", "--batch-sizes", "1", "--deployed",

@@ -32,14 +32,24 @@ def cheap_profile(monkeypatch):
                                                                      "latency_ms": 1.0})
 
 
-def test_run_candidate_writes_and_caches_a_record(tmp_path, monkeypatch):
+@pytest.fixture(params=[pytest.param(False, id="torch-profile"),
+                        pytest.param(True, id="with-onnx", marks=pytest.mark.slow)])
+def with_onnx(request, monkeypatch):
+    """The fast tier profiles in PyTorch only (the ONNX exports and runtimes take seconds per candidate);
+    the slow tier also measures what ships, as a search does with the export extra installed."""
+    if not request.param:
+        monkeypatch.setattr(deployed, "record_fields", lambda *args, **kwargs: {})
+    return request.param
+
+
+def test_run_candidate_writes_and_caches_a_record(tmp_path, monkeypatch, with_onnx):
     protocol = get_protocol("smoke")
     record = run_candidate(SPEC, protocol, tmp_path, device="cpu", progress=False)
     key = candidate_key(SPEC, protocol)
     assert record.key == key and record.status == "complete" and record.spec == "s1-d2-c16"
     assert record.params > 0 and record.size_mb > 0 and record.macs and record.macs > 0
     assert record.latency_ms and record.latency_ms > 0
-    if deployed.export_extra_installed():  # what ships: sizes of the ONNX files, ONNX Runtime beside eager
+    if with_onnx and deployed.export_extra_installed():  # what ships: ONNX file sizes, ONNX Runtime beside eager
         expected = {dtype: deployed.deployed_size_bytes(SPEC, "onnx", dtype, protocol.input_size) / MIB
                     for dtype in ("fp32", "fp16", "int8")}
         got = {"fp32": record.onnx_fp32_mb, "fp16": record.onnx_fp16_mb, "int8": record.onnx_int8_mb}
