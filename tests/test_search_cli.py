@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy.exc
 from optuna.trial import TrialState
 
+from lightmark.cli.main import main
 from lightmark.search import testing
 
 FAKE = {
@@ -72,23 +73,31 @@ def _wait_for_training(db: Path, proc: subprocess.Popen, timeout: float = 120) -
     raise AssertionError("no trial reached epoch 1 in time")
 
 
-def test_impossible_budget_exits_2_with_a_clear_message(tmp_path):
-    result = _run(_cmd(tmp_path / "run", "--budget-mb", "0.001"))
-    assert result.returncode == 2
-    message = result.stderr.strip().splitlines()[-1]
+def _in_process(monkeypatch, capsys, cmd: list[str]) -> tuple[int, str]:
+    """A command of `_cmd` run in this process (argument errors need no interpreter of their own)."""
+    for key, value in FAKE.items():
+        monkeypatch.setenv(key, value)
+    code = main(cmd[cmd.index("lightmark.cli.main") + 1:])
+    return code, capsys.readouterr().err
+
+
+def test_impossible_budget_exits_2_with_a_clear_message(tmp_path, monkeypatch, capsys):
+    code, err = _in_process(monkeypatch, capsys, _cmd(tmp_path / "run", "--budget-mb", "0.001"))
+    assert code == 2
+    message = err.strip().splitlines()[-1]
     assert "no architecture of the search space fits size <= 0.001 MiB" in message
     assert "s1-d2-c32" in message  # names the smallest architecture and its size
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in err
     assert not (tmp_path / "run" / "study.db").exists()  # nothing started
 
 
-def test_malformed_space_file_names_the_bad_key(tmp_path):
+def test_malformed_space_file_names_the_bad_key(tmp_path, monkeypatch, capsys):
     space = tmp_path / "space.toml"
     space.write_text("n_stacks = [1, 2]\nchanels = [32, 64]\n")
-    result = _run(_cmd(tmp_path / "run", "--space", str(space)))
-    assert result.returncode == 2
-    assert "chanels" in result.stderr and str(space) in result.stderr
-    assert "Traceback" not in result.stderr
+    code, err = _in_process(monkeypatch, capsys, _cmd(tmp_path / "run", "--space", str(space)))
+    assert code == 2
+    assert "chanels" in err and str(space) in err
+    assert "Traceback" not in err
 
 
 @pytest.mark.slow
@@ -228,11 +237,11 @@ def test_prescreen_tries_the_proxys_choices_first_once(tmp_path):
     assert len(labels) == 7 and sum(bool(label) for label in labels) == 3
 
 
-def test_prescreen_with_an_unknown_proxy_exits_2(tmp_path):
-    result = _run(_cmd(tmp_path / "run", "--prescreen", "synflow:8"))
-    assert result.returncode == 2 and "--prescreen 'synflow:8'" in result.stderr
-    result = _run(_cmd(tmp_path / "run", "--prescreen", "naswot"))
-    assert result.returncode == 2 and "PROXY:K" in result.stderr
+def test_prescreen_with_an_unknown_proxy_exits_2(tmp_path, monkeypatch, capsys):
+    code, err = _in_process(monkeypatch, capsys, _cmd(tmp_path / "run", "--prescreen", "synflow:8"))
+    assert code == 2 and "--prescreen 'synflow:8'" in err
+    code, err = _in_process(monkeypatch, capsys, _cmd(tmp_path / "run", "--prescreen", "naswot"))
+    assert code == 2 and "PROXY:K" in err
 
 
 def test_without_n_trials_the_search_takes_the_suggested_count(tmp_path):
