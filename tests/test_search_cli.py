@@ -220,19 +220,19 @@ def test_space_flags_narrow_the_file(tmp_path):
         build_space(args, 64)
 
 
-def test_prescreen_tries_the_proxys_choices_first_once(tmp_path):
+def test_prescreen_tries_the_proxys_choices_first_once(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     cmd = _cmd(out, "--stacks", "1", "--depth", "2", "--channels", "16,24", "--prescreen", "naswot:6", n_trials=5)
-    first = _run(cmd)
-    assert first.returncode == 0, first.stderr[-2000:]
-    assert "--prescreen naswot:6: 3 of 6 random feasible architectures chosen by naswot" in first.stderr
+    code, err = _in_process(monkeypatch, capsys, cmd)
+    assert code == 0, err[-2000:]
+    assert "--prescreen naswot:6: 3 of 6 random feasible architectures chosen by naswot" in err
     scores = (out / "prescreen-naswot.csv").read_text().splitlines()
     assert scores[0] == "spec,score" and len(scores) == 7  # K scores kept for a resume
     trials = _load(f"sqlite:///{out / 'study.db'}").trials
     labels = [t.user_attrs.get("label") for t in trials]
     assert labels[:3] == ["prescreen naswot:6 #1", "prescreen naswot:6 #2", "prescreen naswot:6 #3"]
-    again = _run(cmd[:-2] + ["--n-trials", "7"] + cmd[-2:])  # a resume: nothing enqueued twice
-    assert again.returncode == 0, again.stderr[-2000:]
+    code, err = _in_process(monkeypatch, capsys, cmd[:-2] + ["--n-trials", "7"] + cmd[-2:])  # a resume
+    assert code == 0, err[-2000:]  # ... that enqueues nothing twice
     labels = [t.user_attrs.get("label") for t in _load(f"sqlite:///{out / 'study.db'}").trials]
     assert len(labels) == 7 and sum(bool(label) for label in labels) == 3
 
@@ -244,13 +244,13 @@ def test_prescreen_with_an_unknown_proxy_exits_2(tmp_path, monkeypatch, capsys):
     assert code == 2 and "PROXY:K" in err
 
 
-def test_without_n_trials_the_search_takes_the_suggested_count(tmp_path):
+def test_without_n_trials_the_search_takes_the_suggested_count(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     cmd = [c for c in _cmd(out, "--stacks", "1", "--depth", "2", "--channels", "16,24") if c not in ("--n-trials", "4")]
-    result = _run(cmd)
-    assert result.returncode == 0, result.stderr[-2000:]
+    code, err = _in_process(monkeypatch, capsys, cmd)
+    assert code == 0, err[-2000:]
     # 1 x 1 x 2 widths x 3 attentions x 2 CoordConv = 12 architectures, all within 1 MiB: train them all
-    assert "--n-trials 12: the space has 12 architectures within the budget" in result.stderr
+    assert "--n-trials 12: the space has 12 architectures within the budget" in err
     assert len(_load(f"sqlite:///{out / 'study.db'}").trials) == 12
 
 
