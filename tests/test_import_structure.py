@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lightmark"
-LAYERS = ("models", "data", "heatmaps", "training", "deploy", "benchmarks", "search", "reports", "cli")
+LAYERS = ("models", "data", "heatmaps", "training", "deploy", "benchmarks", "search", "tabular", "reports",
+          "cli")
 
 
 def _module_name(path: Path) -> str:
@@ -139,3 +140,18 @@ def test_no_package_imports_one_above_it():
 def test_no_import_cycles():
     cycles = _cycles(_graph()[0])
     assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_every_folder_has_a_layer():
+    """A new folder must take its place in the import order (LAYERS), or its imports go unchecked."""
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders == set(LAYERS), f"folders without a layer: {folders - set(LAYERS)}; layers without a folder: " \
+                                   f"{set(LAYERS) - folders}"
+
+
+MAX_FOLDER_LINES = 4000  # a folder a reader can hold in an afternoon; split it by job past this
+
+
+def test_no_folder_holds_more_than_4000_lines():
+    sizes = {layer: sum(len(p.read_text().splitlines()) for p in (PACKAGE / layer).rglob("*.py")) for layer in LAYERS}
+    assert max(sizes.values()) <= MAX_FOLDER_LINES, f"lines per folder: {sizes}"

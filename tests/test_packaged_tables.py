@@ -1,4 +1,4 @@
-"""The tabular benchmarks packaged in lightmark/search/tables: every table's CSV agrees with its JSON
+"""The tabular benchmarks packaged in lightmark/tabular/tables: every table's CSV agrees with its JSON
 sidecar and with today's networks, the v1 table has its known shape, and a search replays on it.
 
 Written for any number of tables: a new one (a v2 table, say) is checked for consistency without a
@@ -16,9 +16,9 @@ import pytest
 from lightmark.benchmarks.size import size_breakdown
 from lightmark.cli.main import main
 from lightmark.models.spec import ModelSpec
-from lightmark.search.replay import landscape, replay_one
 from lightmark.search.space import DIMS
-from lightmark.search.tabular import CURVE_METRICS, TABLES_DIR, curve_column, list_tables, load_table
+from lightmark.tabular.replay import landscape, replay_one
+from lightmark.tabular.table import CURVE_METRICS, TABLES_DIR, curve_column, list_tables, load_table
 
 PACKAGED = sorted(p.stem for p in TABLES_DIR.glob("*.csv"))
 V1 = "hourglass108-tabular"

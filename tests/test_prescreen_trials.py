@@ -8,9 +8,9 @@ import pytest
 from lightmark.errors import ConfigError
 from lightmark.models.spec import ModelSpec
 from lightmark.search.prescreen import Prescreen, best_by_score, draw_candidates, score_candidates
-from lightmark.search.replay import landscape, prescreened, replay_one
 from lightmark.search.space import SearchSpace
 from lightmark.search.trials import count_feasible, suggest, suggested_trials
+from lightmark.tabular.replay import landscape, prescreened, replay_one
 from tests.test_replay import make_table
 
 

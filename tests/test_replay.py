@@ -14,7 +14,7 @@ from lightmark.cli.main import main
 from lightmark.data.synth import GENERATOR_VERSION
 from lightmark.errors import ConfigError, DataError
 from lightmark.models.spec import ModelSpec
-from lightmark.search.replay import (
+from lightmark.tabular.replay import (
     Run,
     epochs_to_mean_regret,
     hand_design,
@@ -24,7 +24,7 @@ from lightmark.search.replay import (
     replay_one,
     summarise,
 )
-from lightmark.search.tabular import Table, TablePlan, curve_column, load_table, read_curve
+from lightmark.tabular.table import Table, TablePlan, curve_column, load_table, read_curve
 
 EPOCHS = 6
 
@@ -244,7 +244,7 @@ def test_pareto_pruner_rule_on_hand_made_curves():
 
 
 def test_two_objective_replay_prunes_and_keeps_the_front():
-    from lightmark.search.replay import replay_pareto_many, summarise_pareto, true_front_hypervolume
+    from lightmark.tabular.replay import replay_pareto_many, summarise_pareto, true_front_hypervolume
 
     land = landscape(make_table(), budget_mb=None)
     runs = replay_pareto_many(land, ["random"], ["none", "pareto"], n_trials=30, seeds=list(range(5)), workers=1)

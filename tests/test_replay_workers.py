@@ -10,9 +10,9 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-import lightmark.search.replay as replay_mod
+import lightmark.tabular.replay as replay_mod
 from lightmark.cli.main import main
-from lightmark.search.replay import (
+from lightmark.tabular.replay import (
     REPLAY_SAMPLERS,
     landscape,
     replay_many,
@@ -21,7 +21,7 @@ from lightmark.search.replay import (
     replay_pareto_many,
     true_front_hypervolume,
 )
-from lightmark.search.tabular import load_table
+from lightmark.tabular.table import load_table
 
 TABLE = "hourglass108-tabular"
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from lightmark.search import testing
 from lightmark.search.budget import Budget
-from lightmark.search.sampler_bench import run_bench
 from lightmark.search.space import SearchSpace
+from lightmark.tabular.sampler_bench import run_bench
 from lightmark.training.protocol import get_protocol
 
 

@@ -11,8 +11,8 @@ import pytest
 from lightmark.benchmarks import proxies
 from lightmark.cli.main import main
 from lightmark.models.spec import ModelSpec
-from lightmark.search.tabular import load_table
-from lightmark.search.tabular_proxies import table_proxy_scores
+from lightmark.tabular.proxies import table_proxy_scores
+from lightmark.tabular.table import load_table
 
 
 def _table(tmp_path):

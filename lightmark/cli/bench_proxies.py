@@ -11,8 +11,8 @@ from rich.table import Table
 
 from lightmark.cli._common import print_json, stderr_console, stdout_console
 from lightmark.device import intra_op_threads
-from lightmark.search.tabular import load_table
-from lightmark.search.tabular_proxies import DEFAULT_BATCH, evaluate_proxies
+from lightmark.tabular.proxies import DEFAULT_BATCH, evaluate_proxies
+from lightmark.tabular.table import load_table
 
 
 def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:

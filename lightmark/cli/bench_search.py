@@ -22,7 +22,7 @@ from rich.table import Table
 from lightmark.cli._common import comma_list, parse_seeds, print_json, stderr_console
 from lightmark.cli.replay import run_replay
 from lightmark.cli.search import RUNNER_ENV, SIZER_ENV
-from lightmark.search.sampler_bench import bench_space, run_bench
+from lightmark.tabular.sampler_bench import bench_space, run_bench
 from lightmark.training.protocol import get_protocol
 
 

@@ -19,7 +19,7 @@ from lightmark.cli._common import (
 )
 from lightmark.errors import ConfigError
 from lightmark.search.space import SearchSpace
-from lightmark.search.tabular import list_tables, plan_table, tabulate
+from lightmark.tabular.table import list_tables, plan_table, tabulate
 
 
 def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:

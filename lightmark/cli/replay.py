@@ -11,12 +11,12 @@ from rich.table import Table
 from lightmark.cli._common import comma_list, parse_seeds, print_json, stderr_console, stdout_console
 from lightmark.errors import ConfigError
 from lightmark.reports.replay_plot import plot_replay
-from lightmark.search import tabular
 from lightmark.search.prescreen import Prescreen
-from lightmark.search.replay import Landscape, landscape
-from lightmark.search.replay_bench import default_budget, replay_arms, replay_pareto_arms
-from lightmark.search.tabular import load_table
-from lightmark.search.tabular_proxies import table_proxy_scores
+from lightmark.tabular import table as tabular
+from lightmark.tabular.proxies import table_proxy_scores
+from lightmark.tabular.replay import Landscape, landscape
+from lightmark.tabular.replay_bench import default_budget, replay_arms, replay_pareto_arms
+from lightmark.tabular.table import load_table
 
 
 def run_replay(args: argparse.Namespace) -> int:

@@ -23,7 +23,8 @@ Borders: encoding never fails: points near or outside the map give a partial (or
 codecs, possibly empty) peak. Decoding always returns finite points: the argmax is always inside
 the map. `subpixel` clamps its 5x5 patch inside the map and extrapolates the fit; the step from the argmax is
 limited to `max_step` = 1.5 cells from the edge cell's centre, so points up to 4 input px beyond the
-image's edge decode exactly and farther ones come back clamped there (tests/test_properties.py); a non-concave fit (flat or noise-only map) falls back to the argmax. `offset` uses the
+image's edge decode exactly and farther ones come back clamped there (tests/test_properties.py); a
+non-concave fit (flat or noise-only map) falls back to the argmax. `offset` uses the
 one-sided exact formula at the map's edge cells; `plain` and `offset` cannot represent points
 that the paper's round(x / 4) puts outside the map (x >= 382 at 384 px): they decode to the edge.
 """

@@ -10,7 +10,7 @@ import numpy as np
 
 from lightmark.intervals import mean_ci
 from lightmark.reports.plots import plt, save_figure
-from lightmark.search.replay import Landscape, Run, regret_at_epochs
+from lightmark.tabular.replay import Landscape, Run, regret_at_epochs
 
 
 def _band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

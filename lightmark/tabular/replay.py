@@ -36,7 +36,7 @@ from lightmark.search.pareto_pruner import ParetoPruner, hypervolume_2d
 from lightmark.search.prescreen import best_by_score, draw_candidates
 from lightmark.search.samplers import PRUNERS, default_startup_trials, make_pruner, make_sampler
 from lightmark.search.space import DIMS, SearchSpace
-from lightmark.search.tabular import CURVE_METRICS, Table, curve_column
+from lightmark.tabular.table import CURVE_METRICS, Table, curve_column
 from lightmark.training.protocol import Protocol, get_protocol
 
 REPLAY_SAMPLERS = ("tpe", "random", "nsga2")  # the search's samplers that propose (grid enumerates)

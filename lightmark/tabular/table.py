@@ -4,7 +4,7 @@ A table is one CSV row per (spec, seed) with the spec's fields, params, size (Mi
 train seconds and the validation NME (image side and inter-ocular, percent) after every epoch, plus a
 JSON sidecar with what made it: the protocol, the version of the faces, the space, the seeds, the
 machine, the command and the wall time. Any search strategy can then be replayed on the table
-(`lightmark.search.replay`) for hundreds of seeds in seconds, as NAS-Bench-201 and HPOBench do.
+(`lightmark.tabular.replay`) for hundreds of seeds in seconds, as NAS-Bench-201 and HPOBench do.
 
 Training goes through `run_fixed_candidates` (the same runner, cache, workers and resume as the search
 and the ablation), so an interrupted `bench tabulate` continues where it stopped. Candidate keys carry

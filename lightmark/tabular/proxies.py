@@ -20,7 +20,7 @@ import pandas as pd
 from lightmark.benchmarks.proxies import PROXIES, paired_difference, proxy_scores, rank_agreement
 from lightmark.benchmarks.record import Status
 from lightmark.errors import ConfigError
-from lightmark.search.tabular import TABLES_DIR, Table
+from lightmark.tabular.table import TABLES_DIR, Table
 from lightmark.training.protocol import Protocol, get_protocol
 
 SCORED = ("synflow", "naswot", "grad_norm", "snip")  # the proxies that look at the network, not its size

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lightmark.search.pareto_pruner import ParetoPruner
-from lightmark.search.replay import (
+from lightmark.tabular.replay import (
     DEFAULT_REPORT_TRIALS,
     Landscape,
     ParetoRun,
@@ -25,7 +25,7 @@ from lightmark.search.replay import (
     summarise_pareto,
     true_front_hypervolume,
 )
-from lightmark.search.tabular import Table
+from lightmark.tabular.table import Table
 
 EPOCH_MULTIPLES = (1, 5, 10, 20, 40)  # epoch budgets reported: these many full trainings
 
