@@ -20,6 +20,7 @@ from lightmark.search.config import Hooks
 from lightmark.search.progress import progress_counts
 from lightmark.search.records import summarise_trials, trial_status
 from lightmark.search.storage import open_storage
+from lightmark.search.storage_retry import single_attempt
 
 
 class LiveView:
@@ -64,13 +65,17 @@ class LiveView:
     # -- reading the study ------------------------------------------------------------------
     def _trials(self) -> list:
         try:
-            if self._storage is None:
-                self._storage = open_storage(self.config.storage)
-            if self._study_id is None:
-                self._study_id = self._storage.get_study_id_from_name(self.config.study_name)
-            return self._storage.get_all_trials(self._study_id, deepcopy=False)
+            with single_attempt():  # a database that is away: no update now rather than a wait
+                return self._read()
         except Exception:  # the view must never stop a search
             return []
+
+    def _read(self) -> list:
+        if self._storage is None:
+            self._storage = open_storage(self.config.storage)
+        if self._study_id is None:
+            self._study_id = self._storage.get_study_id_from_name(self.config.study_name)
+        return self._storage.get_all_trials(self._study_id, deepcopy=False)
 
     def poll(self, force: bool = False) -> None:
         now = time.monotonic()

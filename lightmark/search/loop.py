@@ -13,7 +13,7 @@ import optuna
 from optuna.trial import TrialState
 
 from lightmark.benchmarks.record import Record, Status
-from lightmark.errors import LightmarkError
+from lightmark.errors import DiskFullError, LightmarkError, StorageUnavailableError
 from lightmark.search.budget import load_callable
 from lightmark.search.config import Hooks, SearchConfig
 from lightmark.search.limits import HARD_LIMIT_FACTOR, TimeLimitReached, hard_limit
@@ -26,6 +26,7 @@ from lightmark.search.progress import progress_counts
 from lightmark.search.records import summarise_trials, write_pareto_json, write_records_csv
 from lightmark.search.samplers import make_pareto_pruner
 from lightmark.search.storage import process_identity, requeue
+from lightmark.search.storage_retry import redact_url
 
 
 def work_left(study: optuna.Study, config: SearchConfig, started: float) -> bool:
@@ -47,7 +48,7 @@ def write_run_files(study: optuna.Study, config: SearchConfig) -> dict[str, Any]
     summary = summarise_trials(trials, config.objectives)
     extra = {
         "study": config.study_name,
-        "storage": config.storage.url,
+        "storage": redact_url(config.storage.url),
         "protocol": config.protocol.name,
         "objectives": list(config.objectives),
         "budget": config.budget.to_dict() if config.budget else None,
@@ -99,24 +100,32 @@ def worker_loop(
             with hard_limit(left), heartbeat(study, trial):
                 values = objective(trial)
         except optuna.TrialPruned:
-            study.tell(trial, state=TrialState.PRUNED)
+            _tell(study, trial, objective, state=TrialState.PRUNED)
         except TimeLimitReached:
             _interrupted(study, trial, config, "stopped at the time limit (--timeout); resumes on re-run")
             break
         except KeyboardInterrupt:
             _interrupted(study, trial, config, "interrupted")
             raise
+        except StorageUnavailableError:
+            # Past the retry bound. The trial stays RUNNING: its heartbeat goes stale (or the next run finds
+            # its worker gone) and it is re-queued; a finished Record waits in the candidate cache.
+            raise
+        except DiskFullError as exc:  # not the candidate's fault: re-queued, resumes from its last checkpoint
+            _interrupted(study, trial, config, f"stopped: {exc}"[:300])
+            raise
+        except optuna.exceptions.UpdateFinishedTrialError:
+            _taken(study, trial, objective)
         except Exception as exc:  # noqa: BLE001 - any candidate error fails only that trial
-            if "reason" not in trial.user_attrs:
-                trial.set_user_attr("status", Status.FAILED)
-                trial.set_user_attr("reason", f"{type(exc).__name__}: {exc}"[:300])
-            study.tell(trial, state=TrialState.FAIL)
+            attrs = {} if "reason" in trial.user_attrs else {
+                "status": Status.FAILED, "reason": f"{type(exc).__name__}: {exc}"[:300]}
+            _tell(study, trial, objective, state=TrialState.FAIL, attrs=attrs)
             if is_out_of_memory(exc):
                 release_gpu_memory()
             elif not isinstance(exc, LightmarkError):
                 _warn(f"trial {trial.number} failed: {type(exc).__name__}: {exc}")
         else:
-            study.tell(trial, values)
+            _tell(study, trial, objective, values=values)
         ran += 1
         write_run_files(study, config)
         if hooks.trial_finished:
@@ -124,14 +133,40 @@ def worker_loop(
     return ran
 
 
+def _tell(study: optuna.Study, trial: optuna.Trial, objective: Objective, *, values: Any = None,
+          state: TrialState | None = None, attrs: dict[str, Any] | None = None) -> None:
+    """Set `attrs` and tell the study; when another worker has failed the trial meanwhile (its heartbeat
+    went stale while this one could not reach the storage), keep what this worker did instead (_taken)."""
+    try:
+        for key, value in (attrs or {}).items():
+            trial.set_user_attr(key, value)
+        study.tell(trial, values, state=state)
+    except (optuna.exceptions.UpdateFinishedTrialError, ValueError):  # tell: "Cannot tell a FAIL trial"
+        if frozen_trial(study, trial).state == TrialState.RUNNING:
+            raise
+        _taken(study, trial, objective)
+
+
+def _taken(study: optuna.Study, trial: optuna.Trial, objective: Objective) -> None:
+    added = objective.salvage(study, trial)
+    _warn(f"trial {trial.number} had been failed and re-queued by another worker (heartbeat stale); "
+          + ("the result trained here is added to the study as a new trial" if added else
+             "this worker's run of it left no complete result to add"))
+
+
 def _interrupted(study: optuna.Study, trial: optuna.Trial, config: SearchConfig, reason: str) -> None:
     """Record a stopped trial (FAIL, not counted) and queue its architecture again: the
     runner's checkpoint lets the retry resume where this one stopped."""
-    trial.set_user_attr("status", Status.FAILED)
-    trial.set_user_attr("reason", reason)
-    trial.set_user_attr("requeued", True)
-    frozen = frozen_trial(study, trial)
-    study.tell(trial, state=TrialState.FAIL)
+    try:
+        trial.set_user_attr("status", Status.FAILED)
+        trial.set_user_attr("reason", reason)
+        trial.set_user_attr("requeued", True)
+        frozen = frozen_trial(study, trial)
+        study.tell(trial, state=TrialState.FAIL)
+    except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
+        if frozen_trial(study, trial).state == TrialState.RUNNING:
+            raise
+        return  # another worker failed it (heartbeat stale) and re-queued it already
     requeue(study, frozen, reason)
     write_run_files(study, config)
 

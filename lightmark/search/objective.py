@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,12 +24,16 @@ from lightmark.benchmarks.macs import count_macs
 from lightmark.benchmarks.record import Record, Status, candidate_key
 from lightmark.benchmarks.runner import RECORD_NAME, candidate_dir_of, run_candidate
 from lightmark.benchmarks.size import size_mb
-from lightmark.errors import ConfigError, LightmarkError
+from lightmark.errors import ConfigError, LightmarkError, StorageUnavailableError
 from lightmark.models.spec import ModelSpec
 from lightmark.search.budget import Budget
+from lightmark.search.optuna_compat import frozen_trial, heartbeat_enabled, study_storage
 from lightmark.search.pareto_pruner import ParetoPruner
+from lightmark.search.prepare import fail_stale
 from lightmark.search.records import OBJECTIVE_KEYS, RECORD_FIELDS, record_attrs
 from lightmark.search.space import SearchSpace
+from lightmark.search.storage import process_alive
+from lightmark.search.storage_retry import single_attempt
 from lightmark.training.protocol import Protocol
 
 OBJECTIVES = ("nme", "nme,size", "nme,macs", "nme,latency")
@@ -35,6 +41,7 @@ OBJECTIVES = ("nme", "nme,size", "nme,macs", "nme,latency")
 METRICS = tuple(name for name in RECORD_FIELDS if name.startswith("nme_") and name.endswith("_pct"))
 Runner = Callable[..., Record]
 EpochHook = Callable[[int, int, dict], None]  # (trial number, epoch, metrics)
+TWIN_POLL_S = 2.0  # how often a trial waiting for its twin looks again
 
 
 def parse_objectives(text: str) -> tuple[str, ...]:
@@ -106,8 +113,12 @@ class Objective:
 
         reused = cached_record_path(self.cache_dir, key).exists()
         if not reused:
+            _wait_for_twins(trial, key)
             # Another machine (own cache) may have trained it for this study already.
             earlier = _completed_in_study(trial, key)
+            pruned = _finished_in_study(trial, key, optuna.trial.TrialState.PRUNED)
+            if earlier is None and pruned is not None and self.pruning:
+                raise optuna.TrialPruned(f"{spec} was pruned in trial {pruned.number} of this study")
             if earlier is not None:
                 for k, v in earlier.user_attrs.items():
                     if k in RECORD_FIELDS:
@@ -165,31 +176,49 @@ class Objective:
         trial.set_user_attr("size_mb", round(float(size_mb(spec)), 6))
 
     def _callback(self, trial: optuna.Trial, protocol: Protocol) -> Callable[[int, dict], None]:
+        taken: list[int] = []  # the epoch at which another worker turned out to have failed this trial
+
         def callback(epoch: int, metrics: dict) -> None:
             value = _metric(metrics, self.metric)
-            trial.set_user_attr("epoch", int(epoch))
-            trial.set_user_attr("epochs", int(protocol.epochs))
-            if value is not None:
-                trial.set_user_attr("last_val_nme_pct", float(value))
-            if self.on_epoch is not None:
-                self.on_epoch(trial.number, epoch, metrics)
-            if value is None or not self.pruning:
-                return
-            last = int(epoch) >= protocol.epochs  # pruning after the last epoch would throw a result away
-            if not self.multi:
-                trial.report(float(value), int(epoch))
-                if not last and trial.should_prune():
-                    raise optuna.TrialPruned(f"epoch {epoch}: val {self.metric} {value:.3f}")
-            elif self.pareto is not None and not last:
-                curve = {**trial.user_attrs.get("curve", {}), str(int(epoch)): float(value)}
-                trial.set_user_attr("curve", curve)
-                cost = self._cost(trial)
-                if cost is not None and self.pareto.should_prune(int(epoch), float(value), cost,
-                                                                 _finished_curves(trial, self._cost_key)):
-                    raise optuna.TrialPruned(f"epoch {epoch}: val {self.metric} {value:.3f} dominated by "
-                                             f"finished trials of no larger {self.objectives[1]}")
+            try:
+                if not taken:
+                    with single_attempt():  # the database away: train on, report the next epoch
+                        self._report(trial, protocol, epoch, value)
+            except StorageUnavailableError as exc:
+                _warn(f"trial {trial.number}: {exc}; epoch {epoch} not reported, training goes on")
+            except optuna.exceptions.UpdateFinishedTrialError:
+                taken.append(epoch)  # nothing left to report to; the worker loop salvages the result
+                _warn(f"trial {trial.number} was failed by another worker while this one could not reach the "
+                      "storage (its heartbeat went stale); training goes on, and its result will be added to "
+                      "the study as a new trial")
+            finally:
+                if self.on_epoch is not None:
+                    self.on_epoch(trial.number, epoch, metrics)
 
         return callback
+
+    def _report(self, trial: optuna.Trial, protocol: Protocol, epoch: int, value: float | None) -> None:
+        """One epoch to the study: the epoch and NME as user attributes, the intermediate value, and
+        pruning (Optuna's pruner, or the Pareto pruner with two objectives)."""
+        trial.set_user_attr("epoch", int(epoch))
+        trial.set_user_attr("epochs", int(protocol.epochs))
+        if value is not None:
+            trial.set_user_attr("last_val_nme_pct", float(value))
+        if value is None or not self.pruning:
+            return
+        last = int(epoch) >= protocol.epochs  # pruning after the last epoch would throw a result away
+        if not self.multi:
+            trial.report(float(value), int(epoch))
+            if not last and trial.should_prune():
+                raise optuna.TrialPruned(f"epoch {epoch}: val {self.metric} {value:.3f}")
+        elif self.pareto is not None and not last:
+            curve = {**trial.user_attrs.get("curve", {}), str(int(epoch)): float(value)}
+            trial.set_user_attr("curve", curve)
+            cost = self._cost(trial)
+            if cost is not None and self.pareto.should_prune(int(epoch), float(value), cost,
+                                                             _finished_curves(trial, self._cost_key)):
+                raise optuna.TrialPruned(f"epoch {epoch}: val {self.metric} {value:.3f} dominated by "
+                                         f"finished trials of no larger {self.objectives[1]}")
 
     @property
     def _cost_key(self) -> str:
@@ -233,6 +262,32 @@ class Objective:
                 trial.set_user_attr(k, v)
         trial.set_user_attr("status", status)
 
+    def salvage(self, study: optuna.Study, trial: optuna.Trial) -> bool:
+        """Keep a result this worker finished for a trial that another worker failed meanwhile (its
+        heartbeat went stale while this one could not reach the storage): the Record is in the local
+        candidate cache, so it is added to the study as a new COMPLETE trial with the same parameters
+        (user attribute `salvaged_from_trial`). Nothing is added when the run did not complete, or when
+        another trial of the study already holds this architecture's result. Returns whether it added one."""
+        key = trial.user_attrs.get("key")
+        if not key:
+            return False
+        try:
+            record = Record.from_dict(json.loads(cached_record_path(self.cache_dir, key).read_text()))
+        except (OSError, ValueError, TypeError):
+            return False
+        if record.status != Status.COMPLETE or _completed_in_study(trial, key) is not None:
+            return False
+        frozen = frozen_trial(study, trial)
+        values = self._values(record, ModelSpec.parse(trial.user_attrs["spec"]))
+        attrs = {**frozen.user_attrs, **trial.user_attrs, **record_attrs(record), "status": Status.COMPLETE,
+                 "salvaged_from_trial": trial.number}
+        system = {k: v for k, v in frozen.system_attrs.items() if k not in ("failed_trial", "retry_history")}
+        study.add_trial(optuna.trial.create_trial(
+            params=frozen.params, distributions=frozen.distributions,
+            values=list(values) if isinstance(values, tuple) else [values], user_attrs=attrs, system_attrs=system,
+        ))
+        return True
+
     def _values(self, record: Record, spec: ModelSpec) -> float | tuple[float, ...]:
         values = []
         for name in self.objectives:
@@ -244,9 +299,53 @@ class Objective:
         return values[0] if len(values) == 1 else tuple(values)
 
 
+def _wait_for_twins(trial: optuna.Trial, key: str) -> None:
+    """Another trial of the study (an earlier number, on this host or another) is training this very
+    architecture now: wait for it to finish instead of training it twice. An earlier trial never waits
+    for a later one, so two trials never wait for each other; a twin whose worker dies is failed (its
+    heartbeat goes stale, or its process is gone on this host) and then this trial trains."""
+    said = False
+    while twins := _running_twins(trial, key):
+        if not said:
+            _warn(f"trial {trial.number}: {trial.user_attrs.get('spec')} is being trained by trial "
+                  f"{twins[0].number}; waiting for its result")
+            trial.set_user_attr("waited_for_trial", twins[0].number)
+            said = True
+        time.sleep(TWIN_POLL_S)
+
+
+def _running_twins(trial: optuna.Trial, key: str) -> list[optuna.trial.FrozenTrial]:
+    study = trial.study
+    fail_stale(study)  # a twin whose worker died stops being one
+    beats = heartbeat_enabled(study_storage(study))
+    twins = []
+    for other in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        attrs = other.user_attrs
+        if other.number >= trial.number or attrs.get("key") != key:
+            continue
+        # Without heartbeats only a process seen alive on this host is waited for: one elsewhere may be dead.
+        if beats or process_alive(attrs.get("host"), attrs.get("pid"), attrs.get("pid_start")):
+            twins.append(other)
+    return twins
+
+
+def _finished_in_study(trial: optuna.Trial, key: str, state: optuna.trial.TrialState
+                       ) -> optuna.trial.FrozenTrial | None:
+    for other in trial.study.get_trials(deepcopy=False, states=(state,)):
+        if other.user_attrs.get("key") == key:
+            return other
+    return None
+
+
+def _warn(message: str) -> None:
+    print(f"lightmark search: {message}", file=sys.stderr, flush=True)
+
+
 def _completed_in_study(trial: optuna.Trial, key: str) -> optuna.trial.FrozenTrial | None:
     try:
         trials = trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    except StorageUnavailableError:
+        raise
     except Exception:  # noqa: BLE001 - a lookup failure just means "train it"
         return None
     for other in trials:

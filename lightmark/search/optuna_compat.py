@@ -28,7 +28,13 @@ PRIVATE_NAMES = (
     ("optuna.trial.FrozenTrial", "_trial_id"),
     ("optuna.storages._heartbeat", "get_heartbeat_thread"),
     ("optuna.storages._heartbeat", "is_heartbeat_enabled"),
+    ("optuna.storages._heartbeat", "BaseHeartbeat"),
 )
+
+
+# The heartbeat interface a storage must have for Optuna to beat for it (storage_retry.RetryingStorage
+# forwards it); `object` when this Optuna lacks it, which check() reports.
+BaseHeartbeat: type = getattr(_heartbeat, "BaseHeartbeat", object)
 
 
 class OptunaPrivateAPIError(RuntimeError):
@@ -69,6 +75,13 @@ def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
 def frozen_trial(study: optuna.Study, trial: optuna.Trial | FrozenTrial) -> FrozenTrial:
     """A trial as the storage has it now (its user attributes included)."""
     return study_storage(study).get_trial(trial_id(trial))
+
+
+def with_read_cache(storage: BaseStorage) -> BaseStorage:
+    """What `create_study` makes of an RDBStorage: Optuna's cache of finished trials in front of it
+    (`optuna.storages.get_storage`, documented as internal). Wrapping the storage (storage_retry.py) would
+    otherwise lose it."""
+    return optuna.storages.get_storage(storage)
 
 
 def heartbeat_enabled(storage: BaseStorage) -> bool:

@@ -7,7 +7,8 @@
 - `journal:PATH` or a path ending in .log/.jsonl/.journal: a journal file (one host or shared disk);
 - `sqlite:///...`, `postgresql://...`, `mysql://...`: Optuna's RDB storage. Server databases get
   heartbeats, and trials whose worker stopped beating are failed and re-queued by Optuna
-  (`RetryHeartbeatStaleTrialCallback`).
+  (`RetryHeartbeatStaleTrialCallback`); every call to them is retried while the server is
+  unreachable, within a bound (storage_retry.py).
 
 SQLite and journal files have no heartbeat, so each trial stores the host, pid and process start
 time of its worker; `recover_orphans` fails RUNNING trials whose process is gone (this host only)
@@ -32,7 +33,8 @@ from sqlalchemy import event
 
 from lightmark.benchmarks.record import Status
 from lightmark.errors import ConfigError
-from lightmark.search.optuna_compat import study_storage, trial_id
+from lightmark.search.optuna_compat import study_storage, trial_id, with_read_cache
+from lightmark.search.storage_retry import RetryingStorage, connect_args, redact_url, retrying
 
 JOURNAL_SUFFIXES = (".log", ".jsonl", ".journal")
 DEFAULT_SQLITE = "study.db"
@@ -107,7 +109,8 @@ def open_storage(choice: StorageChoice | str) -> optuna.storages.BaseStorage:
         )
         _fast_sqlite(storage)
         return storage
-    try:
+
+    def connect() -> optuna.storages.RDBStorage:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
@@ -117,15 +120,20 @@ def open_storage(choice: StorageChoice | str) -> optuna.storages.BaseStorage:
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
                     max_retry=3
                 ),
-                engine_kwargs={"pool_pre_ping": True},
+                engine_kwargs={"pool_pre_ping": True, "connect_args": connect_args(choice.url)},
             )
+
+    try:
+        backend = retrying(connect, choice.url)  # a server that is down at the start is waited for too
     except ImportError as exc:
-        raise ConfigError(f"--storage {choice.url}: missing database driver ({exc}); "
+        raise ConfigError(f"--storage {redact_url(choice.url)}: missing database driver ({exc}); "
                           "pip install 'lightmark[postgres]'") from None
-    except Exception as exc:  # sqlalchemy OperationalError etc.: a user-side problem
+    except Exception as exc:  # wrong password, no such database: a user-side problem
         if type(exc).__module__.startswith("sqlalchemy"):
-            raise ConfigError(f"--storage {choice.url}: cannot connect ({str(exc).splitlines()[0]})") from None
+            raise ConfigError(f"--storage {redact_url(choice.url)}: cannot connect "
+                              f"({str(exc).splitlines()[0]})") from None
         raise
+    return RetryingStorage(with_read_cache(backend), choice.url)
 
 
 def _fast_sqlite(storage: Any) -> None:
