@@ -30,6 +30,7 @@ from lightmark.search.plan import SearchPlan, SearchRequest, SpaceFlags
 from lightmark.search.prescreen import Prescreen
 from lightmark.search.samplers import PRUNERS, SAMPLERS
 from lightmark.search.space import SearchSpace
+from lightmark.search.storage_retry import redact_url
 from lightmark.search.study import run_search
 from lightmark.search.workers import resolve_workers
 
@@ -164,7 +165,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     _print_summary({**summary, "notes": [n for n in summary["notes"] if n != config.storage.note]}, console)
     if args.json:
         print_json(summary)
-    return 0
+    return result.exit_code  # 1: a worker died or a trial failed with an error of its own (the notes say which)
 
 
 def _print_plan(plan: SearchPlan, console: Console) -> None:
@@ -177,7 +178,7 @@ def _print_plan(plan: SearchPlan, console: Console) -> None:
         console.print(f"  (trimmed from {plan.untrimmed_size} by the budget: wider/deeper values cannot fit "
                       f"{budget.describe()})", highlight=False)
     console.print(f"budget: {budget.describe()}; protocol {protocol.name} ({protocol.input_size} px, "
-                  f"{protocol.epochs} epochs); storage {config.storage.url}; study {config.study_name}",
+                  f"{protocol.epochs} epochs); storage {redact_url(config.storage.url)}; study {config.study_name}",
                   highlight=False)
     if config.storage.note:
         console.print(config.storage.note, highlight=False)

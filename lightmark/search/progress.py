@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from datetime import datetime
 
 import optuna
 from optuna.trial import TrialState
@@ -27,3 +28,13 @@ def progress_counts(trials: Sequence[optuna.trial.FrozenTrial]) -> tuple[int, in
     running = sum(t.state == TrialState.RUNNING for t in trials)
     waiting = sum(t.state == TrialState.WAITING for t in trials)
     return done, running, waiting
+
+
+def failed_by_error(trials: Sequence[optuna.trial.FrozenTrial], pids: Collection[int], host: str,
+                    since: datetime) -> list[int]:
+    """Numbers of the trials that this run's processes (`pids` on `host`, asked at or after `since`)
+    failed with an error of their own: counted failures, not trials re-queued after a crash, Ctrl-C, the
+    time limit or a full disk, nor trials another worker failed because their heartbeat went stale."""
+    return [t.number for t in trials
+            if t.state == TrialState.FAIL and counted(t) and t.user_attrs.get("host") == host
+            and t.user_attrs.get("pid") in pids and t.datetime_start is not None and t.datetime_start >= since]

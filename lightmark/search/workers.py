@@ -102,11 +102,27 @@ def _worker_main(config: SearchConfig, index: int) -> None:
         sys.exit(INTERRUPTED_EXIT)
     except LightmarkError as exc:
         print(f"lightmark search: worker {index}: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(exc.exit_code)  # 3: storage unreachable or disk full (resumable), 2: anything else of the user's
 
 
-def run_workers(config: SearchConfig, n_workers: int, *, view: Any = None, poll_s: float = 1.0) -> list[int]:
-    """Start `n_workers` spawned processes on the study and wait; returns their exit codes."""
+@dataclasses.dataclass(frozen=True)
+class WorkerExit:
+    index: int
+    pid: int
+    code: int  # the process's exit status; -N: killed by signal N
+
+    @property
+    def died(self) -> bool:
+        """Stopped by anything but the end of its work (a signal, a crash, an error)."""
+        return self.code not in (0, INTERRUPTED_EXIT)
+
+    def describe(self) -> str:
+        how = f"killed by signal {-self.code}" if self.code < 0 else f"exit {self.code}"
+        return f"worker {self.index} (pid {self.pid}, {how})"
+
+
+def run_workers(config: SearchConfig, n_workers: int, *, view: Any = None, poll_s: float = 1.0) -> list[WorkerExit]:
+    """Start `n_workers` spawned processes on the study and wait; returns how each ended."""
     ctx = mp.get_context("spawn")
     gpus = visible_gpus() if config.device != "cpu" else []
     config = dataclasses.replace(config, threads=threads_per_worker(config.threads, n_workers, gpus))
@@ -137,15 +153,12 @@ def run_workers(config: SearchConfig, n_workers: int, *, view: Any = None, poll_
         raise
     if view is not None:
         view.poll()
-    codes = [p.exitcode if p.exitcode is not None else -1 for p in processes]
-    if any(code == INTERRUPTED_EXIT for code in codes):
+    exits = [WorkerExit(i, p.pid or 0, p.exitcode if p.exitcode is not None else -1)
+             for i, p in enumerate(processes)]
+    if any(e.code == INTERRUPTED_EXIT for e in exits):
         raise KeyboardInterrupt
-    bad = [(i, c) for i, c in enumerate(codes) if c not in (0, INTERRUPTED_EXIT)]
-    if bad:
-        print(
-            "lightmark search: worker(s) "
-            + ", ".join(f"{i} (exit {c})" for i, c in bad)
-            + " stopped early; re-run the command to recover their trials",
-            file=sys.stderr,
-        )
-    return codes
+    dead = [e for e in exits if e.died]
+    if dead:
+        print("lightmark search: " + ", ".join(e.describe() for e in dead)
+              + " stopped early; re-run the command to recover their trials", file=sys.stderr)
+    return exits
