@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,8 @@ def worker_loop(
     trial with reason "interrupted", queues its architecture again and re-raises.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # This loop beats for its trials itself (optuna_compat.heartbeat), as Study.optimize would.
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
     hooks = hooks or Hooks()
     study = study or open_study(config, worker, create=False)
     objective = Objective(
@@ -148,10 +151,8 @@ def _tell(study: optuna.Study, trial: optuna.Trial, objective: Objective, *, val
 
 
 def _taken(study: optuna.Study, trial: optuna.Trial, objective: Objective) -> None:
-    added = objective.salvage(study, trial)
-    _warn(f"trial {trial.number} had been failed and re-queued by another worker (heartbeat stale); "
-          + ("the result trained here is added to the study as a new trial" if added else
-             "this worker's run of it left no complete result to add"))
+    _warn(f"trial {trial.number} had been failed and re-queued by another worker (its heartbeat went stale): "
+          f"{objective.salvage(study, trial)}")
 
 
 def _interrupted(study: optuna.Study, trial: optuna.Trial, config: SearchConfig, reason: str) -> None:

@@ -14,6 +14,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,8 +105,10 @@ class Objective:
             check = self.budget.check(spec)
             trial.set_user_attr("size_mb", round(check.size_mb, 6))
             trial.set_user_attr("budget_check_ms", round(check.seconds * 1000, 3))
-            for name, value in check.constraints.items():
-                trial.set_constraint(name, value)
+            with warnings.catch_warnings():  # a retried trial inherits its constraints: set again, same value
+                warnings.filterwarnings("ignore", message="The constraint value is ignored")
+                for name, value in check.constraints.items():
+                    trial.set_constraint(name, value)
             if not check.feasible:
                 return self._infeasible(trial, spec, protocol, key, check)
         else:
@@ -262,21 +265,22 @@ class Objective:
                 trial.set_user_attr(k, v)
         trial.set_user_attr("status", status)
 
-    def salvage(self, study: optuna.Study, trial: optuna.Trial) -> bool:
+    def salvage(self, study: optuna.Study, trial: optuna.Trial) -> str:
         """Keep a result this worker finished for a trial that another worker failed meanwhile (its
         heartbeat went stale while this one could not reach the storage): the Record is in the local
         candidate cache, so it is added to the study as a new COMPLETE trial with the same parameters
-        (user attribute `salvaged_from_trial`). Nothing is added when the run did not complete, or when
-        another trial of the study already holds this architecture's result. Returns whether it added one."""
+        (user attribute `salvaged_from_trial`). Nothing is added when the run did not complete here, or
+        when another trial of the study already holds this architecture's result. Says which."""
         key = trial.user_attrs.get("key")
-        if not key:
-            return False
         try:
-            record = Record.from_dict(json.loads(cached_record_path(self.cache_dir, key).read_text()))
+            record = Record.from_dict(json.loads(cached_record_path(self.cache_dir, str(key)).read_text()))
         except (OSError, ValueError, TypeError):
-            return False
-        if record.status != Status.COMPLETE or _completed_in_study(trial, key) is not None:
-            return False
+            record = None
+        if not key or record is None or record.status != Status.COMPLETE:
+            return "its run here did not complete, so there is nothing to add"
+        earlier = _completed_in_study(trial, key)
+        if earlier is not None:
+            return f"the study already has this architecture's result (trial {earlier.number})"
         frozen = frozen_trial(study, trial)
         values = self._values(record, ModelSpec.parse(trial.user_attrs["spec"]))
         attrs = {**frozen.user_attrs, **trial.user_attrs, **record_attrs(record), "status": Status.COMPLETE,
@@ -286,7 +290,7 @@ class Objective:
             params=frozen.params, distributions=frozen.distributions,
             values=list(values) if isinstance(values, tuple) else [values], user_attrs=attrs, system_attrs=system,
         ))
-        return True
+        return "the result trained here is added to the study as a new trial"
 
     def _values(self, record: Record, spec: ModelSpec) -> float | tuple[float, ...]:
         values = []
