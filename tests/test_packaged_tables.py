@@ -2,7 +2,8 @@
 sidecar and with today's networks, the v1 table has its known shape, and a search replays on it.
 
 Written for any number of tables: a new one (a v2 table, say) is checked for consistency without a
-change here; only the v1 table's counts are pinned."""
+change here; only the v1 table's counts are pinned. A multi-fidelity table is checked at its base
+fidelity (the grid), and each fidelity against the sidecar's `fidelities` and `per_fidelity`."""
 
 from __future__ import annotations
 
@@ -35,11 +36,15 @@ def test_the_v1_table_is_packaged_and_listed(capsys):
 
 @pytest.mark.parametrize("name", PACKAGED)
 def test_every_packaged_table_agrees_with_its_sidecar(name):
-    table = load_table(name)  # by name, as `--table NAME` loads it
+    whole = load_table(name)  # by name, as `--table NAME` loads it
+    assert (TABLES_DIR / f"{name}.json").is_file() and whole.name == whole.meta["name"] == name
+    assert whole.meta["rows"] == len(whole.frame)
+    assert whole.meta["complete_rows"] == (whole.frame["status"] == "complete").sum()
+    assert whole.meta.get("fidelities", whole.fidelities()) == whole.fidelities()
+    assert math.isclose(whole.frame["train_seconds"].sum(), whole.meta["train_seconds_total"], rel_tol=1e-5)
+    table = whole.base()
     frame, meta = table.frame, table.meta
-    assert (TABLES_DIR / f"{name}.json").is_file() and table.name == meta["name"] == name
     done = frame[frame["status"] == "complete"]
-    assert meta["rows"] == len(frame) and meta["complete_rows"] == len(done)
     assert meta["architectures"] == frame["spec"].nunique()
     assert table.epochs == meta["epochs"] == meta["protocol"]["epochs"]
     assert meta["protocol_name"] == meta["protocol"]["name"]
@@ -63,15 +68,20 @@ def test_every_packaged_table_agrees_with_its_sidecar(name):
         assert set(frame.loc[frame["seed"] == seed, "spec"]) == set(seed0["spec"])
     assert (frame["seed"] == seeds).sum() == meta["second_seed"]
     assert len(frame) == seeds * meta["architectures"] + meta["second_seed"]
-    assert math.isclose(frame["train_seconds"].sum(), meta["train_seconds_total"], rel_tol=1e-5)
     # each row's spec string is its fields
     for row in frame.itertuples(index=False):
         spec = ModelSpec.parse(row.spec)
         assert (spec.n_stacks, spec.depth, spec.channels, spec.attention, spec.coordconv) == (
             row.n_stacks, row.depth, row.channels, row.attention, bool(row.coordconv))
+    # the dearer fidelities: their protocol and data version in the sidecar, their train seconds summed
+    for fidelity in whole.fidelity_names[1:]:
+        own, at = whole.meta["per_fidelity"][fidelity], whole.at(fidelity).frame
+        assert own["data_version"] == whole.meta["data_version"] and own["protocol"]["name"] == own["protocol_name"]
+        assert math.isclose(at["train_seconds"].sum(), own["train_seconds_total"], rel_tol=1e-5)
+        assert set(at["spec"]) <= set(frame["spec"])
     # the summary `bench tables` prints says the same
-    summary = table.summary()
-    assert summary["architectures"] == meta["architectures"] and summary["rows"] == meta["complete_rows"]
+    summary = whole.summary()
+    assert summary["architectures"] == meta["architectures"] and summary["rows"] == len(done)
     two = meta["second_seed"] if seeds == 1 else meta["architectures"]
     assert summary["architectures_with_two_seeds"] == two
 

@@ -39,7 +39,8 @@ def score_table(table: Table, out: Path, *, batch_size: int = DEFAULT_BATCH, see
                 on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
     """The proxies of every complete architecture of the table, cached in `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    specs = table.frame.loc[table.frame["status"] == Status.COMPLETE, "spec"].unique()
+    frame = table.base().frame
+    specs = frame.loc[frame["status"] == Status.COMPLETE, "spec"].unique()
     return proxy_scores(specs, table_protocol(table), batch_size=batch_size, seed=seed,
                         cache=out / f"proxies-{table.name}-seed{seed}.csv", on_progress=on_progress)
 
@@ -73,7 +74,8 @@ def evaluate_proxies(table: Table, out: Path, *, batch_size: int = DEFAULT_BATCH
         raise ConfigError(f"--batch must be >= 2, got {batch_size}")
     start = time.perf_counter()
     scores = score_table(table, out, batch_size=batch_size, seed=seed, on_progress=on_progress)
-    frame = table.frame[(table.frame["status"] == Status.COMPLETE) & (table.frame["seed"] == 0)]
+    base = table.base().frame
+    frame = base[(base["status"] == Status.COMPLETE) & (base["seed"] == 0)]
     merged = frame.merge(scores, on="spec", suffixes=("", "_proxy"))
     merged["params"] = merged["params_proxy"] if "params_proxy" in merged else merged["params"]
     proxies = {

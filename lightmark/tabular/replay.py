@@ -88,6 +88,7 @@ class Landscape:
 def landscape(table: Table, *, budget_mb: float | None = None, metric: str = "nme_image_pct") -> Landscape:
     if metric not in CURVE_METRICS:
         raise ConfigError(f"--metric must be one of {', '.join(CURVE_METRICS)}, got {metric!r}")
+    table = table.base()  # a multi-fidelity table replays at its base fidelity, the complete grid
     frame = table.frame
     first_seed = frame["seed"] == frame.groupby("spec")["seed"].transform("min")
     rows = frame[(frame["status"] == Status.COMPLETE) & first_seed]
@@ -239,7 +240,7 @@ def _job(args: tuple) -> Any:
     return fn(*rest)
 
 
-def _run_jobs(fn: Callable[..., Any], jobs: list[tuple], workers: int | None) -> list[Any]:
+def run_jobs(fn: Callable[..., Any], jobs: list[tuple], workers: int | None) -> list[Any]:
     """Replays are independent: spread them over the cores (one process per core by default)."""
     tasks = [(fn, *job) for job in jobs]
     workers = workers or len(os.sched_getaffinity(0))
@@ -262,7 +263,7 @@ def replay_many(land: Landscape, samplers: list[str], pruners: list[str], *, n_t
         raise ConfigError("--n-trials must be >= 1 and --seeds must name at least one seed")
     jobs = [(land, s, p, seed, n_trials, startup_trials, prescreen) for s in samplers for p in pruners
             for seed in seeds]
-    return _run_jobs(replay_one, jobs, workers)
+    return run_jobs(replay_one, jobs, workers)
 
 
 # -- summaries ----------------------------------------------------------------------------------
@@ -454,7 +455,7 @@ def replay_pareto_many(land: Landscape, samplers: list[str], pruners: list[str],
                        seeds: list[int], rule: ParetoPruner | None = None, startup_trials: int | None = None,
                        workers: int | None = None) -> list[ParetoRun]:
     jobs = [(land, s, p, seed, n_trials, rule, startup_trials) for s in samplers for p in pruners for seed in seeds]
-    return _run_jobs(replay_pareto, jobs, workers)
+    return run_jobs(replay_pareto, jobs, workers)
 
 
 def summarise_pareto(land: Landscape, runs: list[ParetoRun]) -> list[dict[str, Any]]:

@@ -35,7 +35,7 @@ def default_budget(table: Table) -> float:
     suggested = table.meta.get("suggested_budget_mb")
     if suggested:
         return float(suggested)
-    return float(table.frame["size_mb"].median())
+    return float(table.base().frame["size_mb"].median())
 
 
 def report_trials(n_trials: int) -> tuple[int, ...]:

@@ -1,9 +1,13 @@
 """Tabular benchmarks: every architecture of a space trained once, with its learning curve.
 
-A table is one CSV row per (spec, seed) with the spec's fields, params, size (MiB), MACs, latency,
-train seconds and the validation NME (image side and inter-ocular, percent) after every epoch, plus a
-JSON sidecar with what made it: the protocol, the version of the faces, the space, the seeds, the
-machine, the command and the wall time. Any search strategy can then be replayed on the table
+A table is one CSV row per (spec, fidelity, seed) with the spec's fields, params, size (MiB), MACs,
+latency, train seconds, the validation NME (image side and inter-ocular, percent) after every epoch and
+the trained model's NME on the real-photo dev set (`realdev_*`, empty where not measured), plus a JSON
+sidecar with what made it: the protocol, the version of the faces, the space, the seeds, the machine,
+the command and the wall time. A fidelity is the protocol the row was trained under (`tabular`,
+`quick`, `synth2real`); the base fidelity has every architecture of the space, the dearer ones a subset
+(`lightmark.tabular.fidelity`). A table without a `fidelity` column (the v1 table) is all at its
+sidecar's protocol. Any search strategy can then be replayed on the table
 (`lightmark.tabular.replay`) for hundreds of seeds in seconds, as NAS-Bench-201 and HPOBench do.
 
 Training goes through `run_fixed_candidates` (the same runner, cache, workers and resume as the search
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +37,7 @@ from lightmark.errors import ConfigError, DataError
 from lightmark.models.spec import ModelSpec
 from lightmark.search.fixed import run_fixed_candidates
 from lightmark.search.space import DIMS, SearchSpace
+from lightmark.tabular.devset import Evaluate, evaluate_test_set
 from lightmark.training.dataset import data_version
 from lightmark.training.protocol import Protocol
 from lightmark.training.trainer import LOG_NAME
@@ -39,6 +45,17 @@ from lightmark.training.trainer import LOG_NAME
 TABLES_DIR = Path(__file__).parent / "tables"  # the packaged tables: <name>.csv + <name>.json
 CURVE_METRICS = ("nme_image_pct", "nme_inter_ocular_pct")
 MIN_ARCHITECTURES = 1
+FIDELITY = "fidelity"  # the column naming the protocol a row was trained under
+REALDEV = "realdev"  # the fidelity name of the dev-set NME (`F@realdev`: models trained under F)
+DEFAULT_FIDELITY = "tabular"  # a table that names no protocol was built by `bench tabulate`'s default
+
+
+def realdev_column(metric: str) -> str:
+    """The column of a row's NME on the real-photo dev set, e.g. realdev_nme_inter_ocular_pct."""
+    return f"{REALDEV}_{metric}"
+
+
+REALDEV_COLUMNS = tuple(realdev_column(m) for m in CURVE_METRICS)
 
 
 def curve_column(metric: str, epoch: int) -> str:
@@ -70,12 +87,22 @@ class TablePlan:
         return tuple(self.specs[int(i * step)] for i in range(n))
 
 
-def plan_table(space: SearchSpace, protocol: Protocol, seeds: int, second_seed: int) -> TablePlan:
+def plan_table(space: SearchSpace, protocol: Protocol, seeds: int, second_seed: int,
+               subset: Sequence[ModelSpec] | None = None) -> TablePlan:
+    """Every architecture of the space (its depths bounded by the input size), or `subset` of them
+    (`--specs` / `--subset`: a dearer fidelity trains a spread of the space, not all of it)."""
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     if second_seed < 0:
         raise ConfigError(f"--second-seed must be >= 0, got {second_seed}")
     specs = tuple(space.bounded(protocol.input_size).specs())
+    if subset is not None:
+        known = {str(s) for s in specs}
+        outside = [str(s) for s in subset if str(s) not in known]
+        if outside:
+            raise ConfigError(f"--specs/--subset: {', '.join(outside[:3])} not in the space at "
+                              f"{protocol.input_size} px (--space)")
+        specs = tuple(dict.fromkeys(subset))
     if len(specs) < MIN_ARCHITECTURES:
         raise ConfigError("the search space has no architecture for this protocol's input size")
     return TablePlan(specs=specs, seeds=seeds, second_seed=second_seed)
@@ -100,14 +127,17 @@ def read_curve(path: Path) -> list[dict[str, Any]]:
     return [by_epoch[e] for e in sorted(by_epoch)]
 
 
-def table_row(record: Record, curve: list[dict[str, Any]], epochs: int) -> dict[str, Any]:
+def table_row(record: Record, curve: list[dict[str, Any]], epochs: int, fidelity: str = DEFAULT_FIDELITY,
+              realdev: dict[str, float] | None = None) -> dict[str, Any]:
     row: dict[str, Any] = {
-        "spec": record.spec, "n_stacks": record.n_stacks, "depth": record.depth, "channels": record.channels,
+        "spec": record.spec, FIDELITY: fidelity, "n_stacks": record.n_stacks, "depth": record.depth,
+        "channels": record.channels,
         "attention": record.attention, "coordconv": bool(record.coordconv), "seed": record.seed,
         "status": record.status, "params": record.params, "size_mb": record.size_mb, "macs": record.macs,
         "latency_ms": record.latency_ms, "train_seconds": record.train_seconds,
         "epochs_done": record.epochs_done,
         "nme_image_pct": record.nme_image_pct, "nme_inter_ocular_pct": record.nme_inter_ocular_pct,
+        **{realdev_column(m): (realdev or {}).get(m) for m in CURVE_METRICS},
     }
     by_epoch = {int(entry["epoch"]): entry for entry in curve}
     for epoch in range(1, epochs + 1):
@@ -119,60 +149,141 @@ def table_row(record: Record, curve: list[dict[str, Any]], epochs: int) -> dict[
 
 
 def collect_table(records: list[Record], plan_rows: list[tuple[str, ModelSpec, Protocol]], run_dir: Path,
-                  epochs: int) -> pd.DataFrame:
+                  epochs: int, fidelity: str = DEFAULT_FIDELITY,
+                  realdev: dict[str, dict[str, float]] | None = None) -> pd.DataFrame:
+    """One row per candidate; `realdev`: the dev-set NME by candidate key (where measured)."""
     rows = []
     for record, (_label, spec, protocol) in zip(records, plan_rows):
         log = candidate_dir(spec, protocol, run_dir) / LOG_NAME
         curve = read_curve(log) if log.exists() else []
-        rows.append(table_row(record, curve, epochs))
+        rows.append(table_row(record, curve, epochs, fidelity, (realdev or {}).get(record.key)))
     return pd.DataFrame(rows)
 
 
 def tabulate(space: SearchSpace, protocol: Protocol, *, seeds: int, second_seed: int, out: Path | str,
              name: str, workers: int = 1, device: str = "auto", precision: str = "auto",
              threads: int | None = None, progress: bool = True, command: str = "",
-             storage: str | None = None) -> tuple[Path, Path]:
-    """Train (or reuse) every candidate of the plan and write `<out>/<name>.csv` and `<name>.json`."""
+             storage: str | None = None, fidelity: str | None = None,
+             subset: Sequence[ModelSpec] | None = None, test_data: Path | str | None = None,
+             evaluate: Evaluate | None = None, runner: Callable[..., Record] | str | None = None) -> tuple[Path, Path]:
+    """Train (or reuse) every candidate of the plan and write `<out>/<name>.csv` and `<name>.json`.
+
+    `fidelity`: the name of its rows' fidelity (default the protocol's name); `subset`: train only these
+    architectures of the space; `test_data`: also evaluate every trained candidate on this test set
+    (the dev set; resumable, `devset.py`) into the `realdev_*` columns. `runner`: the candidate runner
+    (a test's synthetic one; default the real one)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    plan = plan_table(space, protocol, seeds, second_seed)
+    fidelity = fidelity or protocol.name
+    plan = plan_table(space, protocol, seeds, second_seed, subset)
     candidates = plan.candidates(protocol)
     meta_path = out / f"{name}.json"
     old = _read_json(meta_path) if meta_path.exists() else {}
-    started = old.get("started") or datetime.now(UTC).isoformat(timespec="seconds")
     records = run_fixed_candidates(candidates, run_dir=out, study_name=f"tabulate-{name}", storage=storage,
                                    workers=workers, device=device, precision=precision, threads=threads,
-                                   progress=progress)
-    frame = collect_table(records, candidates, out, protocol.epochs)
+                                   progress=progress, runner=runner)
+    dev = evaluate_test_set(records, out, test_data, evaluate=evaluate) if test_data is not None else None
+    frame = collect_table(records, candidates, out, protocol.epochs, fidelity, dev.by_key if dev else None)
     csv_path = out / f"{name}.csv"
     write_text_atomic(csv_path, frame.to_csv(index=False, float_format="%.6g"))
-    done = frame[frame["status"] == Status.COMPLETE]
     meta = {
         "name": name, "protocol": protocol.to_dict(), "protocol_name": protocol.name,
         "data_version": data_version(protocol), "space": space.to_dict(), "seeds": seeds,
         "second_seed": len(plan.noise_specs()), "architectures": len(plan.specs),
-        "rows": len(frame), "complete_rows": int(len(done)), "epochs": protocol.epochs,
+        "rows": len(frame), "complete_rows": int((frame["status"] == Status.COMPLETE).sum()),
+        "epochs": protocol.epochs,
         "hosts": sorted({r.host for r in records if r.host}),
         "devices": sorted({r.device for r in records if r.device}),
         "precisions": sorted({r.precision for r in records if r.precision}),
-        "command": command, "started": started,
-        "written": datetime.now(UTC).isoformat(timespec="seconds"),
-        "sittings": [*old.get("sittings", []), datetime.now(UTC).isoformat(timespec="seconds")],
+        "command": command, "started": old.get("started") or _now(), "written": _now(),
+        "sittings": [*old.get("sittings", []), _now()],
         "train_seconds_total": float(frame["train_seconds"].sum()),
         "lightmark_version": __version__,
+        **({"subset": [str(s) for s in plan.specs]} if subset is not None else {}),
     }
+    meta |= fidelity_meta(frame, meta, fidelity, dev.describe() if dev else None)
     write_json_atomic(meta_path, meta)
     return csv_path, meta_path
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def fidelity_counts(frame: pd.DataFrame, base: str) -> dict[str, int]:
+    """Architectures with a complete row at each fidelity (the base first, then by name), and under
+    `realdev` those with a dev-set NME at any fidelity: the sidecar's and `bench tables`' `fidelities`."""
+    done = frame[frame["status"] == Status.COMPLETE]
+    if FIDELITY not in done:
+        done = done.assign(**{FIDELITY: base})
+    names = sorted(set(done[FIDELITY]), key=lambda f: (f != base, f))
+    counts = {f: int(done.loc[done[FIDELITY] == f, "spec"].nunique()) for f in names}
+    measured = done[done[list(REALDEV_COLUMNS)].notna().any(axis=1)] if set(REALDEV_COLUMNS) <= set(done) else done[:0]
+    if len(measured):
+        counts[REALDEV] = int(measured["spec"].nunique())
+    return counts
+
+
+def fidelity_meta(frame: pd.DataFrame, meta: dict[str, Any], fidelity: str,
+                  test_data: dict[str, Any] | None) -> dict[str, Any]:
+    """The sidecar's fidelity keys for a one-run table: its `fidelities` counts and, per fidelity,
+    what made it (protocol, data version, train seconds and hours: the CPU time it cost)."""
+    done = frame[frame["status"] == Status.COMPLETE]
+    seconds = float(frame["train_seconds"].sum())
+    details: dict[str, Any] = {fidelity: {
+        "protocol": meta["protocol"], "protocol_name": meta["protocol_name"],
+        "data_version": meta["data_version"], "epochs": meta["epochs"],
+        "architectures": int(done["spec"].nunique()), "rows": int(len(frame)), "seeds": meta["seeds"],
+        "second_seed": meta["second_seed"], "train_seconds_total": seconds, "train_hours": seconds / 3600,
+        "command": meta["command"], "hosts": meta["hosts"],
+    }}
+    counts = fidelity_counts(frame, fidelity)
+    if test_data is not None:
+        details[REALDEV] = {**test_data, "architectures": counts.get(REALDEV, 0),
+                            "by_fidelity": {fidelity: counts.get(REALDEV, 0)}}
+    return {"base_fidelity": fidelity, "fidelities": counts, "per_fidelity": details}
 
 
 # -- reading tables ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Table:
-    """A loaded tabular benchmark: the rows and what made them."""
+    """A loaded tabular benchmark: the rows (every fidelity, a `fidelity` column always present) and
+    what made them. The replays, the seed noise and the summary read the base fidelity (`base()`:
+    every architecture of the space); `at(f)` is one fidelity as a table of its own."""
 
     name: str
     frame: pd.DataFrame
     meta: dict[str, Any]
+
+    @property
+    def base_fidelity(self) -> str:
+        return str(self.meta.get("base_fidelity") or self.meta.get("protocol_name") or DEFAULT_FIDELITY)
+
+    @property
+    def fidelity_names(self) -> list[str]:
+        """The training fidelities, the base first, then the others by name."""
+        names = set(self.frame[FIDELITY]) if FIDELITY in self.frame else set()
+        return sorted(names | {self.base_fidelity}, key=lambda f: (f != self.base_fidelity, f))
+
+    def fidelities(self) -> dict[str, int]:
+        return fidelity_counts(self.frame, self.base_fidelity)
+
+    def at(self, fidelity: str) -> Table:
+        """The rows of one fidelity, with that fidelity's protocol, epochs and data version as its meta."""
+        if fidelity not in self.fidelity_names:
+            raise ConfigError(f"table {self.name}: no fidelity {fidelity!r} (it has {', '.join(self.fidelity_names)})")
+        if fidelity == self.base_fidelity and len(self.fidelity_names) == 1:
+            return self
+        frame = self.frame[self.frame[FIDELITY] == fidelity].reset_index(drop=True)
+        own = {k: v for k, v in (self.meta.get("per_fidelity") or {}).get(fidelity, {}).items()
+               if k in ("protocol", "protocol_name", "data_version", "epochs", "seeds", "second_seed")}
+        meta = {**self.meta, **own, "base_fidelity": fidelity, "per_fidelity": {}}
+        if "epochs" not in own:
+            meta["epochs"] = _epochs_in(frame)
+        return Table(name=self.name, frame=frame, meta=meta)
+
+    def base(self) -> Table:
+        return self.at(self.base_fidelity)
 
     @property
     def epochs(self) -> int:
@@ -182,8 +293,9 @@ class Table:
         """How much of the table is signal: over the architectures trained with two seeds, the
         Spearman rank correlation of the two seeds' final NME and the spread of their difference; and
         the share of architecture pairs (seed 0) whose NME differs by more than that noise (|diff| >
-        1.96 x the sd of a seed-to-seed difference)."""
-        done = self.frame[self.frame["status"] == Status.COMPLETE]
+        1.96 x the sd of a seed-to-seed difference). At the base fidelity."""
+        frame = self.base().frame
+        done = frame[frame["status"] == Status.COMPLETE]
         wide = done.pivot_table(index="spec", columns="seed", values=metric, aggfunc="first")
         if wide.shape[1] < 2:
             return {"architectures": 0}
@@ -206,15 +318,19 @@ class Table:
         }
 
     def summary(self) -> dict[str, Any]:
-        done = self.frame[self.frame["status"] == Status.COMPLETE]
+        """What `bench tables` prints: the base fidelity's shape, and `fidelities` (architectures
+        measured at each fidelity, `realdev` those with a dev-set NME)."""
+        base = self.base()
+        done = base.frame[base.frame["status"] == Status.COMPLETE]
         seeds_per_spec = done.groupby("spec")["seed"].nunique()
         return {
             "name": self.name, "protocol": self.meta.get("protocol_name", ""),
             "data_version": self.meta.get("data_version", ""),
             "architectures": int(done["spec"].nunique()), "rows": int(len(done)),
+            "base_fidelity": self.base_fidelity, "fidelities": self.fidelities(),
             "seeds": int(seeds_per_spec.max()) if len(seeds_per_spec) else 0,
             "architectures_with_two_seeds": int((seeds_per_spec >= 2).sum()),
-            "epochs": self.epochs,
+            "epochs": base.epochs,
             "size_mb_min": float(done["size_mb"].min()) if len(done) else math.nan,
             "size_mb_max": float(done["size_mb"].max()) if len(done) else math.nan,
             "size_range_mb": [float(done["size_mb"].min()), float(done["size_mb"].max())] if len(done) else [],
@@ -225,8 +341,10 @@ class Table:
 
 
 def _epochs_in(frame: pd.DataFrame) -> int:
+    """The last epoch with a value in this frame (a merged table has the columns of its longest fidelity)."""
     prefix = f"{CURVE_METRICS[0]}_e"
-    return max((int(c[len(prefix):]) for c in frame.columns if c.startswith(prefix)), default=0)
+    return max((int(c[len(prefix):]) for c in frame.columns
+                if c.startswith(prefix) and c[len(prefix):].isdigit() and frame[c].notna().any()), default=0)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -259,7 +377,19 @@ def load_table(name_or_path: str | Path) -> Table:
         raise DataError(f"{path}: not a lightmark table (missing column(s) {', '.join(missing)})")
     sidecar = path.with_suffix(".json")
     meta = _read_json(sidecar) if sidecar.exists() else {}
-    return Table(name=meta.get("name", path.stem), frame=frame, meta=meta)
+    return Table(name=meta.get("name", path.stem), frame=with_fidelity(frame, meta), meta=meta)
+
+
+def with_fidelity(frame: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
+    """The frame with a `fidelity` column (a single-fidelity table's rows are all at its protocol) and
+    the dev-set columns (empty where not measured), so every reader sees one format."""
+    base = str(meta.get("base_fidelity") or meta.get("protocol_name") or DEFAULT_FIDELITY)
+    frame = frame.copy()
+    frame[FIDELITY] = frame[FIDELITY].fillna(base).astype(str) if FIDELITY in frame else base
+    for column in REALDEV_COLUMNS:
+        if column not in frame:
+            frame[column] = np.nan
+    return frame
 
 
 def list_tables(directory: Path = TABLES_DIR) -> list[dict[str, Any]]:

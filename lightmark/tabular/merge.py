@@ -1,0 +1,114 @@
+"""Several `bench tabulate` runs (one per fidelity) merged into one multi-fidelity table.
+
+Rows are keyed by (spec, fidelity, seed): a key found in two inputs is an error, never a silent
+choice. The base fidelity is the one with the most architectures (the complete grid the replays
+need); the sidecar keeps each fidelity's protocol, data version and train seconds (`per_fidelity`),
+the counts `bench tables` prints (`fidelities`) and the CPU time of the whole table. Every fidelity
+must be on the same synthetic generator: a table mixes no data versions.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lightmark import __version__
+from lightmark.atomic import write_json_atomic, write_text_atomic
+from lightmark.benchmarks.record import Status
+from lightmark.errors import ConfigError
+from lightmark.tabular.table import FIDELITY, REALDEV, REALDEV_COLUMNS, Table, fidelity_counts, load_table
+
+KEY = ("spec", FIDELITY, "seed")
+RUN_FIELDS = ("protocol", "protocol_name", "data_version", "epochs", "seeds", "second_seed", "command", "hosts")
+
+
+def _details(table: Table) -> dict[str, dict[str, Any]]:
+    """Each fidelity of an input with what made it: the input's own `per_fidelity`, else its top level."""
+    own = table.meta.get("per_fidelity") or {}
+    out = {}
+    for fidelity in table.fidelity_names:
+        rows = table.at(fidelity).frame
+        seconds = float(rows["train_seconds"].sum())
+        base = own.get(fidelity) or {k: table.meta.get(k) for k in RUN_FIELDS}
+        out[fidelity] = {**base, "architectures": int(rows.loc[rows["status"] == Status.COMPLETE, "spec"].nunique()),
+                         "rows": int(len(rows)), "train_seconds_total": seconds, "train_hours": seconds / 3600,
+                         "source": table.name}
+    return out
+
+
+def merge_tables(sources: list[str | Path], name: str, out: Path | str, command: str = "") -> tuple[Path, Path]:
+    """Write `<out>/<name>.csv` and `.json`: the rows of every source table, one multi-fidelity table."""
+    if not sources:
+        raise ConfigError("bench merge: name at least one table")
+    tables = [load_table(s) for s in sources]
+    details: dict[str, dict[str, Any]] = {}
+    owner: dict[str, Table] = {}
+    for source, table in zip(sources, tables):
+        for fidelity, detail in _details(table).items():
+            if fidelity in details:
+                raise ConfigError(f"bench merge: fidelity {fidelity!r} is in {details[fidelity]['source']} "
+                                  f"and in {source}: one input per fidelity (tabulate a fidelity in one run)")
+            details[fidelity], owner[fidelity] = {**detail, "source": str(source)}, table
+    versions = {f: d.get("data_version") for f, d in details.items()}
+    if len(set(versions.values())) > 1:
+        raise ConfigError(f"bench merge: the inputs are on different data versions ({versions}): a table "
+                          "mixes no generator versions")
+    frame = pd.concat([t.frame for t in tables], ignore_index=True, sort=False)
+    twice = frame[frame.duplicated(list(KEY), keep=False)]
+    if len(twice):
+        row = twice.iloc[0]
+        raise ConfigError(f"bench merge: ({row['spec']}, {row[FIDELITY]}, seed {row['seed']}) is in two inputs")
+    base = max(details, key=lambda f: (details[f]["architectures"], -list(details).index(f)))
+    details |= _realdev_details(frame, tables, base, list(details))
+    meta = _meta(name, frame, base, owner[base], details, tables)
+    return _write(frame, {**meta, "command": command}, Path(out), name)
+
+
+def _realdev_details(frame: pd.DataFrame, tables: list[Table], base: str,
+                     fidelities: list[str]) -> dict[str, dict[str, Any]]:
+    """`per_fidelity.realdev`: which test set, how many architectures have its NME, at each fidelity."""
+    counts = fidelity_counts(frame, base)
+    if REALDEV not in counts:
+        return {}
+    sets = {(d.get("data"), d.get("fingerprint")) for t in tables
+            if (d := (t.meta.get("per_fidelity") or {}).get(REALDEV))}
+    if len({fp for _, fp in sets}) > 1:
+        raise ConfigError(f"bench merge: the inputs were evaluated on different test sets ({sorted(sets)}): "
+                          "evaluate every run on the same --test-data")
+    data, print_id = next(iter(sets), (None, None))
+    measured = frame[(frame["status"] == Status.COMPLETE) & frame[list(REALDEV_COLUMNS)].notna().any(axis=1)]
+    by_fidelity = {f: int(measured.loc[measured[FIDELITY] == f, "spec"].nunique()) for f in fidelities}
+    return {REALDEV: {"data": data, "fingerprint": print_id, "architectures": counts[REALDEV],
+                      "by_fidelity": by_fidelity}}
+
+
+def _meta(name: str, frame: pd.DataFrame, base: str, base_table: Table, details: dict[str, dict[str, Any]],
+          tables: list[Table]) -> dict[str, Any]:
+    done = frame[frame["status"] == Status.COMPLETE]
+    seconds = float(frame["train_seconds"].sum())
+    suggested = next((t.meta["suggested_budget_mb"] for t in tables if t.meta.get("suggested_budget_mb")), None)
+    own = details[base]
+    return {
+        "name": name, "base_fidelity": base, "protocol": own.get("protocol"),
+        "protocol_name": own.get("protocol_name") or base, "data_version": own.get("data_version"),
+        "space": base_table.meta.get("space"), "seeds": own.get("seeds"), "second_seed": own.get("second_seed"),
+        "architectures": own["architectures"], "rows": int(len(frame)), "complete_rows": int(len(done)),
+        "epochs": own.get("epochs"), "suggested_budget_mb": suggested,
+        "fidelities": fidelity_counts(frame, base), "per_fidelity": details,
+        "train_seconds_total": seconds, "train_hours": seconds / 3600,
+        "written": datetime.now(UTC).isoformat(timespec="seconds"), "lightmark_version": __version__,
+    }
+
+
+def _write(frame: pd.DataFrame, meta: dict[str, Any], out: Path, name: str) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    fidelity_order = {f: i for i, f in enumerate(meta["fidelities"])}
+    frame = frame.assign(_order=frame[FIDELITY].map(fidelity_order)).sort_values(
+        ["_order", "seed"], kind="stable").drop(columns="_order")
+    csv_path, meta_path = out / f"{name}.csv", out / f"{name}.json"
+    write_text_atomic(csv_path, frame.to_csv(index=False, float_format="%.6g"))
+    write_json_atomic(meta_path, meta)
+    return csv_path, meta_path
