@@ -1,0 +1,119 @@
+"""`bench transfer` on the tiny multi-fidelity table of fidelity_tables.py, whose numbers are known by
+hand (see its docstring): rank correlations, top-5 overlap, regret and its seed-noise interval, how
+`realdev` resolves, and the errors that name the flag."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fidelity_tables import SPECS, write_multi_fidelity
+
+from lightmark.cli.main import main
+from lightmark.errors import ConfigError
+from lightmark.tabular.table import FIDELITY, Table, load_table
+from lightmark.tabular.transfer import transfer
+
+NEEDED = ("n", "spearman", "spearman_ci", "kendall", "kendall_ci", "top5_overlap", "regret_pp")
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory) -> Table:
+    return load_table(write_multi_fidelity(tmp_path_factory.mktemp("toy")))
+
+
+def test_tabular_to_quick_by_hand(toy):
+    r = transfer(toy, "tabular", "quick")
+    assert r["n"] == r["feasible"] == 12 and r["budget_mb"] is None
+    assert r["spearman"] == pytest.approx(1 - 6 * 12 / (12 * 143))
+    assert r["kendall"] == pytest.approx((60 - 6) / 66)
+    for key in ("spearman", "kendall"):
+        low, high = r[f"{key}_ci"]
+        assert -1 <= low <= r[key] <= high <= 1
+    assert r["top5_overlap"] == 4 and r["top5_of"] == 5
+    assert (r["pick"], r["best_to"], r["pick_rank_to"]) == (SPECS[0], SPECS[1], 2)
+    assert r["regret_pp"] == pytest.approx(1.0) and r["regret_ci"] == pytest.approx([1.0, 1.0])
+    assert "6 of 12" in r["regret_ci_method"]  # the architectures with a second seed
+    assert r["verdict"].startswith("tabular misleads: its pick s1-d2-c16 ranks 2nd of 12 at quick")
+    assert r["metric_from"] == r["metric_to"] == "nme_image_pct"
+    assert transfer(toy, "tabular", "quick") == r  # fixed bootstrap seeds: the numbers reproduce
+
+
+def test_a_budget_that_excludes_quicks_best_leaves_tabulars_pick_best(toy):
+    r = transfer(toy, "tabular", "quick", budget_mb=0.5)
+    assert r["n"] == 12 and r["feasible"] == 11
+    assert r["regret_pp"] == 0 and r["pick_rank_to"] == 1 and r["top5_overlap"] == 5
+    assert r["verdict"].startswith("tabular transfers to quick")
+
+
+def test_one_seed_gives_no_regret_interval(toy):
+    r = transfer(toy, "tabular", "quick", seeds=1)
+    assert r["regret_ci"] is None and "no architecture compared has a second seed" in r["regret_ci_method"]
+    assert "the noise is unknown" in r["verdict"]
+
+
+def test_the_regret_interval_comes_from_the_seed_noise(toy):
+    frame = toy.frame.copy()
+    tab = frame[FIDELITY] == "tabular"
+    frame.loc[tab & (frame["spec"] == SPECS[0]) & (frame["seed"] == 1), "nme_image_pct"] = 6.8  # mean 5.9
+    frame.loc[tab & (frame["spec"] == SPECS[1]) & (frame["seed"] == 0), "nme_image_pct"] = 6.0  # mean 6.1
+    r = transfer(Table(toy.name, frame, toy.meta), "tabular", "quick")
+    # i0 stays the pick (5.9 < 6.1) but a quarter of the resamples draw 6.8 for it and pick i1, quick's best
+    assert r["regret_pp"] == pytest.approx(1.0) and r["regret_ci"] == pytest.approx([0.0, 1.0])
+    assert "within the seed noise" in r["verdict"]
+
+
+def test_realdev_resolves_to_the_dearest_fidelity_measured_there(toy):
+    r = transfer(toy, "tabular", "realdev")
+    assert r["to_resolved"] == "synth2real@realdev" and r["n"] == 4  # i = 0, 3, 6, 9
+    assert r["metric_to"] == "realdev_nme_inter_ocular_pct"  # inter-ocular on the dev set by default
+    assert r["spearman"] == pytest.approx(1) and r["regret_pp"] == 0
+    assert transfer(toy, "quick", "realdev")["to_resolved"] == "synth2real@realdev"
+    back = transfer(toy, "realdev", "quick")
+    assert back["from_resolved"] == "synth2real@realdev" and back["to_resolved"] == "quick"
+    image = transfer(toy, "tabular", "realdev", metric="nme_image_pct")
+    assert image["metric_to"] == "realdev_nme_image_pct"
+
+
+def test_a_models_own_dev_set_nme_and_a_reversed_ranking(toy):
+    r = transfer(toy, "tabular", "tabular@realdev")
+    assert r["spearman"] == pytest.approx(-1) and r["kendall"] == pytest.approx(-1)
+    assert r["regret_pp"] == pytest.approx(11.0) and r["pick_rank_to"] == 12 and r["top5_overlap"] == 0
+    assert "rankings are reversed" in r["verdict"]
+    dear = transfer(toy, "quick", "synth2real")  # 11, 12, 17, 18 against 11, 10, 9, 8
+    assert dear["n"] == 4 and dear["regret_pp"] == pytest.approx(3.0) and dear["spearman"] == pytest.approx(-1)
+
+
+def test_errors_name_the_flag(toy):
+    with pytest.raises(ConfigError, match="--from paper: table toy has no fidelity 'paper' .*tabular, quick"):
+        transfer(toy, "paper", "quick")
+    with pytest.raises(ConfigError, match="--to quick@photos"):
+        transfer(toy, "tabular", "quick@photos")
+    with pytest.raises(ConfigError, match="both plain realdev"):
+        transfer(toy, "realdev", "realdev")
+    with pytest.raises(ConfigError, match="both sides are quick"):
+        transfer(toy, "quick", "quick")
+    with pytest.raises(ConfigError, match="--budget-mb 0.01: none of the 12"):
+        transfer(toy, "tabular", "quick", budget_mb=0.01)
+    with pytest.raises(ConfigError, match="--seeds must be >= 1"):
+        transfer(toy, "tabular", "quick", seeds=0)
+    frame = toy.frame
+    keep = ~((frame[FIDELITY] == "synth2real") & frame["spec"].isin([SPECS[6], SPECS[9]]))
+    with pytest.raises(ConfigError, match=r"--from tabular --to synth2real: 2 architecture\(s\) measured at both "
+                                          r"\(need >= 3\)"):
+        transfer(Table("few", frame[keep], toy.meta), "tabular", "synth2real")
+
+
+def test_the_cli_prints_the_checks_keys_and_the_intervals(toy, tmp_path, capsys):
+    path = write_multi_fidelity(tmp_path)
+    for source, target in (("tabular", "quick"), ("quick", "realdev"), ("tabular", "realdev")):
+        assert main(["bench", "transfer", "--table", str(path), "--from", source, "--to", target, "--json"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert all(key in data for key in NEEDED) and data["budget_mb"] == 0.5  # the table's suggested budget
+        assert len(data["spearman_ci"]) == 2 and data["verdict"]
+    assert main(["bench", "transfer", "--table", str(path), "--from", "tabular", "--to", "quick"]) == 0
+    text = capsys.readouterr().out
+    assert "Spearman 0.96 [" in text and "top-5 overlap" in text and "regret 0.00 pp [0.00, 0.00]" in text
+    assert "verdict: tabular transfers to quick" in text
+    assert main(["bench", "transfer", "--table", str(path), "--from", "photos", "--to", "quick"]) == 2
+    assert "--from photos" in capsys.readouterr().err
