@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import optuna
@@ -340,3 +341,56 @@ def test_a_search_on_a_full_disk_exits_3_in_one_line_and_the_next_run_resumes(sm
     assert {t.number for t in stopped} <= retried
     assert len((out / "records.csv").read_text().strip().splitlines()) == 1 + len(study.trials)
     assert all(n == 1 for key, n in testing.trainings(out).items())
+
+
+# -- a trial taken away, a twin waited for ----------------------------------------------------------------
+def test_a_result_trained_after_another_worker_failed_the_trial_is_salvaged(tmp_path, capsys):
+    """While this worker trains, another one fails its trial as stale (as a host cut off from the
+    database meets it) and re-queues it: the result trained here is still added to the study."""
+    from lightmark.search.optuna_compat import study_storage, trial_id
+    from lightmark.search.storage import open_storage
+
+    config = _config(tmp_path, n_trials=2)
+    meddled: list[int] = []
+
+    def runner(spec, protocol, run_dir, *, callback=None, **kw):
+        def callback_after_a_stale_verdict(epoch: int, metrics: dict) -> None:
+            if not meddled:  # what fail_stale_trials does on another host
+                study = optuna.load_study(study_name="t", storage=open_storage(config.storage))
+                running = study.get_trials(states=(TrialState.RUNNING,))[0]
+                study_storage(study).set_trial_state_values(trial_id(running), TrialState.FAIL)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.RetryHeartbeatStaleTrialCallback()(study, study.trials[running.number])
+                meddled.append(running.number)
+            callback(epoch, metrics)
+
+        return testing.synthetic_runner(spec, protocol, run_dir, callback=callback_after_a_stale_verdict, **kw)
+
+    result = run_search(config, runner=runner)
+    study = optuna.load_study(study_name="t", storage=open_storage(config.storage))
+    taken = study.trials[meddled[0]]
+    salvaged = [t for t in study.trials if t.user_attrs.get("salvaged_from_trial") == taken.number]
+    assert taken.state == TrialState.FAIL and len(salvaged) == 1
+    assert salvaged[0].state == TrialState.COMPLETE and salvaged[0].user_attrs["key"] == taken.user_attrs["key"]
+    assert salvaged[0].params == taken.params and salvaged[0].value == pytest.approx(
+        salvaged[0].user_attrs["nme_image_pct"])
+    retry = [t for t in study.trials if t.system_attrs.get("failed_trial") == taken.number]
+    assert retry and retry[0].state == TrialState.COMPLETE and retry[0].user_attrs["reused"]  # not trained again
+    assert testing.trainings(tmp_path)[taken.user_attrs["key"]] == 1
+    assert result.exit_code == 0  # nothing failed by an error of its own
+    assert "the result trained here is added to the study as a new trial" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_workers_given_one_architecture_train_it_once(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, **FAKE, "LIGHTMARK_FAKE_EPOCH_S": "1"}
+    cmd = [sys.executable, "-m", "lightmark.cli.main", "search", "--protocol", "smoke", "--budget-mb", "1",
+           "--n-trials", "2", "--stacks", "1", "--depth", "2", "--channels", "32", "--attention", "none",
+           "--coordconv", "false", "--workers", "2", "--out", str(out), "--no-report"]  # one architecture
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "waiting for its result" in result.stderr
+    (key, n), = testing.trainings(out).items()
+    assert n == 1  # the second trial waited for the first instead of training it again
