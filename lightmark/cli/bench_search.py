@@ -3,6 +3,9 @@
 - `--table NAME|FILE`: replay real Optuna studies on a tabular benchmark (no training): 100 seeds of
   every sampler x pruner in about a minute, regret with 95 % intervals against trials and epochs, the
   chance of finding the top-1 and a top-5 % architecture, and the paper's hand design beside them.
+- `--table NAME --fidelities cheap,dear [--promote K]`: replay a two-fidelity search on a multi-fidelity
+  table (TPE at the cheap fidelity, its best K retrained at the dear one) beside TPE at each single
+  fidelity at equal compute (`cli/fidelity_replay.py`, `tabular/multifidelity.py`).
 - without `--table`: real searches that train (the way to check a replay against reality). Every
   (sampler, seed) run is its own study, but all share one candidate cache: an architecture is trained
   once under the protocol however many runs propose it, so the comparison measures what each sampler
@@ -20,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lightmark.cli._common import comma_list, parse_seeds, print_json, stderr_console
+from lightmark.cli.fidelity_replay import run_fidelity_replay
 from lightmark.cli.replay import run_replay
 from lightmark.cli.search import RUNNER_ENV, SIZER_ENV
 from lightmark.tabular.sampler_bench import bench_space, run_bench
@@ -50,6 +54,12 @@ def register_bench(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--prescreen", metavar="PROXY:K",
                         help="with --table: also replay every sampler x pruner with `search --prescreen PROXY:K` "
                              "(the start-up trials chosen by the proxy among K random feasible architectures)")
+    parser.add_argument("--fidelities", metavar="CHEAP,DEAR",
+                        help="with --table: replay a two-fidelity search (TPE at CHEAP for --n-trials trials, "
+                             "its best --promote trained at DEAR, the pick made there) beside TPE at each "
+                             "single fidelity at equal compute (the table's train seconds)")
+    parser.add_argument("--promote", type=int, default=5, metavar="K",
+                        help="with --fidelities: architectures promoted to the dear fidelity (default %(default)s)")
     parser.add_argument("--plot", type=Path, help="with --table: the anytime plot (default: in --out)")
     parser.add_argument("--workers", type=int, help="with --table: replay processes (default: one per core)")
     parser.add_argument("--protocol", default="smoke")
@@ -61,6 +71,8 @@ def register_bench(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_bench_search(args: argparse.Namespace) -> int:
+    if args.fidelities:
+        return run_fidelity_replay(args)
     if args.table:
         return run_replay(args)
     console = stderr_console()
