@@ -92,8 +92,10 @@ def test_merge_refuses_a_fidelity_twice_a_row_twice_and_mixed_data_versions(tmp_
 
 def test_bench_merge_cli(tmp_path, capsys):
     runs = write_runs(tmp_path / "runs")
-    assert main(["bench", "merge", *map(str, runs), "--name", "toy", "--out", str(tmp_path), "--json"]) == 0
+    assert main(["bench", "merge", *map(str, runs), "--name", "toy", "--out", str(tmp_path), "--budget-mb", "0.3",
+                 "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
+    assert out["suggested_budget_mb"] == 0.3
     assert out["fidelities"] == {"tabular": 12, "quick": 12, "synth2real": 4, "realdev": 12}
     assert out["data_version"] == "synth-v2" and out["architectures"] == 12
     assert json.loads((tmp_path / "toy.json").read_text())["command"].startswith("lightmark bench merge")

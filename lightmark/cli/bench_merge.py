@@ -22,13 +22,17 @@ def register_bench(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--name", required=True, help="the merged table's name")
     parser.add_argument("--out", type=Path, default=Path("runs/tables"),
                         help="where <name>.csv and <name>.json go (default %(default)s)")
+    parser.add_argument("--budget-mb", type=float,
+                        help="the table's suggested size budget, the default of its replays and `bench transfer` "
+                             "(default: the first input's)")
     parser.add_argument("--json", action="store_true", help="print the merged table's summary as JSON")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     command = " ".join(shlex.quote(a) for a in args.argv)
-    csv_path, meta_path = merge_tables(args.tables, args.name, args.out, command=command)
+    csv_path, meta_path = merge_tables(args.tables, args.name, args.out, command=command,
+                                       budget_mb=args.budget_mb)
     summary = {"table": str(csv_path), "meta": str(meta_path), **load_table(csv_path).summary()}
     if args.json:
         print_json(summary)

@@ -39,10 +39,14 @@ def _details(table: Table) -> dict[str, dict[str, Any]]:
     return out
 
 
-def merge_tables(sources: list[str | Path], name: str, out: Path | str, command: str = "") -> tuple[Path, Path]:
-    """Write `<out>/<name>.csv` and `.json`: the rows of every source table, one multi-fidelity table."""
+def merge_tables(sources: list[str | Path], name: str, out: Path | str, command: str = "",
+                 budget_mb: float | None = None) -> tuple[Path, Path]:
+    """Write `<out>/<name>.csv` and `.json`: the rows of every source table, one multi-fidelity table.
+    `budget_mb`: its suggested budget (the replays' and `bench transfer`'s default; else the inputs')."""
     if not sources:
         raise ConfigError("bench merge: name at least one table")
+    if budget_mb is not None and budget_mb <= 0:
+        raise ConfigError(f"--budget-mb must be > 0, got {budget_mb}")
     tables = [load_table(s) for s in sources]
     details: dict[str, dict[str, Any]] = {}
     owner: dict[str, Table] = {}
@@ -64,6 +68,8 @@ def merge_tables(sources: list[str | Path], name: str, out: Path | str, command:
     base = max(details, key=lambda f: (details[f]["architectures"], -list(details).index(f)))
     details |= _realdev_details(frame, tables, base, list(details))
     meta = _meta(name, frame, base, owner[base], details, tables)
+    if budget_mb is not None:
+        meta["suggested_budget_mb"] = budget_mb
     return _write(frame, {**meta, "command": command}, Path(out), name)
 
 
