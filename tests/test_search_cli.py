@@ -67,8 +67,8 @@ def _wait_for_training(db: Path, proc: subprocess.Popen, timeout: float = 120) -
                 for trial in _load(f"sqlite:///{db}").trials:
                     if trial.state == TrialState.RUNNING and trial.user_attrs.get("epoch", 0) >= 1:
                         return trial.number
-            except (KeyError, sqlalchemy.exc.OperationalError):  # study not created yet, or its tables
-                pass
+            except (KeyError, sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
+                pass  # the study is not created yet, or its tables are being created by the search right now
         time.sleep(0.3)
     raise AssertionError("no trial reached epoch 1 in time")
 
