@@ -17,8 +17,7 @@ from lightmark.benchmarks.timing import interleaved_latency
 from lightmark.deploy import export as deploy
 from lightmark.device import intra_op_threads
 from lightmark.errors import ConfigError
-from lightmark.models.hourglass import build_model
-from lightmark.models.spec import ModelSpec
+from lightmark.models.specs import AnySpec, build_network
 
 # (format, dtype) pairs `lightmark export` writes; keys of the deployed sizes are f"{format}_{dtype}"
 DEPLOYED = (("onnx", "fp32"), ("onnx", "fp16"), ("onnx", "int8"), ("torchscript", "fp32"), ("torchscript", "fp16"))
@@ -42,9 +41,9 @@ def _trained_like(model: nn.Module, seed: int = 0) -> nn.Module:
     return model
 
 
-def _export_fresh(spec: ModelSpec, folder: Path, fmt: str, dtype: str, input_size: int) -> Path:
+def _export_fresh(spec: AnySpec, folder: Path, fmt: str, dtype: str, input_size: int) -> Path:
     """Export an untrained network of `spec` (int8 calibrated on random images) into `folder`."""
-    model = _trained_like(build_model(spec)).eval()
+    model = _trained_like(build_network(spec)).eval()
     path = folder / f"{fmt}_{dtype}{deploy.SUFFIXES[fmt]}"
     calibration = deploy.dummy_calibration(input_size, in_channels=spec.in_channels) if dtype == "int8" else None
     metadata = deploy.model_metadata(spec, input_size=input_size, codec=DEFAULT_CODEC, output="heatmaps",
@@ -55,7 +54,7 @@ def _export_fresh(spec: ModelSpec, folder: Path, fmt: str, dtype: str, input_siz
 
 
 @functools.lru_cache(maxsize=512)  # the search asks once per sampled architecture; an export takes seconds
-def deployed_size_bytes(spec: ModelSpec | str, fmt: str, dtype: str, input_size: int) -> int:
+def deployed_size_bytes(spec: AnySpec | str, fmt: str, dtype: str, input_size: int) -> int:
     """Bytes of the file `lightmark export` writes for `spec`, computed without training: an untrained
     network is exported (int8: calibrated on random images). Weights' values do not change the size;
     a trained network differs by a few hundred bytes at most (shared scalar constants, and BatchNorms
@@ -67,7 +66,7 @@ def deployed_size_bytes(spec: ModelSpec | str, fmt: str, dtype: str, input_size:
         return _export_fresh(spec, Path(tmp), fmt, dtype, input_size).stat().st_size
 
 
-def metric_size_mb(spec: ModelSpec | str, metric: str, input_size: int) -> float:
+def metric_size_mb(spec: AnySpec | str, metric: str, input_size: int) -> float:
     """A size metric in MiB: `state_dict` (the paper's), `onnx_fp16` or `onnx_int8` (exported files)."""
     if metric == "state_dict":
         return size_mb(spec)
@@ -78,7 +77,7 @@ def metric_size_mb(spec: ModelSpec | str, metric: str, input_size: int) -> float
 
 
 
-def deployed_profile(spec: ModelSpec | str, input_size: int, *, threads: int | None = None,
+def deployed_profile(spec: AnySpec | str, input_size: int, *, threads: int | None = None,
                      latency: bool = True, repeats: int = 20, budget_s: float = 4.0,
                      formats: tuple[str, ...] = ("onnx", "torchscript")) -> dict:
     """File size of every export of `spec` (untrained; sizes do not depend on training), and batch-1
@@ -102,7 +101,7 @@ def deployed_profile(spec: ModelSpec | str, input_size: int, *, threads: int | N
             return result
         with intra_op_threads(threads):
             n_threads = torch.get_num_threads()
-            model = build_model(spec).eval()
+            model = build_network(spec).eval()
             x = torch.rand(1, spec.in_channels, input_size, input_size) * 255
             prepared = (x - 127.5) / 63.75
             sessions = {key.removeprefix("onnx_"): deploy.ort_session(path, n_threads)
@@ -140,7 +139,7 @@ def export_extra_installed() -> bool:
     return True
 
 
-def record_fields(spec: ModelSpec | str, input_size: int, *, threads: int | None = None) -> dict[str, float]:
+def record_fields(spec: AnySpec | str, input_size: int, *, threads: int | None = None) -> dict[str, float]:
     """What a candidate's Record says of its deployment: the ONNX file sizes and ONNX Runtime's batch-1
     CPU latency (fp32 and int8 files) beside PyTorch eager fp32 timed in the same rounds, so their ratio
     holds on a busy machine. Empty without the export extra. Two to six seconds for a small network."""

@@ -24,13 +24,12 @@ from lightmark.benchmarks.record import Record, Status
 from lightmark.benchmarks.timing import latency_stats
 from lightmark.device import host_name, intra_op_threads, resolve_device
 from lightmark.errors import DataError
-from lightmark.models.hourglass import build_model
-from lightmark.models.spec import ModelSpec
+from lightmark.models.specs import AnySpec, build_network, parse_spec
 
 SHEET_NAME = "latency.json"
 
 
-def sheet_key(spec: ModelSpec | str, input_size: int) -> str:
+def sheet_key(spec: AnySpec | str, input_size: int) -> str:
     return f"{spec}@{int(input_size)}"
 
 
@@ -49,7 +48,7 @@ class LatencySheet:
     torch_version: str
     command: str = ""
 
-    def lookup(self, spec: ModelSpec | str, input_size: int) -> float | None:
+    def lookup(self, spec: AnySpec | str, input_size: int) -> float | None:
         return self.median_ms.get(sheet_key(spec, input_size))
 
     def describe(self) -> str:
@@ -95,7 +94,7 @@ def write_sheet(sheet: LatencySheet, path: Path | str) -> Path:
 
 
 def measure_sheet(
-    items: Iterable[tuple[ModelSpec, int]],
+    items: Iterable[tuple[AnySpec, int]],
     *,
     device: str = "cpu",
     threads: int | None = None,
@@ -116,7 +115,7 @@ def measure_sheet(
     per_round: dict[str, list[float]] = {key: [] for key in unique}
     with intra_op_threads(threads if dev.type == "cpu" else None):
         n_threads = torch.get_num_threads() if dev.type == "cpu" else None
-        models = {key: build_model(spec).to(dev).eval() for key, (spec, _) in unique.items()}
+        models = {key: build_network(spec).to(dev).eval() for key, (spec, _) in unique.items()}
         total, done = rounds * len(unique), 0
         for round_index in range(rounds):
             for key, (_, size) in unique.items():
@@ -140,7 +139,7 @@ def measure_run_latency(run_dir: Path | str, records: Iterable[Record], *, devic
                         progress: Any = None) -> LatencySheet:
     """Time every trained architecture of a run (`records`: its complete and pruned candidates count)
     in one sitting and write `latency.json` into `run_dir`."""
-    items = [(ModelSpec.parse(r.spec), r.input_size) for r in records
+    items = [(parse_spec(r.spec), r.input_size) for r in records
              if r.status in (Status.COMPLETE, Status.PRUNED)]
     sheet = measure_sheet(items, device=device, threads=threads, rounds=rounds, repeats=repeats,
                           command=command, progress=progress)

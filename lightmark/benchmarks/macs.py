@@ -17,8 +17,7 @@ import torch
 from torch import nn
 
 from lightmark.benchmarks.size import as_spec
-from lightmark.models.hourglass import build_model
-from lightmark.models.spec import ModelSpec
+from lightmark.models.specs import AnySpec, build_network
 from lightmark.quiet import quiet_libraries
 
 with quiet_libraries():  # both print and warn at import time; keep stdout clean for --json
@@ -72,7 +71,7 @@ class _ConvMacs:
             handle.remove()
 
 
-def count_macs(model_or_spec: nn.Module | ModelSpec | str, input_size: int) -> MacCount:
+def count_macs(model_or_spec: nn.Module | AnySpec | str, input_size: int) -> MacCount:
     """fvcore and thop MACs for one [1, C, N, N] input, compared honestly (see MacCount)."""
     if isinstance(model_or_spec, nn.Module):
         model = model_or_spec
@@ -80,7 +79,7 @@ def count_macs(model_or_spec: nn.Module | ModelSpec | str, input_size: int) -> M
     else:
         spec = as_spec(model_or_spec)
         spec.check_input_size(input_size)
-        model = build_model(spec)
+        model = build_network(spec)
         in_channels = spec.in_channels
     model = copy.deepcopy(model).float().cpu().eval()  # thop adds buffers; never touch the caller's
     example = torch.zeros(1, in_channels, input_size, input_size)

@@ -19,6 +19,7 @@ def preset_rows(with_macs: bool = True, advance: Callable[[], None] | None = Non
         row = {
             "name": preset.name,
             "spec": str(preset.spec),
+            "family": preset.family,
             "input_size": preset.input_size,
             "params": sizes.params,
             "size_bytes": sizes.total_bytes,

@@ -17,12 +17,11 @@ from lightmark.benchmarks.size import MIB, as_spec, size_breakdown
 from lightmark.benchmarks.timing import latency_stats
 from lightmark.device import resolve_device
 from lightmark.errors import ConfigError, SpecError
-from lightmark.models.hourglass import build_model
-from lightmark.models.spec import ModelSpec
+from lightmark.models.specs import AnySpec, build_network
 
 
 def profile(
-    spec: ModelSpec | str,
+    spec: AnySpec | str,
     input_size: int,
     device: str = "cpu",
     latency: bool = True,
@@ -65,7 +64,7 @@ def profile(
         "threads": torch.get_num_threads() if not threads else threads,
         "torch": torch.__version__,
     }
-    model = build_model(spec) if (macs or latency or memory) else None
+    model = build_network(spec) if (macs or latency or memory) else None
     if macs:
         count = count_macs(model, input_size)
         result.update(

@@ -33,8 +33,7 @@ from lightmark.atomic import write_text_atomic
 from lightmark.benchmarks.size import count_params
 from lightmark.heatmaps.codecs import get_codec
 from lightmark.heatmaps.losses import get_loss
-from lightmark.models import build_model
-from lightmark.models.spec import ModelSpec
+from lightmark.models.specs import AnySpec, build_network, parse_spec
 from lightmark.training.dataset import build_sources
 from lightmark.training.evaluate import prepare_images
 from lightmark.training.protocol import Protocol
@@ -63,12 +62,12 @@ def proxy_batch(protocol: Protocol, batch_size: int = 32) -> ProxyBatch:
     return ProxyBatch(x=x, target=target, mask=mask)
 
 
-def _fresh(spec: ModelSpec, seed: int) -> nn.Module:
+def _fresh(spec: AnySpec, seed: int) -> nn.Module:
     torch.manual_seed(seed)
-    return build_model(spec)
+    return build_network(spec)
 
 
-def synflow(spec: ModelSpec, batch: ProxyBatch, seed: int = 0) -> float:
+def synflow(spec: AnySpec, batch: ProxyBatch, seed: int = 0) -> float:
     model = _fresh(spec, seed).double().eval()
     with torch.no_grad():
         for p in model.parameters():
@@ -81,7 +80,7 @@ def synflow(spec: ModelSpec, batch: ProxyBatch, seed: int = 0) -> float:
     return math.log(score) if score > 0 else -math.inf  # the raw score spans hundreds of decades
 
 
-def naswot(spec: ModelSpec, batch: ProxyBatch, seed: int = 0) -> float:
+def naswot(spec: AnySpec, batch: ProxyBatch, seed: int = 0) -> float:
     model = _fresh(spec, seed).train()
     x = batch.x.clone().requires_grad_(True)
     model(x)[-1].sum().backward()
@@ -91,7 +90,7 @@ def naswot(spec: ModelSpec, batch: ProxyBatch, seed: int = 0) -> float:
     return float(-np.sum(np.log(np.abs(eigenvalues) + NASWOT_K) + 1.0 / (np.abs(eigenvalues) + NASWOT_K)))
 
 
-def _loss_grads(spec: ModelSpec, batch: ProxyBatch, protocol: Protocol, seed: int) -> nn.Module:
+def _loss_grads(spec: AnySpec, batch: ProxyBatch, protocol: Protocol, seed: int) -> nn.Module:
     model = _fresh(spec, seed).train()
     loss = get_loss(protocol.loss, weight=protocol.loss_weight)(list(model(batch.x)), batch.target, batch.mask)
     loss.backward()
@@ -109,7 +108,7 @@ def _snip(model: nn.Module) -> float:
                      if isinstance(m, (nn.Conv2d, nn.Linear)) and m.weight.grad is not None))
 
 
-def all_proxies(spec: ModelSpec, batch: ProxyBatch, protocol: Protocol, seed: int = 0) -> dict[str, float]:
+def all_proxies(spec: AnySpec, batch: ProxyBatch, protocol: Protocol, seed: int = 0) -> dict[str, float]:
     """The four trainable-free proxies and the parameter count (MACs come from the table's rows)."""
     model = _loss_grads(spec, batch, protocol, seed)  # one backward serves grad_norm and SNIP
     return {
@@ -133,7 +132,7 @@ def proxy_scores(specs: Sequence[str], protocol: Protocol, *, batch_size: int, s
         batch = proxy_batch(protocol, batch_size)
         rows = done.to_dict(orient="records")
         for i, spec in enumerate(missing, 1):
-            rows.append({"spec": spec, **all_proxies(ModelSpec.parse(spec), batch, protocol, seed)})
+            rows.append({"spec": spec, **all_proxies(parse_spec(spec), batch, protocol, seed)})
             if i % CACHE_EVERY == 0 or i == len(missing):
                 write_text_atomic(cache, pd.DataFrame(rows).to_csv(index=False))
                 if on_progress is not None:

@@ -17,6 +17,7 @@ import torch
 
 from lightmark import __version__
 from lightmark.models.spec import ModelSpec
+from lightmark.models.specs import AnySpec, family_of
 from lightmark.training.dataset import data_version
 from lightmark.training.protocol import Protocol
 
@@ -41,7 +42,7 @@ RECORD_STATUSES = (Status.COMPLETE, Status.PRUNED, Status.INFEASIBLE, Status.FAI
 _UNVERSIONED_DATA = ("synth-v1", "disk")
 
 
-def candidate_key(spec: ModelSpec, protocol: Protocol) -> str:
+def candidate_key(spec: AnySpec, protocol: Protocol) -> str:
     """sha1 of the canonical spec + protocol + the version of the faces (a new synthetic generator
     makes new keys, so cached candidates of two generators never mix)."""
     payload: dict[str, Any] = {"spec": spec.to_dict(), "protocol": protocol.to_dict()}
@@ -52,23 +53,33 @@ def candidate_key(spec: ModelSpec, protocol: Protocol) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
+def architecture_fields(spec: AnySpec) -> dict[str, Any]:
+    """A Record's architecture columns: the spec text, its family and the hourglass's dimensions."""
+    hourglass = isinstance(spec, ModelSpec)
+    return dict(spec=str(spec), family=family_of(spec), **{
+        name: getattr(spec, name) if hourglass else None
+        for name in ("n_stacks", "depth", "channels", "attention", "coordconv")})
+
+
 @dataclass(frozen=True)
 class Record:
     """Units are in the names: MiB, MACs (multiply-accumulates), ms, seconds, NME in percent."""
 
     key: str
     spec: str
-    n_stacks: int
-    depth: int
-    channels: int
-    attention: str
-    coordconv: bool
+    # the stacked hourglass's dimensions; None for the other families (their fields are in `spec`)
+    n_stacks: int | None
+    depth: int | None
+    channels: int | None
+    attention: str | None
+    coordconv: bool | None
     protocol: str
     input_size: int
     seed: int
     status: str  # one of RECORD_STATUSES
     params: int
     size_mb: float  # MiB (2**20 bytes) of the saved fp32 state_dict
+    family: str = "hourglass"  # models.specs.FAMILIES; records written before families have none
     macs: int | None = None  # fvcore, at input_size, batch 1
     latency_ms: float | None = None  # batch 1, on `device`
     # what ships (with the export extra; `benchmarks/deployed.py`): MiB of each exported ONNX file, and
@@ -108,15 +119,14 @@ class Record:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec, protocol: Protocol, *, status: str, params: int, size_mb: float,
+    def from_spec(cls, spec: AnySpec, protocol: Protocol, *, status: str, params: int, size_mb: float,
                   **measured: Any) -> Record:
         """The Record of candidate (spec, protocol): its key, the architecture's fields, the protocol's
         name, input size, seed, codec, loss and erasing, the versions and the creation time filled in
         from them; `measured` gives the rest (any Record field; it may override the versions and time)."""
         return cls(
-            key=candidate_key(spec, protocol), spec=str(spec), n_stacks=spec.n_stacks, depth=spec.depth,
-            channels=spec.channels, attention=spec.attention, coordconv=spec.coordconv,
-            protocol=protocol.name, input_size=protocol.input_size, seed=protocol.seed, status=status,
+            key=candidate_key(spec, protocol), **architecture_fields(spec), protocol=protocol.name,
+            input_size=protocol.input_size, seed=protocol.seed, status=status,
             params=int(params), size_mb=float(size_mb), codec=protocol.codec, loss=protocol.loss,
             erasing=bool(protocol.augment.erase),
             **{"torch_version": torch.__version__, "lightmark_version": __version__,

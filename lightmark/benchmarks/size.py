@@ -19,8 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lightmark.models.hourglass import build_model
-from lightmark.models.spec import ModelSpec
+from lightmark.models.specs import AnySpec, build_network, parse_spec
 
 MIB = 2**20
 ARCHIVE_NAME = "archive"  # torch.save's zip folder for a buffer or a file named archive.pt
@@ -116,17 +115,17 @@ class SizeBreakdown:
         return self.total_bytes / MIB
 
 
-def as_spec(spec: ModelSpec | str) -> ModelSpec:
-    """A ModelSpec from a spec or its text."""
-    return ModelSpec.parse(spec) if isinstance(spec, str) else spec
+def as_spec(spec: AnySpec | str) -> AnySpec:
+    """A spec from a spec or its text."""
+    return parse_spec(spec) if isinstance(spec, str) else spec
 
 
 @functools.lru_cache(maxsize=512)  # pure function of a frozen spec; the search asks again on resume
-def size_breakdown(spec: ModelSpec | str) -> SizeBreakdown:
+def size_breakdown(spec: AnySpec | str) -> SizeBreakdown:
     """Size of the spec's saved fp32 state_dict, without allocating or initialising real weights."""
     spec = as_spec(spec)
     with torch.device("meta"):
-        model = build_model(spec)
+        model = build_network(spec)
     meta_state = model.state_dict()
     # Uninitialised CPU stand-ins (never read or written) so torch pickles them as a CPU save would.
     state: collections.OrderedDict = collections.OrderedDict(
@@ -148,17 +147,17 @@ def size_breakdown(spec: ModelSpec | str) -> SizeBreakdown:
     )
 
 
-def state_dict_bytes(spec: ModelSpec | str) -> int:
-    """Bytes of `torch.save(build_model(spec).state_dict(), buffer)` (fp32), computed, not measured."""
+def state_dict_bytes(spec: AnySpec | str) -> int:
+    """Bytes of `torch.save(build_network(spec).state_dict(), buffer)` (fp32), computed, not measured."""
     return size_breakdown(spec).total_bytes
 
 
-def size_mb(spec: ModelSpec | str) -> float:
+def size_mb(spec: AnySpec | str) -> float:
     """The paper's model size: MiB (2^20 bytes) of the saved fp32 state_dict."""
     return size_breakdown(spec).total_bytes / MIB
 
 
-def count_params(spec_or_model: ModelSpec | str | nn.Module) -> int:
+def count_params(spec_or_model: AnySpec | str | nn.Module) -> int:
     """Trainable parameters (BatchNorm running statistics are buffers, not parameters)."""
     if isinstance(spec_or_model, nn.Module):
         return sum(p.numel() for p in spec_or_model.parameters())

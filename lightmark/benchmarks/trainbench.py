@@ -32,8 +32,7 @@ from lightmark.benchmarks.macs import count_macs
 from lightmark.benchmarks.peak import MatmulProbe, peak_fraction
 from lightmark.device import autocast, intra_op_threads
 from lightmark.heatmaps.codecs import codec_speed
-from lightmark.models import build_model
-from lightmark.models.spec import ModelSpec
+from lightmark.models.specs import AnySpec, build_network
 from lightmark.training.dataset import set_epoch
 from lightmark.training.protocol import Protocol
 from lightmark.training.trainer import Trainer, _prefetch, mean_training_shape
@@ -61,7 +60,7 @@ def bare_step_fn(trainer: Any, x: torch.Tensor, target: torch.Tensor, compile: b
     """A plain training step of a fresh copy of the trainer's model (same spec, device, memory format
     and autocast): forward, unweighted MSE summed over the stacks, backward, default RMSprop step.
     `compile=True` runs the model through torch.compile (its first call compiles)."""
-    model = build_model(trainer.spec).to(trainer.device)
+    model = build_network(trainer.spec).to(trainer.device)
     if trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.train()
@@ -123,7 +122,7 @@ def _endless(trainer: Any) -> Iterator[dict]:
         epoch += 1
 
 
-def bench_train(spec: ModelSpec, protocol: Protocol, *, steps: int = 20, warmup: int = 3, device: str = "auto",
+def bench_train(spec: AnySpec, protocol: Protocol, *, steps: int = 20, warmup: int = 3, device: str = "auto",
                 precision: str = "auto", prefetch: bool = True, threads: int | None = None,
                 compile: bool = False) -> dict[str, Any]:
     """Bare step, trainer step and whole loop (ms per batch), codec ms; with `compile`, what
@@ -133,7 +132,7 @@ def bench_train(spec: ModelSpec, protocol: Protocol, *, steps: int = 20, warmup:
                       prefetch=prefetch, compile=compile)
 
 
-def _bench(spec: ModelSpec, protocol: Protocol, *, steps: int, warmup: int, device: str, precision: str,
+def _bench(spec: AnySpec, protocol: Protocol, *, steps: int, warmup: int, device: str, precision: str,
            prefetch: bool, compile: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(spec, protocol, Path(tmp), device=device, precision=precision, progress=False,
@@ -210,7 +209,7 @@ def _bench(spec: ModelSpec, protocol: Protocol, *, steps: int, warmup: int, devi
     return result
 
 
-def _peak_fields(spec: ModelSpec, input_size: int, probe: MatmulProbe, batch: int, bare_ms: float,
+def _peak_fields(spec: AnySpec, input_size: int, probe: MatmulProbe, batch: int, bare_ms: float,
                  step_ms: float, loop_ms: float) -> dict[str, Any]:
     """GFLOP/s of the bare step, the trainer's step and the loop, and their fractions of the matmul's
     (`peak_fraction` is the trainer's step: what training runs at)."""

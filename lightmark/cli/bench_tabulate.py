@@ -21,7 +21,7 @@ from lightmark.cli._common import (
 )
 from lightmark.cli.search import RUNNER_ENV
 from lightmark.errors import ConfigError, DataError
-from lightmark.search.space import SearchSpace
+from lightmark.search.family_space import load_space
 from lightmark.tabular.subset import choose_subset
 from lightmark.tabular.table import list_tables, plan_table, tabulate
 
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     if args.test_data is not None and not args.test_data.exists():
         raise DataError(f"--test-data {args.test_data}: no such file or directory")
-    space = SearchSpace.from_toml(args.space)
+    space = load_space(args.space)
     subset = choose_subset(args.specs, args.subset, args.subset_table, args.budget_mb)
     fidelity = args.fidelity or protocol.name
     name = args.name or f"{args.space.stem}-{fidelity}"

@@ -24,12 +24,12 @@ from lightmark.cli._common import (
 from lightmark.reports.report import build_report
 from lightmark.search import plan as planning
 from lightmark.search.budget import DEFAULT_BUDGET_MB, SIZE_METRICS
+from lightmark.search.family_space import AnySpace
 from lightmark.search.live import LiveView
 from lightmark.search.objective import parse_objectives
 from lightmark.search.plan import SearchPlan, SearchRequest, SpaceFlags
 from lightmark.search.prescreen import Prescreen
 from lightmark.search.samplers import PRUNERS, SAMPLERS
-from lightmark.search.space import SearchSpace
 from lightmark.search.storage_retry import redact_url
 from lightmark.search.study import run_search
 from lightmark.search.workers import resolve_workers
@@ -130,7 +130,7 @@ def _space_flags(args: argparse.Namespace) -> SpaceFlags:
                       attention=args.attention, coordconv=args.coordconv)
 
 
-def build_space(args: argparse.Namespace, input_size: int) -> SearchSpace:
+def build_space(args: argparse.Namespace, input_size: int) -> AnySpace:
     """The space of the parsed flags (`search.plan.build_space`)."""
     return planning.build_space(_space_flags(args), input_size)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 
 from lightmark.search.budget import Budget
-from lightmark.search.space import SearchSpace
+from lightmark.search.family_space import AnySpace
 from lightmark.search.storage import StorageChoice
 from lightmark.training.protocol import Protocol
 
@@ -26,7 +26,7 @@ class SearchConfig:
     run_dir: Path
     storage: StorageChoice
     study_name: str
-    space: SearchSpace | None = None  # None: fixed candidates
+    space: AnySpace | None = None  # None: fixed candidates
     budget: Budget | None = None
     objectives: tuple[str, ...] = ("nme",)
     sampler: str = "tpe"

@@ -12,9 +12,9 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from lightmark.benchmarks.record import Record, Status, candidate_key
+from lightmark.benchmarks.record import Record, Status, architecture_fields, candidate_key
 from lightmark.errors import ConfigError
-from lightmark.models.spec import ModelSpec
+from lightmark.models.specs import AnySpec
 from lightmark.search.config import SearchConfig
 from lightmark.search.live import LiveView
 from lightmark.search.locking import local_lock
@@ -27,7 +27,7 @@ from lightmark.training.protocol import Protocol
 
 
 def run_fixed_candidates(
-    candidates: Sequence[tuple[str, ModelSpec, Protocol]],
+    candidates: Sequence[tuple[str, AnySpec, Protocol]],
     *,
     run_dir: Path | str,
     study_name: str,
@@ -84,7 +84,7 @@ def run_fixed_candidates(
 
 
 def _records_in_order(
-    study: optuna.Study, candidates: Sequence[tuple[str, ModelSpec, Protocol]]
+    study: optuna.Study, candidates: Sequence[tuple[str, AnySpec, Protocol]]
 ) -> list[Record]:
     by_key: dict[str, optuna.trial.FrozenTrial] = {}
     for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
@@ -111,9 +111,8 @@ def _records_in_order(
     return records
 
 
-def _empty_record(spec: ModelSpec, protocol: Protocol, key: str) -> dict[str, Any]:
+def _empty_record(spec: AnySpec, protocol: Protocol, key: str) -> dict[str, Any]:
     return dict(
-        key=key, spec=str(spec), n_stacks=spec.n_stacks, depth=spec.depth, channels=spec.channels,
-        attention=spec.attention, coordconv=spec.coordconv, protocol=protocol.name,
+        key=key, **architecture_fields(spec), protocol=protocol.name,
         input_size=protocol.input_size, seed=protocol.seed, status=Status.FAILED, params=0, size_mb=0.0,
     )

@@ -26,13 +26,13 @@ from lightmark.benchmarks.record import Record, Status, candidate_key
 from lightmark.benchmarks.runner import RECORD_NAME, candidate_dir_of, run_candidate
 from lightmark.benchmarks.size import size_mb
 from lightmark.errors import ConfigError, LightmarkError, StorageUnavailableError
-from lightmark.models.spec import ModelSpec
+from lightmark.models.specs import AnySpec, parse_spec
 from lightmark.search.budget import Budget
+from lightmark.search.family_space import AnySpace
 from lightmark.search.optuna_compat import frozen_trial, heartbeat_enabled, study_storage
 from lightmark.search.pareto_pruner import ParetoPruner
 from lightmark.search.prepare import fail_stale
 from lightmark.search.records import OBJECTIVE_KEYS, RECORD_FIELDS, record_attrs
-from lightmark.search.space import SearchSpace
 from lightmark.search.storage import process_alive
 from lightmark.search.storage_retry import single_attempt
 from lightmark.training.protocol import Protocol
@@ -67,7 +67,7 @@ class Objective:
 
     protocol: Protocol
     cache_dir: Path
-    space: SearchSpace | None = None  # None: fixed candidates only (spec in the trial's attrs)
+    space: AnySpace | None = None  # None: fixed candidates only (spec in the trial's attrs)
     budget: Budget | None = None
     objectives: tuple[str, ...] = ("nme",)
     metric: str = "nme_image_pct"
@@ -162,18 +162,18 @@ class Objective:
         return self._values(record, spec)
 
     # -- pieces -----------------------------------------------------------------------------
-    def _candidate(self, trial: optuna.Trial) -> tuple[ModelSpec, Protocol]:
+    def _candidate(self, trial: optuna.Trial) -> tuple[AnySpec, Protocol]:
         fixed = trial.user_attrs.get("fixed_spec")
         if fixed:
             protocol = self.protocol
             if trial.user_attrs.get("fixed_protocol"):
                 protocol = Protocol.from_dict(json.loads(trial.user_attrs["fixed_protocol"]))
-            return ModelSpec.parse(fixed), protocol
+            return parse_spec(fixed), protocol
         if self.space is None:
             raise LightmarkError("this study runs fixed candidates only, and the trial has none")
         return self.space.suggest(trial), self.protocol
 
-    def _set_size_early(self, trial: optuna.Trial, spec: ModelSpec) -> None:
+    def _set_size_early(self, trial: optuna.Trial, spec: AnySpec) -> None:
         """Every trial carries its size, even one that later fails (fixed candidates too); a spec
         that cannot be sized cannot be trained either, so that error fails the trial."""
         trial.set_user_attr("size_mb", round(float(size_mb(spec)), 6))
@@ -232,7 +232,7 @@ class Objective:
         check or counted once; latency only when the budget measured it)."""
         value = trial.user_attrs.get(self._cost_key)
         if value is None and self._cost_key == "macs":
-            value = count_macs(ModelSpec.parse(trial.user_attrs["spec"]), self.protocol.input_size).fvcore
+            value = count_macs(parse_spec(trial.user_attrs["spec"]), self.protocol.input_size).fvcore
             trial.set_user_attr("macs", int(value))
         return None if value is None else float(value)
 
@@ -282,7 +282,7 @@ class Objective:
         if earlier is not None:
             return f"the study already has this architecture's result (trial {earlier.number})"
         frozen = frozen_trial(study, trial)
-        values = self._values(record, ModelSpec.parse(trial.user_attrs["spec"]))
+        values = self._values(record, parse_spec(trial.user_attrs["spec"]))
         attrs = {**frozen.user_attrs, **trial.user_attrs, **record_attrs(record), "status": Status.COMPLETE,
                  "salvaged_from_trial": trial.number}
         system = {k: v for k, v in frozen.system_attrs.items() if k not in ("failed_trial", "retry_history")}
@@ -292,7 +292,7 @@ class Objective:
         ))
         return "the result trained here is added to the study as a new trial"
 
-    def _values(self, record: Record, spec: ModelSpec) -> float | tuple[float, ...]:
+    def _values(self, record: Record, spec: AnySpec) -> float | tuple[float, ...]:
         values = []
         for name in self.objectives:
             key = self.metric if name == "nme" else OBJECTIVE_KEYS[name]

@@ -22,6 +22,7 @@ from lightmark.models.registry import paper_presets
 from lightmark.models.spec import ModelSpec
 from lightmark.search.budget import DEFAULT_BUDGET_MB, Budget
 from lightmark.search.config import SearchConfig, default_study_name
+from lightmark.search.family_space import AnySpace, load_space
 from lightmark.search.prescreen import Prescreen, prescreen_space
 from lightmark.search.samplers import default_startup_trials
 from lightmark.search.space import SearchSpace
@@ -73,9 +74,9 @@ def parse_values(text: str, kind: str, step: int = 1) -> list[Any]:
     return items
 
 
-def build_space(flags: SpaceFlags, input_size: int) -> SearchSpace:
+def build_space(flags: SpaceFlags, input_size: int) -> AnySpace:
     """The TOML file's space (else the default one) with the flags' values fixed, bounded by the input size."""
-    space = SearchSpace.from_toml(flags.space) if flags.space else SearchSpace()
+    space = load_space(flags.space) if flags.space else SearchSpace()
     fixed = {
         "n_stacks": flags.stacks and parse_values(flags.stacks, "int"),
         "depth": flags.depth and parse_values(flags.depth, "int"),
@@ -146,7 +147,7 @@ def make_budget(request: SearchRequest) -> Budget:
     )
 
 
-def check_fits(space: SearchSpace, budget: Budget) -> None:
+def check_fits(space: AnySpace, budget: Budget) -> None:
     """ConfigError (naming the smallest architecture and its size) when nothing of the space fits."""
     smallest = space.smallest(budget.fits)
     if smallest is None:
@@ -187,7 +188,7 @@ def plan_search(request: SearchRequest) -> SearchPlan:
     return SearchPlan(config=config, workers=request.workers, untrimmed_size=len(space), suggestion=suggestion)
 
 
-def paper_candidates(space: SearchSpace) -> tuple[list[tuple[str, ModelSpec]], list[ModelSpec]]:
+def paper_candidates(space: AnySpace) -> tuple[list[tuple[str, ModelSpec]], list[ModelSpec]]:
     """`--enqueue-paper`: the paper's Table 1 architectures inside the space as (name, spec), and the
     specs of those outside it."""
     presets = paper_presets(table=PAPER_TABLE)

@@ -12,12 +12,12 @@ from typing import Any
 import optuna
 
 from lightmark.errors import ConfigError, LightmarkError
-from lightmark.models.spec import ModelSpec
+from lightmark.models.specs import AnySpec, parse_spec
 from lightmark.search.config import SearchConfig
+from lightmark.search.family_space import AnySpace
 from lightmark.search.locking import local_lock
 from lightmark.search.optuna_compat import heartbeat_enabled, study_storage
 from lightmark.search.samplers import make_pruner, make_sampler
-from lightmark.search.space import SearchSpace
 from lightmark.search.storage import open_storage, recover_orphans
 
 
@@ -68,7 +68,7 @@ def fail_stale(study: optuna.Study) -> None:
             optuna.storages.fail_stale_trials(study)
 
 
-def prepare(config: SearchConfig, *, enqueue: Sequence[tuple[str, ModelSpec]] = ()) -> tuple[
+def prepare(config: SearchConfig, *, enqueue: Sequence[tuple[str, AnySpec]] = ()) -> tuple[
     optuna.Study, list[int], list[str]
 ]:
     """Create/resume the study, recover orphans, enqueue first trials (once per study)."""
@@ -98,16 +98,14 @@ def prepare(config: SearchConfig, *, enqueue: Sequence[tuple[str, ModelSpec]] = 
     return study, recovered, queued
 
 
-def spec_of_trial(trial: optuna.trial.FrozenTrial, space: SearchSpace | None) -> ModelSpec | None:
+def spec_of_trial(trial: optuna.trial.FrozenTrial, space: AnySpace | None) -> AnySpec | None:
     if trial.user_attrs.get("fixed_spec"):
-        return ModelSpec.parse(trial.user_attrs["fixed_spec"])
+        return parse_spec(trial.user_attrs["fixed_spec"])
     if trial.user_attrs.get("spec"):
-        return ModelSpec.parse(trial.user_attrs["spec"])
+        return parse_spec(trial.user_attrs["spec"])
     if space is None:
         return None
-    values = {dim: getattr(space, dim)[0] for dim in ("n_stacks", "depth", "channels", "attention", "coordconv")}
-    values.update({k: v for k, v in trial.params.items() if k in values})
     try:
-        return ModelSpec(**values, n_landmarks=space.n_landmarks)
+        return space.spec_from_params(trial.params)
     except LightmarkError:
         return None

@@ -20,8 +20,8 @@ import pandas as pd
 
 from lightmark.atomic import write_text_atomic
 from lightmark.errors import ConfigError
-from lightmark.models.spec import ModelSpec
-from lightmark.search.space import SearchSpace
+from lightmark.models.specs import AnySpec, parse_spec
+from lightmark.search.family_space import AnySpace
 
 PRESCREEN_PROXIES = ("naswot",)  # only the proxies that out-ranked MACs on the table
 
@@ -51,20 +51,20 @@ class Prescreen:
         return f"{self.proxy}:{self.k}"
 
 
-def draw_candidates(specs: Iterable[ModelSpec], fits: Callable[[ModelSpec], bool], k: int,
-                    seed: int) -> list[ModelSpec]:
+def draw_candidates(specs: Iterable[AnySpec], fits: Callable[[AnySpec], bool], k: int,
+                    seed: int) -> list[AnySpec]:
     """K distinct feasible architectures, uniformly at random (all of them if fewer fit)."""
     feasible = sorted((s for s in specs if fits(s)), key=str)
     return random.Random(seed).sample(feasible, min(k, len(feasible)))
 
 
-def best_by_score(scores: dict[str, float], candidates: Iterable[ModelSpec | str], keep: int) -> list[str]:
+def best_by_score(scores: dict[str, float], candidates: Iterable[AnySpec | str], keep: int) -> list[str]:
     """The `keep` candidates with the highest proxy score (higher = predicted better), best first."""
     names = [str(c) for c in candidates]
     return sorted(names, key=lambda name: (-scores[name], name))[:keep]
 
 
-def score_candidates(candidates: list[ModelSpec], score: Callable[[ModelSpec], float],
+def score_candidates(candidates: list[AnySpec], score: Callable[[AnySpec], float],
                      cache: Path | None = None) -> dict[str, float]:
     """Proxy scores, kept in a CSV so that a resumed search does not score again."""
     scores: dict[str, float] = {}
@@ -80,11 +80,11 @@ def score_candidates(candidates: list[ModelSpec], score: Callable[[ModelSpec], f
     return scores
 
 
-def prescreen_space(space: SearchSpace, fits: Callable[[ModelSpec], bool], screen: Prescreen, keep: int,
-                    seed: int, score: Callable[[ModelSpec], float],
-                    cache: Path | None = None) -> list[tuple[str, ModelSpec]]:
+def prescreen_space(space: AnySpace, fits: Callable[[AnySpec], bool], screen: Prescreen, keep: int,
+                    seed: int, score: Callable[[AnySpec], float],
+                    cache: Path | None = None) -> list[tuple[str, AnySpec]]:
     """The (label, spec) pairs to enqueue: the best `keep` of K random feasible architectures."""
     candidates = draw_candidates(space.specs(), fits, screen.k, seed)
     scores = score_candidates(candidates, score, cache)
     chosen = best_by_score(scores, candidates, keep)
-    return [(f"prescreen {screen} #{rank}", ModelSpec.parse(name)) for rank, name in enumerate(chosen, 1)]
+    return [(f"prescreen {screen} #{rank}", parse_spec(name)) for rank, name in enumerate(chosen, 1)]

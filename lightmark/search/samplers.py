@@ -6,6 +6,7 @@ import optuna
 
 from lightmark.errors import ConfigError
 from lightmark.search.config import SearchConfig
+from lightmark.search.family_space import MixedSpace
 from lightmark.search.pareto_pruner import ParetoPruner
 
 SAMPLERS = ("tpe", "nsga2", "random", "grid")
@@ -27,8 +28,11 @@ def make_sampler(config: SearchConfig, worker: int = 0) -> optuna.samplers.BaseS
         startup = config.startup_trials
         if startup is None:
             startup = default_startup_trials(config.n_trials)
+        # a space across families asks each family's own dimensions: group=True models each such
+        # set of co-occurring dimensions jointly (a hourglass-only space is one group either way)
         return optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=startup, multivariate=True, constant_liar=True
+            seed=seed, n_startup_trials=startup, multivariate=True, constant_liar=True,
+            group=isinstance(config.space, MixedSpace),
         )
     if config.sampler == "nsga2":
         size = max(4, min(50, (config.n_trials or 40) // 4))

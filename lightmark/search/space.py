@@ -175,6 +175,11 @@ class SearchSpace:
                 values[dim] = trial.suggest_categorical(dim, list(choices))
         return ModelSpec(**values, n_landmarks=self.n_landmarks)
 
+    def spec_from_params(self, params: dict[str, Any]) -> ModelSpec:
+        """The spec of a trial's params (fixed dimensions take their one value)."""
+        values = {dim: params.get(dim, getattr(self, dim)[0]) for dim in DIMS}
+        return ModelSpec(**values, n_landmarks=self.n_landmarks)
+
     def params_of(self, spec: ModelSpec) -> dict[str, Any]:
         """The trial params that make `suggest` return `spec` (for enqueueing)."""
         return {dim: getattr(spec, dim) for dim in self.free_dims()}

@@ -15,8 +15,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lightmark.models.spec import ModelSpec
-from lightmark.search.space import SearchSpace
+from lightmark.models.specs import AnySpec
+from lightmark.search.family_space import AnySpace
 
 GRID_UP_TO = 30  # feasible architectures: train them all
 MEASURED_UP_TO = 108  # the largest feasible set the replay measured
@@ -53,7 +53,7 @@ def suggested_trials(n_feasible: int) -> int:
     return TRIALS_MEASURED + math.ceil(TRIALS_PER_DOUBLING * math.log2(n_feasible / MEASURED_UP_TO))
 
 
-def count_feasible(space: SearchSpace, fits: Callable[[ModelSpec], bool], seed: int = 0) -> tuple[int, bool]:
+def count_feasible(space: AnySpace, fits: Callable[[AnySpec], bool], seed: int = 0) -> tuple[int, bool]:
     """Feasible architectures of the space: counted when it is small, else estimated from a sample
     (sizing one architecture builds it on the meta device: thousands would take minutes)."""
     n = len(space)
@@ -63,7 +63,7 @@ def count_feasible(space: SearchSpace, fits: Callable[[ModelSpec], bool], seed: 
     return max(1, round(n * sum(1 for spec in sample if fits(spec)) / SAMPLE)), False
 
 
-def suggest(space: SearchSpace, fits: Callable[[ModelSpec], bool], seed: int = 0) -> TrialSuggestion:
+def suggest(space: AnySpace, fits: Callable[[AnySpec], bool], seed: int = 0) -> TrialSuggestion:
     feasible, exact = count_feasible(space, fits, seed)
     n_trials = suggested_trials(feasible)
     return TrialSuggestion(n_trials=n_trials, feasible=feasible, exact=exact, grid=feasible <= GRID_UP_TO)

@@ -17,6 +17,7 @@ from lightmark.benchmarks.record import Status
 from lightmark.errors import ConfigError
 from lightmark.search.budget import Budget
 from lightmark.search.config import SearchConfig
+from lightmark.search.family_space import AnySpace, load_space
 from lightmark.search.space import SearchSpace
 from lightmark.search.storage import choose_storage
 from lightmark.search.study import run_search
@@ -26,16 +27,16 @@ CACHE = "cache"  # the shared candidate cache, in the bench's output folder
 
 
 def bench_space(protocol: Protocol, space_file: Path | None, budget_mb: float,
-                sizer: str | None = None) -> tuple[SearchSpace, Budget]:
+                sizer: str | None = None) -> tuple[AnySpace, Budget]:
     """The space (a TOML file, else the full one) bounded by the input size and trimmed by the budget."""
-    space = (SearchSpace.from_toml(space_file) if space_file else SearchSpace()).bounded(protocol.input_size)
+    space = (load_space(space_file) if space_file else SearchSpace()).bounded(protocol.input_size)
     budget = Budget(size_mb=budget_mb, input_size=protocol.input_size, sizer=sizer)
     if space.smallest(budget.fits) is None:
         raise ConfigError(f"no architecture of the search space fits {budget.describe()}")
     return space.trimmed(budget.fits), budget
 
 
-def _run_one(sampler: str, seed: int, *, n_trials: int, protocol: Protocol, space: SearchSpace, budget: Budget,
+def _run_one(sampler: str, seed: int, *, n_trials: int, protocol: Protocol, space: AnySpace, budget: Budget,
              out: Path, device: str, runner: str | None) -> dict[str, Any]:
     run_dir = out / f"{sampler}-seed{seed}"
     config = SearchConfig(
@@ -58,7 +59,7 @@ def _run_one(sampler: str, seed: int, *, n_trials: int, protocol: Protocol, spac
 
 
 def run_bench(
-    *, n_trials: int, seeds: list[int], samplers: list[str], protocol: Protocol, space: SearchSpace,
+    *, n_trials: int, seeds: list[int], samplers: list[str], protocol: Protocol, space: AnySpace,
     budget: Budget, out: Path, device: str = "auto", runner: str | None = None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:

@@ -35,8 +35,9 @@ from lightmark.benchmarks.record import Record, Status
 from lightmark.benchmarks.runner import candidate_dir
 from lightmark.errors import ConfigError, DataError
 from lightmark.models.spec import ModelSpec
+from lightmark.search.family_space import AnySpace
 from lightmark.search.fixed import run_fixed_candidates
-from lightmark.search.space import DIMS, SearchSpace
+from lightmark.search.space import DIMS
 from lightmark.tabular.devset import Evaluate, evaluate_test_set
 from lightmark.training.dataset import data_version
 from lightmark.training.protocol import Protocol
@@ -87,7 +88,7 @@ class TablePlan:
         return tuple(self.specs[int(i * step)] for i in range(n))
 
 
-def plan_table(space: SearchSpace, protocol: Protocol, seeds: int, second_seed: int,
+def plan_table(space: AnySpace, protocol: Protocol, seeds: int, second_seed: int,
                subset: Sequence[ModelSpec] | None = None) -> TablePlan:
     """Every architecture of the space (its depths bounded by the input size), or `subset` of them
     (`--specs` / `--subset`: a dearer fidelity trains a spread of the space, not all of it)."""
@@ -130,9 +131,9 @@ def read_curve(path: Path) -> list[dict[str, Any]]:
 def table_row(record: Record, curve: list[dict[str, Any]], epochs: int, fidelity: str = DEFAULT_FIDELITY,
               realdev: dict[str, float] | None = None) -> dict[str, Any]:
     row: dict[str, Any] = {
-        "spec": record.spec, FIDELITY: fidelity, "n_stacks": record.n_stacks, "depth": record.depth,
-        "channels": record.channels,
-        "attention": record.attention, "coordconv": bool(record.coordconv), "seed": record.seed,
+        "spec": record.spec, "family": record.family, FIDELITY: fidelity, "n_stacks": record.n_stacks,
+        "depth": record.depth, "channels": record.channels,
+        "attention": record.attention, "coordconv": record.coordconv, "seed": record.seed,
         "status": record.status, "params": record.params, "size_mb": record.size_mb, "macs": record.macs,
         "latency_ms": record.latency_ms, "train_seconds": record.train_seconds,
         "epochs_done": record.epochs_done,
@@ -160,7 +161,7 @@ def collect_table(records: list[Record], plan_rows: list[tuple[str, ModelSpec, P
     return pd.DataFrame(rows)
 
 
-def tabulate(space: SearchSpace, protocol: Protocol, *, seeds: int, second_seed: int, out: Path | str,
+def tabulate(space: AnySpace, protocol: Protocol, *, seeds: int, second_seed: int, out: Path | str,
              name: str, workers: int = 1, device: str = "auto", precision: str = "auto",
              threads: int | None = None, progress: bool = True, command: str = "",
              storage: str | None = None, fidelity: str | None = None,
@@ -328,6 +329,7 @@ class Table:
             "data_version": self.meta.get("data_version", ""),
             "architectures": int(done["spec"].nunique()), "rows": int(len(done)),
             "base_fidelity": self.base_fidelity, "fidelities": self.fidelities(),
+            "families": sorted(done["family"].unique().tolist()),
             "seeds": int(seeds_per_spec.max()) if len(seeds_per_spec) else 0,
             "architectures_with_two_seeds": int((seeds_per_spec >= 2).sum()),
             "epochs": base.epochs,
@@ -386,6 +388,7 @@ def with_fidelity(frame: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
     base = str(meta.get("base_fidelity") or meta.get("protocol_name") or DEFAULT_FIDELITY)
     frame = frame.copy()
     frame[FIDELITY] = frame[FIDELITY].fillna(base).astype(str) if FIDELITY in frame else base
+    frame["family"] = frame["family"].fillna("hourglass").astype(str) if "family" in frame else "hourglass"
     for column in REALDEV_COLUMNS:
         if column not in frame:
             frame[column] = np.nan

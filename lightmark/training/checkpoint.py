@@ -17,8 +17,7 @@ import torch
 
 from lightmark.atomic import write_with
 from lightmark.errors import DataError
-from lightmark.models import build_model
-from lightmark.models.spec import ModelSpec
+from lightmark.models.specs import build_network, spec_from_dict
 from lightmark.training.protocol import Protocol
 
 FORMAT_VERSION = 1
@@ -131,8 +130,8 @@ def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") 
 
 
 def checkpoint_spec_protocol(state: dict[str, Any]):
-    """(ModelSpec, Protocol) stored in a checkpoint."""
-    return ModelSpec.from_dict(state["spec"]), Protocol.from_dict(state["protocol"])
+    """(AnySpec, Protocol) stored in a checkpoint."""
+    return spec_from_dict(state["spec"]), Protocol.from_dict(state["protocol"])
 
 
 def load_model(path: Path | str, device: torch.device | str = "cpu"):
@@ -142,7 +141,7 @@ def load_model(path: Path | str, device: torch.device | str = "cpu"):
     state = load_checkpoint(path)
     try:
         spec, protocol = checkpoint_spec_protocol(state)
-        model = build_model(spec)
+        model = build_network(spec)
         model.load_state_dict(state["model"])
     except (RuntimeError, TypeError, ValueError, KeyError) as exc:
         raise DataError(f"{path}: checkpoint does not match its spec ({str(exc).splitlines()[0][:120]})") from None

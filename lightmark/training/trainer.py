@@ -1,4 +1,4 @@
-"""The trainer: a ModelSpec + a Protocol -> a trained network, checkpoints and a JSONL log.
+"""The trainer: a spec of any family + a Protocol -> a trained network, checkpoints and a JSONL log.
 
 The paper's recipe: RMSprop with linear warm-up and step decay (`schedule.py`), weight decay on
 conv/linear weights only, gradient clipping, all stacks supervised. Heatmaps are encoded in batches on
@@ -48,8 +48,7 @@ from lightmark.errors import ConfigError, DataError, NonFiniteLossError, SpecErr
 from lightmark.heatmaps.codecs import get_codec
 from lightmark.heatmaps.losses import get_loss
 from lightmark.layouts import Layout
-from lightmark.models import build_model
-from lightmark.models.spec import ModelSpec
+from lightmark.models.specs import AnySpec, build_network, spec_from_dict
 from lightmark.training.checkpoint import load_checkpoint, make_state, restore_rng_state, save_checkpoint
 from lightmark.training.dataset import build_loaders, check_points, make_loader, set_epoch
 from lightmark.training.evaluate import EvalResult, eval_batch_size, evaluate_model, prepare_images
@@ -231,7 +230,7 @@ def _float(value: Any) -> Any:
 class Trainer:
     """One training run's state. `train()` is the function to call; this class keeps it readable."""
 
-    def __init__(self, spec: ModelSpec, protocol: Protocol, out_dir: Path | str, *, device: str = "auto",
+    def __init__(self, spec: AnySpec, protocol: Protocol, out_dir: Path | str, *, device: str = "auto",
                  precision: str = "auto", progress: bool = True, prefetch: bool = True,
                  loaders: tuple[Any, Any] | None = None) -> None:
         spec.check_input_size(protocol.input_size)
@@ -245,7 +244,7 @@ class Trainer:
         configure_backend(self.device)
 
         seed_everything(protocol.seed)
-        self.model = build_model(spec).to(self.device)
+        self.model = build_network(spec).to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         if loaders is None:
@@ -294,7 +293,7 @@ class Trainer:
     def resume_from(self, path: Path) -> None:
         state = load_checkpoint(path, map_location="cpu")
         try:  # compared as specs: a checkpoint saved before a field existed holds that field's default
-            saved = ModelSpec.from_dict(dict(state["spec"]))
+            saved = spec_from_dict(dict(state["spec"]))
         except (SpecError, TypeError) as exc:
             raise DataError(f"{path}: the checkpoint's spec is unreadable ({exc})") from None
         if saved != self.spec:
@@ -451,7 +450,7 @@ class Trainer:
 
 
 def train(
-    spec: ModelSpec,
+    spec: AnySpec,
     protocol: Protocol,
     out_dir: Path | str,
     *,
