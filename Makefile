@@ -33,7 +33,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist worksteal
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"

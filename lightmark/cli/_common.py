@@ -48,6 +48,14 @@ def parse_seeds(text: str) -> list[int]:
         raise ConfigError(f"--seeds {text!r}: expected a count like 100 or a list like 0,1,2") from None
 
 
+def parse_floats(text: str, flag: str) -> list[float]:
+    """"0,0.25,0.5" -> [0.0, 0.25, 0.5]; the error names the flag."""
+    try:
+        return [float(s) for s in comma_list(text)]
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r}: expected numbers separated by commas, like 0,0.25,0.5") from None
+
+
 def comma_list(text: str) -> list[str]:
     """"tpe, random" -> ["tpe", "random"]."""
     return [s.strip() for s in text.split(",") if s.strip()]

@@ -1,0 +1,92 @@
+"""`bench families` on a cross-family table the test writes (no training): band winners, the seed-noise
+intervals and the frontier plot."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from lightmark.errors import ConfigError
+from lightmark.tabular.families import band_winners, seed_sd
+from lightmark.tabular.table import Table, with_fidelity
+
+# (spec, family, size MiB, NME seed 0, NME seed 1 or None)
+ROWS = [
+    ("s1-d2-c16", "hourglass", 0.13, 8.0, 8.2), ("s1-d2-c24", "hourglass", 0.30, 6.0, 5.8),
+    ("s1-d3-c24", "hourglass", 0.40, 5.5, 5.7), ("s2-d2-c24", "hourglass", 0.60, 5.0, 4.8),
+    ("s1-d2-c32", "hourglass", 0.55, 4.9, None),
+    ("mnv3s-w0.5-o16-h16", "mobilenetv3", 0.14, 7.0, 7.2), ("mnv3s-w0.5-o16-h32", "mobilenetv3", 0.33, 9.0, 8.8),
+    ("mnv3s-w0.75-o16-h16", "mobilenetv3", 0.56, 10.0, 10.2), ("mnv3l-w0.35-o16-h16", "mobilenetv3", 0.53, 9.5, 9.3),
+    ("snv2-w0.5-o16-h16", "shufflenetv2", 0.33, 5.95, None),
+]
+
+
+def _table(rows=ROWS) -> Table:
+    lines = []
+    for spec, family, size, nme0, nme1 in rows:
+        for seed, nme in ((0, nme0), (1, nme1)):
+            if nme is not None:
+                lines.append({"spec": spec, "family": family, "n_stacks": None, "depth": None, "channels": None,
+                              "attention": None, "coordconv": None, "seed": seed, "status": "complete",
+                              "size_mb": size, "nme_image_pct": nme})
+    meta = {"name": "toy-families", "protocol_name": "tabular"}
+    return Table(name="toy-families", frame=with_fidelity(pd.DataFrame(lines), meta), meta=meta)
+
+
+def test_seed_sd_is_measured_per_family_and_pooled_where_too_few_pairs() -> None:
+    noise = seed_sd(_table())
+    assert noise["pairs"] == {"hourglass": 4, "mobilenetv3": 4, "shufflenetv2": 0}
+    assert noise["per_family"]["hourglass"] == pytest.approx(0.2 / math.sqrt(2) * math.sqrt(4 / 3))
+    assert noise["per_family"]["shufflenetv2"] == noise["pooled"]
+
+
+def test_band_winners_name_the_best_per_family_and_say_when_it_is_noise() -> None:
+    result = band_winners(_table(), (0.0, 0.25, 0.5, 1.2), rounds=4000)
+    low, mid, high = result["bands"]
+    # 0-0.25: mobilenetv3's 7.0 beats the hourglass's 8.0 by 1 pp against a seed sd of ~0.16: clear
+    assert low["winner"] == "mobilenetv3" and low["margin_pp"] == pytest.approx(1.0) and not low["contested"]
+    assert low["win_share"]["mobilenetv3"] > 0.99
+    # 0.25-0.5: the hourglass's two-seed mean 5.6 at 0.40 MiB against shufflenetv2's one seed 5.95
+    assert mid["families"]["hourglass"]["spec"] == "s1-d3-c24" and mid["winner"] == "hourglass"
+    assert mid["runner_up"] == "shufflenetv2" and mid["margin_pp"] == pytest.approx(0.35)
+    # 0.5-1.2: the hourglass's two-seed mean 4.9 (s2-d2-c24) ties s1-d2-c32's one seed 4.9 within the
+    # family; against mobilenetv3's 9.3 it is no contest
+    assert high["winner"] == "hourglass" and high["families"]["mobilenetv3"]["nme"] == pytest.approx(9.4)
+    assert result["families"] == ["hourglass", "mobilenetv3", "shufflenetv2"]
+
+
+def test_a_near_tie_is_contested() -> None:
+    rows = [*ROWS[:5], ("mnv3s-w0.35-o16-h32", "mobilenetv3", 0.33, 5.52, 5.48), *ROWS[6:9]]
+    mid = band_winners(_table(rows), (0.25, 0.5), rounds=4000)["bands"][0]
+    assert mid["contested"] and mid["margin_ci_pp"][0] < 0 < mid["margin_ci_pp"][1]
+    assert 0.2 < mid["win_share"]["hourglass"] < 0.8
+
+
+def test_bad_bands_and_a_table_without_second_seeds_are_refused() -> None:
+    with pytest.raises(ConfigError, match="increasing"):
+        band_winners(_table(), (0.5, 0.25))
+    one_seed = [(s, f, z, a, None) for s, f, z, a, _ in ROWS]
+    with pytest.raises(ConfigError, match="--second-seed"):
+        band_winners(_table(one_seed))
+
+
+def test_the_cli_prints_bands_and_draws_the_frontier(tmp_path, capsys) -> None:
+    from lightmark.cli.main import main
+
+    table = _table()
+    csv = tmp_path / "toy.csv"
+    table.frame.to_csv(csv, index=False)
+    (tmp_path / "toy.json").write_text(json.dumps(table.meta))
+    plot = tmp_path / "frontier.png"
+    assert main(["bench", "families", "--table", str(csv), "--bands", "0,0.25,0.5,1.2", "--plot", str(plot),
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [b["winner"] for b in result["bands"]] == ["mobilenetv3", "hourglass", "hourglass"]
+    assert plot.stat().st_size > 5000
+    assert main(["bench", "families", "--table", str(csv), "--bands", "0,0.25,1.2"]) == 0
+    text = capsys.readouterr().out
+    assert "mobilenetv3 by 1.00 pp" in text and "wins beyond the seed noise" in text
+    assert main(["bench", "families", "--table", str(csv), "--bands", "a,b"]) == 2
