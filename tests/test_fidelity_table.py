@@ -181,7 +181,8 @@ def test_tabulate_evaluates_every_checkpoint_on_the_dev_set_and_resumes(tmp_path
     assert set(frame[FIDELITY]) == {"quick"} and frame[realdev_column("nme_inter_ocular_pct")].notna().all()
     meta = json.loads((out / "tiny.json").read_text())
     assert meta["fidelities"] == {"quick": 2, "realdev": 2} and meta["base_fidelity"] == "quick"
-    assert meta["per_fidelity"]["quick"]["train_seconds_total"] == pytest.approx(frame["train_seconds"].sum(), rel=1e-4)  # the CSV keeps 6 digits
+    total = meta["per_fidelity"]["quick"]["train_seconds_total"]
+    assert total == pytest.approx(frame["train_seconds"].sum(), rel=1e-4)  # the CSV keeps 6 digits
     assert meta["per_fidelity"]["realdev"]["data"] == str(dev)
     (dev / "annot.pkl").write_bytes(b"other faces")  # another dev set: evaluated afresh
     run()
