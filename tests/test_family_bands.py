@@ -9,7 +9,9 @@ import math
 import pandas as pd
 import pytest
 
+from lightmark.benchmarks.record import architecture_fields
 from lightmark.errors import ConfigError
+from lightmark.models.specs import parse_spec
 from lightmark.tabular.families import band_winners, seed_sd
 from lightmark.tabular.table import Table, with_fidelity
 
@@ -90,3 +92,22 @@ def test_the_cli_prints_bands_and_draws_the_frontier(tmp_path, capsys) -> None:
     text = capsys.readouterr().out
     assert "mobilenetv3 by 1.00 pp" in text and "wins beyond the seed noise" in text
     assert main(["bench", "families", "--table", str(csv), "--bands", "a,b"]) == 2
+
+
+def test_a_search_replays_on_a_cross_family_table() -> None:
+    """`bench search --table` on a table of several families: the replayed study asks the family first."""
+    from lightmark.search.family_space import MixedSpace
+    from lightmark.tabular.replay import landscape, replay_one
+
+    specs = {"s1-d2-c16": 6.0, "s2-d2-c16": 5.0, "snv2-w0.5-o8-h16": 7.0, "snv2-w0.5-o16-h16": 6.5,
+             "mnv3s-w0.5-o16-h16": 4.0, "mnv3s-w0.5-o16-h32": 4.5}
+    lines = []
+    for spec, nme in specs.items():
+        lines.append({**architecture_fields(parse_spec(spec)), "seed": 0, "status": "complete", "size_mb": 0.2,
+                      "nme_image_pct": nme, "nme_image_pct_e1": nme + 2, "nme_image_pct_e2": nme})
+    meta = {"name": "toy-mixed", "protocol_name": "tabular", "epochs": 2}
+    land = landscape(Table(name="toy-mixed", frame=with_fidelity(pd.DataFrame(lines), meta), meta=meta))
+    assert isinstance(land.space, MixedSpace) and land.best == 4.0
+    assert land.space.names == ("hourglass", "mobilenetv3", "shufflenetv2")
+    run = replay_one(land, "tpe", "none", seed=0, n_trials=12)
+    assert run.regret[-1] == 0.0 and run.best_spec == "mnv3s-w0.5-o16-h16"

@@ -24,16 +24,16 @@ from __future__ import annotations
 
 import itertools
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from lightmark.errors import ConfigError, SpecError
 from lightmark.models.backbone_spec import BACKBONES, SHUFFLENET_WIDTHS, BackboneSpec, format_width
-from lightmark.models.spec import DEFAULT_N_LANDMARKS
+from lightmark.models.spec import ATTENTIONS, DEFAULT_N_LANDMARKS
 from lightmark.models.specs import FAMILIES, AnySpec, family_of
-from lightmark.search.space import SearchSpace
+from lightmark.search.space import DIMS, SearchSpace
 
 BACKBONE_DIMS = ("variant", "width", "out_stride", "head_channels")
 FAMILY_PARAM = "family"
@@ -321,3 +321,26 @@ def load_space(path: Path | str) -> AnySpace:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     return space_from_dict(data, where=str(path))
 
+
+
+def space_covering(specs: Iterable[AnySpec]) -> AnySpace:
+    """The smallest space whose grid holds `specs`: each dimension takes the values seen, per family
+    (a hourglass-only set gives a `SearchSpace`, as a table written before families would)."""
+    by_family: dict[str, list[AnySpec]] = {}
+    for spec in specs:
+        by_family.setdefault(family_of(spec), []).append(spec)
+    if not by_family:
+        raise ConfigError("no architectures to make a space of")
+    subs: list[FamilySubspace] = []
+    for family in [f for f in FAMILIES if f in by_family]:
+        own = by_family[family]
+        dims = DIMS if family == "hourglass" else BACKBONE_DIMS
+        values = {dim: tuple(sorted({getattr(spec, dim) for spec in own}, key=_sort_key(dim))) for dim in dims}
+        subs.append(SearchSpace(**values) if family == "hourglass" else BackboneSpace(family=family, **values))
+    if len(subs) == 1 and isinstance(subs[0], SearchSpace):
+        return subs[0]
+    return MixedSpace(families=tuple(subs))
+
+
+def _sort_key(dim: str) -> Callable[[Any], Any]:
+    return ATTENTIONS.index if dim == "attention" else (lambda v: v)

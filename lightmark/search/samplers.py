@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import optuna
 
 from lightmark.errors import ConfigError
@@ -30,10 +32,12 @@ def make_sampler(config: SearchConfig, worker: int = 0) -> optuna.samplers.BaseS
             startup = default_startup_trials(config.n_trials)
         # a space across families asks each family's own dimensions: group=True models each such
         # set of co-occurring dimensions jointly (a hourglass-only space is one group either way)
-        return optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=startup, multivariate=True, constant_liar=True,
-            group=isinstance(config.space, MixedSpace),
-        )
+        with warnings.catch_warnings():  # `group` is marked experimental; chosen knowingly, not news to users
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(
+                seed=seed, n_startup_trials=startup, multivariate=True, constant_liar=True,
+                group=isinstance(config.space, MixedSpace),
+            )
     if config.sampler == "nsga2":
         size = max(4, min(50, (config.n_trials or 40) // 4))
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=size)

@@ -27,10 +27,10 @@ import optuna
 from lightmark.benchmarks.record import Status
 from lightmark.errors import ConfigError
 from lightmark.intervals import mean_ci
-from lightmark.models.spec import ModelSpec
+from lightmark.models.specs import parse_spec
 from lightmark.search.config import SearchConfig
+from lightmark.search.family_space import AnySpace, space_covering
 from lightmark.search.samplers import default_startup_trials, make_sampler
-from lightmark.search.space import DIMS, SearchSpace
 from lightmark.tabular.replay import run_jobs
 from lightmark.tabular.table import CURVE_METRICS, FIDELITY, Table
 from lightmark.training.protocol import Protocol, get_protocol
@@ -56,7 +56,7 @@ class Arch:
 class TwoFidelities:
     names: tuple[str, str]  # (cheap, dear)
     archs: dict[str, Arch]
-    space: SearchSpace
+    space: AnySpace
     budget_mb: float | None
     metric: str
     protocol: Protocol
@@ -109,9 +109,9 @@ def two_fidelities(table: Table, fidelities: list[str], *, budget_mb: float | No
                           value=(float(cheap.at[s, metric]), float(dear.at[s, metric])),
                           seconds=(float(cheap.at[s, "train_seconds"]), float(dear.at[s, "train_seconds"])))
              for s in common}
-    values = {dim: tuple(sorted({getattr(ModelSpec.parse(s), dim) for s in cheap.index})) for dim in DIMS}
     proto = table.at(fidelities[0]).meta.get("protocol")
-    two = TwoFidelities(names=(fidelities[0], fidelities[1]), archs=archs, space=SearchSpace(**values),
+    space = space_covering(parse_spec(s) for s in cheap.index)
+    two = TwoFidelities(names=(fidelities[0], fidelities[1]), archs=archs, space=space,
                         budget_mb=budget_mb, metric=metric,
                         protocol=Protocol.from_dict(proto) if proto else get_protocol("smoke"))
     if not two.feasible_specs:

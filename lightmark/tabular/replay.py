@@ -30,12 +30,14 @@ from lightmark.benchmarks.record import Status
 from lightmark.errors import ConfigError
 from lightmark.intervals import mean_ci
 from lightmark.models.spec import ModelSpec
+from lightmark.models.specs import parse_spec
 from lightmark.paper import final_design, spec_text, table_rows
 from lightmark.search.config import SearchConfig
+from lightmark.search.family_space import AnySpace, space_covering
 from lightmark.search.pareto_pruner import ParetoPruner, hypervolume_2d
 from lightmark.search.prescreen import best_by_score, draw_candidates
 from lightmark.search.samplers import PRUNERS, default_startup_trials, make_pruner, make_sampler
-from lightmark.search.space import DIMS, SearchSpace
+from lightmark.search.space import SearchSpace
 from lightmark.tabular.table import CURVE_METRICS, Table, curve_column
 from lightmark.training.protocol import Protocol, get_protocol
 
@@ -58,7 +60,7 @@ class Landscape:
     """The table as the replay needs it: one entry per spec, the space, the budget's optimum."""
 
     entries: dict[str, Entry]
-    space: SearchSpace
+    space: AnySpace
     epochs: int
     budget_mb: float | None
     metric: str
@@ -101,8 +103,7 @@ def landscape(table: Table, *, budget_mb: float | None = None, metric: str = "nm
         curve = tuple(float(data.get(curve_column(metric, e), math.nan)) for e in range(1, epochs + 1))
         entries[str(data["spec"])] = Entry(spec=str(data["spec"]), size_mb=float(data["size_mb"]), curve=curve,
                                            final=float(data[metric]))
-    values = {dim: sorted({getattr(ModelSpec.parse(s), dim) for s in entries}) for dim in DIMS}
-    space = SearchSpace(**{dim: tuple(v) for dim, v in values.items()})
+    space = space_covering(parse_spec(s) for s in entries)
     missing = [str(s) for s in space.specs() if str(s) not in entries]
     if missing:
         raise ConfigError(f"table {table.name}: the grid of its values is not complete (no row for "
@@ -153,7 +154,7 @@ def _replay_study(land: Landscape, config: SearchConfig, stop_epoch: Callable[[A
                                 pruner=None if two else make_pruner(config),
                                 study_name=f"replay-{config.sampler}-{config.pruner}-{config.seed}")
     for spec in enqueue:  # a prescreen's choices, tried first as the search tries them
-        study.enqueue_trial(land.space.params_of(ModelSpec.parse(spec)))
+        study.enqueue_trial(land.space.params_of(parse_spec(spec)))
     seen: dict[str, float | None] = {}
     outcomes, epochs = [], []
     spent = repeats = infeasible = pruned = 0
@@ -202,7 +203,7 @@ def _config(land: Landscape, sampler: str, pruner: str, seed: int, n_trials: int
 def prescreened(land: Landscape, scores: dict[str, float], k: int, seed: int, keep: int) -> tuple[str, ...]:
     """What `search --prescreen PROXY:K` would enqueue on this table: the `keep` best by the proxy of K
     random feasible architectures (the same draw and choice as the search's)."""
-    specs = [ModelSpec.parse(name) for name in land.entries]
+    specs = [parse_spec(name) for name in land.entries]
     candidates = draw_candidates(specs, lambda s: land.feasible(land.entries[str(s)]), k, seed)
     return tuple(best_by_score(scores, candidates, keep))
 
@@ -352,12 +353,21 @@ _TABLE2_BASE, *_TABLE2_VARIANTS = (spec_text(row) for row in table_rows(2))
 PAPER_VARIANTS = tuple(text.removeprefix(f"{_TABLE2_BASE}-") for text in _TABLE2_VARIANTS)
 
 
+def hourglass_space(space: AnySpace) -> SearchSpace | None:
+    """The hourglass part of a table's space (None when it has no hourglass)."""
+    if isinstance(space, SearchSpace):
+        return space
+    return next((sub for sub in space.families if isinstance(sub, SearchSpace)), None)
+
+
 def nearest_feasible(land: Landscape, text: str) -> str | None:
     """The space's stand-in for an architecture outside it: each integer field clipped into the space's
     range (so the paper's 128-256 channels become the widest the space has), then channels, depth and
     stacks stepped down, in that order, until it fits the budget."""
     spec = ModelSpec.parse(text)
-    space = land.space
+    space = hourglass_space(land.space)
+    if space is None:
+        return None
 
     def clip(value: int, allowed: tuple[int, ...]) -> list[int]:
         below = [v for v in allowed if v <= value] or [allowed[0]]
