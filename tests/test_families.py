@@ -224,3 +224,24 @@ def test_smoke_search_trains_two_families(tmp_path: Path) -> None:
     stored = json.loads(optuna.load_study(study_name="lightmark-smoke",
                                           storage=f"sqlite:///{out / 'study.db'}").user_attrs["space"])
     assert stored["family"] == ["hourglass", "shufflenetv2"]
+
+
+def test_the_challenge_suite_puts_every_family_in_one_table(tmp_path: Path) -> None:
+    """`lightmark ablate challenge`: the write-up's hourglass beside each challenge family, one protocol."""
+    import pandas as pd
+
+    from lightmark.benchmarks import suites
+    from lightmark.reports.ablate import ablate
+    from lightmark.training.protocol import get_protocol
+
+    suite = suites.get_suite("challenge")
+    assert [family_of(row.spec) for row in suite.rows] == ["hourglass", "mobilenetv3", "mobilenetv3",
+                                                          "shufflenetv2", "mobilenetv2"]
+    assert suite.rows[0].baseline and suite.rows[0].paper_nme_pct == pytest.approx(2.0219)
+    assert "challenge" not in [s.name for s in suites.resolve_tables("all")]  # `all` is the paper's five
+    result = ablate([suite], get_protocol("smoke"), seeds=1, out=tmp_path, study_name="challenge", progress=False,
+                    runner="lightmark.search.testing:synthetic_runner", report=False)
+    frame = pd.read_csv(tmp_path / "challenge.csv")
+    assert len(frame) == 5 and frame["Family"].tolist()[1] == "MobileNetV3-small"
+    assert frame["Entry's own numbers"].tolist()[0] == "12.2 MB, 2.02 %"
+    assert result.frames[0].attrs["name"] == "challenge"

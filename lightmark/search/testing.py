@@ -24,25 +24,30 @@ import optuna
 from lightmark.atomic import append_line, write_json_atomic
 from lightmark.benchmarks.record import Record, Status, candidate_key
 from lightmark.errors import NonFiniteLossError
-from lightmark.models.spec import ModelSpec
+from lightmark.models.backbone_spec import BackboneSpec
+from lightmark.models.specs import AnySpec
 from lightmark.training.protocol import Protocol
 
 
-def synthetic_params(spec: ModelSpec) -> int:
+def synthetic_params(spec: AnySpec) -> int:
+    if isinstance(spec, BackboneSpec):  # monotone in width, output stride and head, like the real size
+        return int(spec.width * 40_000 * spec.out_stride / 8 + 30 * spec.head_channels**2)
     per_block = 3.4 * spec.channels**2
     blocks = spec.n_stacks * (4 + 4 * spec.depth)
     extra = {"none": 0.0, "se": 0.5, "ca": 0.7}[spec.attention] * spec.channels**2 * spec.depth
     return int(blocks * per_block + extra * spec.n_stacks + (2 * 49 * 8 if spec.coordconv else 0))
 
 
-def synthetic_size_mb(spec: ModelSpec) -> float:
+def synthetic_size_mb(spec: AnySpec) -> float:
     """Monotone in stacks, depth and channels, like the real size."""
     return synthetic_params(spec) * 4 / 2**20 + 0.01
 
 
-def synthetic_nme(spec: ModelSpec, protocol: Protocol) -> float:
+def synthetic_nme(spec: AnySpec, protocol: Protocol) -> float:
     """A smooth landscape with a known optimum inside the space, plus per-candidate noise."""
     noise = int(hashlib.sha1(candidate_key(spec, protocol).encode()).hexdigest()[:6], 16) / 16**6
+    if isinstance(spec, BackboneSpec):
+        return round(4.0 + 1.0 / spec.width + 8.0 / spec.head_channels**0.5 + 0.2 * noise, 4)
     base = 3.0 + 24.0 / spec.channels**0.5 + 0.6 / spec.n_stacks + 0.3 * abs(spec.depth - 3)
     base -= {"none": 0.0, "se": 0.15, "ca": 0.3}[spec.attention] + (0.2 if spec.coordconv else 0.0)
     return round(base + 0.2 * noise, 4)
