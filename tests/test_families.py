@@ -245,3 +245,13 @@ def test_the_challenge_suite_puts_every_family_in_one_table(tmp_path: Path) -> N
     assert len(frame) == 5 and frame["Family"].tolist()[1] == "MobileNetV3-small"
     assert frame["Entry's own numbers"].tolist()[0] == "12.2 MB, 2.02 %"
     assert result.frames[0].attrs["name"] == "challenge"
+
+
+def test_prescreen_is_refused_across_families(tmp_path: Path, capsys) -> None:
+    from lightmark.cli.main import main
+
+    space = tmp_path / "space.toml"
+    space.write_text(MIXED)
+    code = main(["search", "--protocol", "smoke", "--space", str(space), "--n-trials", "2", "--prescreen", "naswot:8",
+                 "--out", str(tmp_path / "run")])
+    assert code == 2 and "hourglasses only" in capsys.readouterr().err
