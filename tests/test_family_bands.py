@@ -111,3 +111,35 @@ def test_a_search_replays_on_a_cross_family_table() -> None:
     assert land.space.names == ("hourglass", "mobilenetv3", "shufflenetv2")
     run = replay_one(land, "tpe", "none", seed=0, n_trials=12)
     assert run.regret[-1] == 0.0 and run.best_spec == "mnv3s-w0.5-o16-h16"
+
+
+def test_merge_joins_two_families_trained_under_one_protocol(tmp_path) -> None:
+    """A cross-family table from two tabulate runs of one fidelity (hourglasses, backbones)."""
+    from lightmark.tabular.merge import merge_tables
+    from lightmark.tabular.table import load_table
+
+    table = _table()
+    frame = table.frame
+    paths = []
+    for name, rows, space in (("hg", frame[frame["family"] == "hourglass"], {"n_stacks": [1, 2]}),
+                              ("bb", frame[frame["family"] != "hourglass"],
+                               {"family": ["mobilenetv3", "shufflenetv2"], "mobilenetv3": {}, "shufflenetv2": {}})):
+        rows = rows.assign(train_seconds=10.0)
+        path = tmp_path / f"{name}.csv"
+        rows.to_csv(path, index=False)
+        meta = {"name": name, "protocol_name": "tabular", "protocol": {"name": "tabular", "epochs": 8},
+                "data_version": "synth-v2", "space": space, "second_seed": 1}
+        path.with_suffix(".json").write_text(json.dumps(meta))
+        paths.append(path)
+    csv, _ = merge_tables([str(p) for p in paths], "toy-families", tmp_path / "out")
+    merged = load_table(csv)
+    summary = merged.summary()
+    assert summary["families"] == ["hourglass", "mobilenetv3", "shufflenetv2"] and summary["architectures"] == 10
+    assert merged.meta["space"]["family"] == ["hourglass", "mobilenetv3", "shufflenetv2"]
+    detail = merged.meta["per_fidelity"]["tabular"]
+    assert detail["architectures"] == 10 and detail["sources"] == [str(p) for p in paths]
+    assert detail["train_seconds_total"] == pytest.approx(10.0 * len(frame))
+    meta = json.loads(paths[1].with_suffix(".json").read_text())
+    paths[1].with_suffix(".json").write_text(json.dumps({**meta, "protocol": {"name": "tabular", "epochs": 4}}))
+    with pytest.raises(ConfigError, match="different protocols"):
+        merge_tables([str(p) for p in paths], "bad", tmp_path / "out")

@@ -1,8 +1,10 @@
-"""Several `bench tabulate` runs (one per fidelity) merged into one multi-fidelity table.
+"""Several `bench tabulate` runs merged into one table: one run per fidelity (a multi-fidelity table),
+or several runs of one fidelity over disjoint architectures (a cross-family table: the hourglasses of
+one run beside the backbones of another, trained under the same protocol).
 
 Rows are keyed by (spec, fidelity, seed): a key found in two inputs is an error, never a silent
-choice. The base fidelity is the one with the most architectures (the complete grid the replays
-need); the sidecar keeps each fidelity's protocol, data version and train seconds (`per_fidelity`),
+choice; two runs of one fidelity must share its protocol and no architecture. The base fidelity is
+the one with the most architectures (the complete grid the replays need); the sidecar keeps each fidelity's protocol, data version and train seconds (`per_fidelity`),
 the counts `bench tables` prints (`fidelities`) and the CPU time of the whole table. Every fidelity
 must be on the same synthetic generator: a table mixes no data versions.
 """
@@ -49,13 +51,14 @@ def merge_tables(sources: list[str | Path], name: str, out: Path | str, command:
         raise ConfigError(f"--budget-mb must be > 0, got {budget_mb}")
     tables = [load_table(s) for s in sources]
     details: dict[str, dict[str, Any]] = {}
-    owner: dict[str, Table] = {}
+    owner: dict[str, list[Table]] = {}
     for source, table in zip(sources, tables):
         for fidelity, detail in _details(table).items():
+            detail = {**detail, "source": str(source)}
             if fidelity in details:
-                raise ConfigError(f"bench merge: fidelity {fidelity!r} is in {details[fidelity]['source']} "
-                                  f"and in {source}: one input per fidelity (tabulate a fidelity in one run)")
-            details[fidelity], owner[fidelity] = {**detail, "source": str(source)}, table
+                detail = _same_fidelity(fidelity, details[fidelity], owner[fidelity][0], detail, table)
+            owner.setdefault(fidelity, []).append(table)
+            details[fidelity] = detail
     versions = {f: d.get("data_version") for f, d in details.items()}
     if len(set(versions.values())) > 1:
         raise ConfigError(f"bench merge: the inputs are on different data versions ({versions}): a table "
@@ -71,6 +74,25 @@ def merge_tables(sources: list[str | Path], name: str, out: Path | str, command:
     if budget_mb is not None:
         meta["suggested_budget_mb"] = budget_mb
     return _write(frame, {**meta, "command": command}, Path(out), name)
+
+
+def _same_fidelity(fidelity: str, first: dict[str, Any], first_table: Table, second: dict[str, Any],
+                   second_table: Table) -> dict[str, Any]:
+    """Two runs of one fidelity: allowed when they share its protocol and no architecture; their counts
+    and train seconds add up, and the sidecar names both sources."""
+    where = f"bench merge: fidelity {fidelity!r} is in {first['source']} and in {second['source']}"
+    if first.get("protocol") != second.get("protocol"):
+        raise ConfigError(f"{where} under different protocols: one fidelity is one protocol")
+    both = set(first_table.at(fidelity).frame["spec"]) & set(second_table.at(fidelity).frame["spec"])
+    if both:
+        raise ConfigError(f"{where} with common architectures ({', '.join(sorted(both)[:3])}): merge runs of one "
+                          "fidelity only when their architectures differ (e.g. two families)")
+    sources = [*first.get("sources", [first["source"]]), second["source"]]
+    total = first["train_seconds_total"] + second["train_seconds_total"]
+    return {**first, "architectures": first["architectures"] + second["architectures"],
+            "rows": first["rows"] + second["rows"], "train_seconds_total": total, "train_hours": total / 3600,
+            "second_seed": (first.get("second_seed") or 0) + (second.get("second_seed") or 0),
+            "sources": sources, "source": " + ".join(sources)}
 
 
 def _realdev_details(frame: pd.DataFrame, tables: list[Table], base: str,
@@ -91,7 +113,22 @@ def _realdev_details(frame: pd.DataFrame, tables: list[Table], base: str,
                       "by_fidelity": by_fidelity}}
 
 
-def _meta(name: str, frame: pd.DataFrame, base: str, base_table: Table, details: dict[str, dict[str, Any]],
+def _combined_space(tables: list[Table]) -> dict[str, Any] | None:
+    """The space of the base fidelity: one run's, or the runs' spaces as one space across families."""
+    spaces = [t.meta.get("space") for t in tables]
+    if len(spaces) == 1 or not all(isinstance(sp, dict) for sp in spaces):
+        return spaces[0]
+    combined: dict[str, Any] = {"family": []}
+    for space in spaces:
+        parts = {k: v for k, v in space.items() if k != "family"} if "family" in space else {"hourglass": space}
+        for family, dims in parts.items():
+            if family not in combined["family"]:
+                combined["family"].append(family)
+                combined[family] = dims
+    return combined
+
+
+def _meta(name: str, frame: pd.DataFrame, base: str, base_tables: list[Table], details: dict[str, dict[str, Any]],
           tables: list[Table]) -> dict[str, Any]:
     done = frame[frame["status"] == Status.COMPLETE]
     seconds = float(frame["train_seconds"].sum())
@@ -100,7 +137,7 @@ def _meta(name: str, frame: pd.DataFrame, base: str, base_table: Table, details:
     return {
         "name": name, "base_fidelity": base, "protocol": own.get("protocol"),
         "protocol_name": own.get("protocol_name") or base, "data_version": own.get("data_version"),
-        "space": base_table.meta.get("space"), "seeds": own.get("seeds"), "second_seed": own.get("second_seed"),
+        "space": _combined_space(base_tables), "seeds": own.get("seeds"), "second_seed": own.get("second_seed"),
         "architectures": own["architectures"], "rows": int(len(frame)), "complete_rows": int(len(done)),
         "epochs": own.get("epochs"), "suggested_budget_mb": suggested,
         "fidelities": fidelity_counts(frame, base), "per_fidelity": details,
