@@ -4,8 +4,9 @@ one run beside the backbones of another, trained under the same protocol).
 
 Rows are keyed by (spec, fidelity, seed): a key found in two inputs is an error, never a silent
 choice; two runs of one fidelity must share its protocol and no architecture. The base fidelity is
-the one with the most architectures (the complete grid the replays need); the sidecar keeps each fidelity's protocol, data version and train seconds (`per_fidelity`),
-the counts `bench tables` prints (`fidelities`) and the CPU time of the whole table. Every fidelity
+the one with the most architectures (the complete grid the replays need); the sidecar keeps each
+fidelity's protocol, data version and train seconds (`per_fidelity`), the counts `bench tables`
+prints (`fidelities`) and the CPU time of the whole table. Every fidelity
 must be on the same synthetic generator: a table mixes no data versions.
 """
 
