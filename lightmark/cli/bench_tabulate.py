@@ -53,7 +53,7 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
     tables = bench_subparsers.add_parser(
         "tables", help="list the packaged tabular benchmarks",
         description="The tabular benchmarks that ship with lightmark: name, protocol, data version, "
-                    "architectures, fidelities, seeds and size range (MiB).")
+                    "architectures, fidelities, model families, seeds and size range (MiB).")
     tables.add_argument("--json", action="store_true", help="print a JSON list")
     tables.set_defaults(func=run_tables)
 
@@ -125,11 +125,15 @@ def run_tables(args: argparse.Namespace) -> int:
         noise = f" (seed-to-seed Spearman {rho:.2f} [{low:.2f}, {high:.2f}])" if rho is not None else ""
         budget = t.get("suggested_budget_mb")
         console.print(
-            f"{t['name']}: protocol {t['protocol']} on {t['data_version']}, {t['architectures']} architectures x "
+            f"{t['name']}: protocol {t['protocol']} on {t['data_version']}"
+            + ("" if t.get("reproducible", True) else " (faces today's generator no longer makes: its numbers "
+               "cannot be re-run)") + f", {t['architectures']} architectures x "
             f"{t['epochs']} epochs, {t['size_mb_min']:.2f}-{t['size_mb_max']:.2f} MiB, {t['seeds']} seed(s), "
             f"{t['architectures_with_two_seeds']} architectures with two{noise}; best NME "
             f"{t['nme_image_pct_best']:.3f} % of image side"
-            + (f"; suggested budget {budget} MiB" if budget else "") + _fidelities(t), highlight=False)
+            + (f"; suggested budget {budget} MiB" if budget else "") + _fidelities(t)
+            + (f"; families: {', '.join(t['families'])}" if len(t.get("families") or []) > 1 else ""),
+            highlight=False)
     return 0
 
 

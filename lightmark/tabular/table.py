@@ -33,6 +33,7 @@ from lightmark.atomic import write_json_atomic, write_text_atomic
 from lightmark.benchmarks.proxies import rank_correlation
 from lightmark.benchmarks.record import Record, Status
 from lightmark.benchmarks.runner import candidate_dir
+from lightmark.data.synth import GENERATOR_VERSION
 from lightmark.errors import ConfigError, DataError
 from lightmark.models.spec import ModelSpec
 from lightmark.search.family_space import AnySpace
@@ -327,6 +328,8 @@ class Table:
         return {
             "name": self.name, "protocol": self.meta.get("protocol_name", ""),
             "data_version": self.meta.get("data_version", ""),
+            # a table on faces today's generator no longer makes: its numbers cannot be re-run
+            "reproducible": self.meta.get("data_version", "") in ("", "disk", f"synth-v{GENERATOR_VERSION}"),
             "architectures": int(done["spec"].nunique()), "rows": int(len(done)),
             "base_fidelity": self.base_fidelity, "fidelities": self.fidelities(),
             "families": sorted(done["family"].unique().tolist()),
