@@ -15,12 +15,14 @@ from lightmark.cli._common import (
     THREADS_PER_WORKER_HELP,
     add_device_args,
     add_protocol_args,
+    comma_list,
     note_precision,
     print_json,
     protocol_from_args,
     stderr_console,
     terminate_as_interrupt,
 )
+from lightmark.errors import ConfigError
 from lightmark.reports.report import build_report
 from lightmark.search import plan as planning
 from lightmark.search.budget import DEFAULT_BUDGET_MB, SIZE_METRICS
@@ -29,6 +31,7 @@ from lightmark.search.live import LiveView
 from lightmark.search.objective import parse_objectives
 from lightmark.search.plan import SearchPlan, SearchRequest, SpaceFlags
 from lightmark.search.prescreen import Prescreen
+from lightmark.search.promote import Promotion, parse_fidelity, run_promotion
 from lightmark.search.samplers import PRUNERS, SAMPLERS
 from lightmark.search.storage_retry import redact_url
 from lightmark.search.study import run_search
@@ -123,6 +126,13 @@ def _add_run_args(run: argparse._ArgumentGroup) -> None:
     run.add_argument("--enqueue-paper", action="store_true",
                      help="try the paper's Table 1 architectures first (those inside the space)")
     run.add_argument("--no-report", action="store_true", help="skip the plots/report at the end")
+    run.add_argument("--fidelities", metavar="CHEAP,DEAR",
+                     help="a two-fidelity search: CHEAP is this search's --protocol; its best --promote "
+                          "architectures are retrained under DEAR and the pick is made there. A fidelity is a "
+                          "protocol preset, or PRESET:FILE.toml (e.g. quick:configs/synth2real.toml); DEAR uses "
+                          "the same --data and --layout, not --set (docs/search.md)")
+    run.add_argument("--promote", type=int, default=5, metavar="K",
+                     help="with --fidelities: how many of the cheap study's best are retrained (default: %(default)s)")
 
 
 def _space_flags(args: argparse.Namespace) -> SpaceFlags:
@@ -152,6 +162,7 @@ def _request(args: argparse.Namespace) -> SearchRequest:
 def cmd_search(args: argparse.Namespace) -> int:
     console = stderr_console()
     request = _request(args)
+    promotion = _promotion(args, request)
     note_precision(args, console)
     plan = planning.plan_search(request)
     _print_plan(plan, console)
@@ -160,12 +171,28 @@ def cmd_search(args: argparse.Namespace) -> int:
     with terminate_as_interrupt(), LiveView(config, console=console) as view:
         result = run_search(config, workers=plan.workers, hooks=view.hooks(), enqueue=enqueue, view=view)
     summary = result.to_json()
+    if promotion is not None and result.exit_code == 0:
+        summary["promotion"] = run_promotion(config, promotion, progress=not args.json)
     plots = None if args.no_report else _build_report(config.run_dir, console)
     summary["report"] = str(plots) if plots else None
     _print_summary({**summary, "notes": [n for n in summary["notes"] if n != config.storage.note]}, console)
     if args.json:
         print_json(summary)
     return result.exit_code  # 1: a worker died or a trial failed with an error of its own (the notes say which)
+
+
+def _promotion(args: argparse.Namespace, request: SearchRequest) -> Promotion | None:
+    """--fidelities CHEAP,DEAR: CHEAP must be the search's own protocol (no silent switch)."""
+    if args.fidelities is None:
+        return None
+    names = comma_list(args.fidelities)
+    if len(names) != 2:
+        raise ConfigError(f"--fidelities {args.fidelities!r}: name two fidelities, CHEAP,DEAR")
+    cheap, dear = (parse_fidelity(name) for name in names)
+    if cheap.canonical_json() != request.protocol.canonical_json():
+        raise ConfigError(f"--fidelities: the cheap fidelity {names[0]!r} must be this search's protocol "
+                          f"({request.protocol.name}): pass --protocol {names[0].split(':')[0]} (and its file)")
+    return Promotion(dear=dear, k=args.promote, workers=request.workers)
 
 
 def _print_plan(plan: SearchPlan, console: Console) -> None:
@@ -241,10 +268,24 @@ def _print_summary(summary: dict, console: Console) -> None:
         console.print("no feasible trial has completed yet.")
     console.print(f"records: {summary['records_csv']}\nPareto/best: {summary['pareto_json']}\n"
                   f"study: {summary['storage']}", highlight=False)
+    if summary.get("promotion"):
+        _print_promotion(summary["promotion"], console)
     if summary.get("report"):
         console.print(f"report and plots: {summary['report']}", highlight=False)
     if summary["storage"].startswith("sqlite"):
         console.print(dashboard_hint(summary["storage"]), highlight=False, markup=False)  # keeps '[dashboard]'
+
+
+def _print_promotion(p: dict, console: Console) -> None:
+    cheap, dear = p["fidelities"]
+    console.print(f"\npromoted to {dear}: the {len(p['promoted'])} best of {cheap} retrained "
+                  f"({p['train_seconds_dear']:.0f} s); NME % of image side at {cheap} -> {dear}:", highlight=False)
+    for row in p["promoted"]:
+        console.print(f"  {row['spec']}: {row['nme_cheap']:.3f} -> {_fmt(row['nme_dear'])}", highlight=False)
+    if p["pick"]:
+        same = "the cheap study's best too" if p["pick_is_cheap_best"] else "not the cheap study's best"
+        console.print(f"[bold green]pick at {dear}:[/] {p['pick']['spec']} ({same}); checkpoint "
+                      f"{p['pick']['checkpoint']}", soft_wrap=True)
 
 
 def dashboard_hint(storage: str) -> str:
