@@ -10,10 +10,10 @@ and export are shared across families.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 from lightmark.errors import SpecError
-from lightmark.models.spec import DEFAULT_N_LANDMARKS, HEATMAP_STRIDE
+from lightmark.models.spec import DEFAULT_N_LANDMARKS, HEATMAP_STRIDE, check_fields, io_suffix
 
 # short name in spec strings -> (family, variant): the family groups variants in reports
 BACKBONES: dict[str, tuple[str, str]] = {
@@ -81,11 +81,7 @@ class BackboneSpec:
     # -- string form -------------------------------------------------------------------------
     def __str__(self) -> str:
         text = f"{self.backbone}-w{format_width(self.width)}-o{self.out_stride}-h{self.head_channels}"
-        if self.n_landmarks != DEFAULT_N_LANDMARKS:
-            text += f"-k{self.n_landmarks}"
-        if self.in_channels != 3:
-            text += f"-i{self.in_channels}"
-        return text
+        return text + io_suffix(self.n_landmarks, self.in_channels)
 
     @classmethod
     def parse(cls, text: str) -> BackboneSpec:
@@ -114,10 +110,7 @@ class BackboneSpec:
     @classmethod
     def from_dict(cls, data: dict) -> BackboneSpec:
         data = {k: v for k, v in data.items() if k != "family"}
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise SpecError(f"unknown spec field(s): {', '.join(sorted(unknown))}")
+        check_fields(cls, data)
         return cls(**data)
 
     # -- checks that need the input size ------------------------------------------------------

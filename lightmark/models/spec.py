@@ -19,6 +19,19 @@ _PATTERN = re.compile(
 )
 
 
+def io_suffix(n_landmarks: int, in_channels: int) -> str:
+    """The spec string's tail for points and input channels other than 68 and 3 (`-k98`, `-i1`)."""
+    return ("" if n_landmarks == DEFAULT_N_LANDMARKS else f"-k{n_landmarks}") + (
+        "" if in_channels == 3 else f"-i{in_channels}")
+
+
+def check_fields(cls: type, data: dict) -> None:
+    """A spec dict may hold only the spec class's fields (a typo is an error, not a default)."""
+    unknown = set(data) - {f.name for f in fields(cls)}
+    if unknown:
+        raise SpecError(f"unknown spec field(s): {', '.join(sorted(unknown))}")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A stacked-hourglass architecture. Validated on construction; errors name the field."""
@@ -59,11 +72,7 @@ class ModelSpec:
             text += f"-{self.attention}"
         if self.coordconv:
             text += "-cc"
-        if self.n_landmarks != DEFAULT_N_LANDMARKS:
-            text += f"-k{self.n_landmarks}"
-        if self.in_channels != 3:
-            text += f"-i{self.in_channels}"
-        return text
+        return text + io_suffix(self.n_landmarks, self.in_channels)
 
     @classmethod
     def parse(cls, text: str) -> ModelSpec:
@@ -91,10 +100,7 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelSpec:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise SpecError(f"unknown spec field(s): {', '.join(sorted(unknown))}")
+        check_fields(cls, data)
         return cls(**data)
 
     # -- checks that need the input size ------------------------------------------------------

@@ -23,7 +23,6 @@ A file without `family` is a hourglass space (`SearchSpace`), as always.
 from __future__ import annotations
 
 import itertools
-import tomllib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,7 +32,7 @@ from lightmark.errors import ConfigError, SpecError
 from lightmark.models.backbone_spec import BACKBONES, SHUFFLENET_WIDTHS, BackboneSpec, format_width
 from lightmark.models.spec import ATTENTIONS, DEFAULT_N_LANDMARKS
 from lightmark.models.specs import FAMILIES, AnySpec, family_of
-from lightmark.search.space import DIMS, SearchSpace
+from lightmark.search.space import DIMS, SearchSpace, read_space_file
 
 BACKBONE_DIMS = ("variant", "width", "out_stride", "head_channels")
 FAMILY_PARAM = "family"
@@ -312,14 +311,7 @@ def space_from_dict(data: dict[str, Any], where: str = "search space") -> AnySpa
 
 
 def load_space(path: Path | str) -> AnySpace:
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such search-space file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    return space_from_dict(data, where=str(path))
+    return space_from_dict(read_space_file(path), where=str(path))
 
 
 

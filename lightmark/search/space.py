@@ -74,14 +74,7 @@ class SearchSpace:
 
     @classmethod
     def from_toml(cls, path: Path | str) -> SearchSpace:
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such search-space file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-        return cls.from_dict(data, where=str(path))
+        return cls.from_dict(read_space_file(path), where=str(path))
 
     def with_fixed(self, **fixed: Any) -> SearchSpace:
         """Fix dimensions from flags (`None` leaves a dimension as it is)."""
@@ -199,6 +192,17 @@ class SearchSpace:
                 text = "/".join(str(v).lower() if isinstance(v, bool) else str(v) for v in values)
             parts.append(f"{dim} {text}")
         return ", ".join(parts) + f" ({len(self)} architectures)"
+
+
+def read_space_file(path: Path | str) -> dict[str, Any]:
+    """A search-space TOML file's contents; a missing or malformed file is a ConfigError naming it."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such search-space file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
 
 
 def _order_key(dim: str) -> Callable[[Any], Any]:
