@@ -110,3 +110,37 @@ def test_recover_orphans_fails_dead_workers_trials_and_requeues_them(tmp_path):
     assert len(retry) == 1 and retry[0].user_attrs["retry_of"] == orphan.number
     assert retry[0].system_attrs["fixed_params"] == trials[orphan.number].params
     assert recover_orphans(study) == []  # idempotent
+
+
+def test_a_host_that_loses_the_race_to_create_the_tables_opens_the_winners(monkeypatch):
+    """Hosts starting together on an empty server database all create Optuna's tables; the losers get a
+    unique violation from the catalog (the drill's CI run lost a host to it) and must simply open again."""
+    import optuna
+    from sqlalchemy import exc as sa_exc
+
+    from lightmark.search import storage
+
+    class UniqueViolation(Exception):
+        pass
+
+    race = sa_exc.IntegrityError("CREATE TABLE studies", {}, UniqueViolation(
+        'duplicate key value violates unique constraint "pg_type_typname_nsp_index"'))
+    calls = []
+
+    class RDB(optuna.storages.InMemoryStorage):  # a class: Optuna's get_storage checks isinstance with it
+        def __init__(self, url, **kwargs):
+            calls.append(url)
+            if len(calls) < 3:
+                raise race
+            super().__init__()
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", RDB)
+    monkeypatch.setattr(storage.time, "sleep", lambda s: None)
+    opened = storage.open_storage("postgresql+psycopg2://u@db:5432/optuna")
+    assert len(calls) == 3 and opened is not None
+
+    calls.clear()  # the RDB above raises `race` again, now a failure that is not a race
+    race = sa_exc.IntegrityError("INSERT", {}, UniqueViolation("null value in column violates not-null"))
+    with pytest.raises(Exception, match="cannot connect"):  # not a race: said at once, no retries
+        storage.open_storage("postgresql+psycopg2://u@db:5432/optuna")
+    assert len(calls) == 1

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +31,7 @@ import optuna
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 
 from lightmark.benchmarks.record import Status
 from lightmark.errors import ConfigError
@@ -41,6 +43,10 @@ DEFAULT_SQLITE = "study.db"
 DEFAULT_JOURNAL = "study.journal"
 UNLABELLED_GRACE_S = 120
 HEARTBEAT_INTERVAL_S = int(os.environ.get("LIGHTMARK_HEARTBEAT_S", "60"))
+# Several hosts opening an empty server database at once race to create Optuna's tables; the losers
+# see these (PostgreSQL's catalog, Optuna's version row). The winner's tables are there a moment later.
+SCHEMA_RACE = ("duplicate key value", "already exists", "unique constraint")
+SCHEMA_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,7 @@ def open_storage(choice: StorageChoice | str) -> optuna.storages.BaseStorage:
         _fast_sqlite(storage)
         return storage
 
-    def connect() -> optuna.storages.RDBStorage:
+    def open_once() -> optuna.storages.RDBStorage:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
@@ -123,6 +129,16 @@ def open_storage(choice: StorageChoice | str) -> optuna.storages.BaseStorage:
                 engine_kwargs={"pool_pre_ping": True, "connect_args": connect_args(choice.url)},
             )
 
+    def connect() -> optuna.storages.RDBStorage:
+        for attempt in range(1, SCHEMA_ATTEMPTS + 1):
+            try:
+                return open_once()
+            except (sa_exc.IntegrityError, sa_exc.ProgrammingError) as exc:
+                if attempt == SCHEMA_ATTEMPTS or not schema_race(exc):
+                    raise
+                time.sleep(0.25 * attempt)
+        raise AssertionError("unreachable")
+
     try:
         backend = retrying(connect, choice.url)  # a server that is down at the start is waited for too
     except ImportError as exc:
@@ -134,6 +150,12 @@ def open_storage(choice: StorageChoice | str) -> optuna.storages.BaseStorage:
                               f"({str(exc).splitlines()[0]})") from None
         raise
     return RetryingStorage(with_read_cache(backend), choice.url)
+
+
+def schema_race(exc: BaseException) -> bool:
+    """True when creating the study's tables failed because another process was creating them too."""
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    return any(phrase in text for phrase in SCHEMA_RACE)
 
 
 def _fast_sqlite(storage: Any) -> None:
