@@ -143,3 +143,23 @@ def test_merge_joins_two_families_trained_under_one_protocol(tmp_path) -> None:
     paths[1].with_suffix(".json").write_text(json.dumps({**meta, "protocol": {"name": "tabular", "epochs": 4}}))
     with pytest.raises(ConfigError, match="different protocols"):
         merge_tables([str(p) for p in paths], "bad", tmp_path / "out")
+
+
+def test_the_cli_reads_the_dev_set_column_when_asked(tmp_path, capsys) -> None:
+    """--metric realdev_*: the same models ranked on the photos; a reversed column reverses the winners,
+    and a table without the column is refused naming it."""
+    from lightmark.cli.main import main
+
+    table = _table()
+    frame = table.frame.assign(realdev_nme_inter_ocular_pct=100.0 - table.frame["nme_image_pct"])
+    csv = tmp_path / "toy.csv"
+    frame.to_csv(csv, index=False)
+    (tmp_path / "toy.json").write_text(json.dumps(table.meta))
+    assert main(["bench", "families", "--table", str(csv), "--bands", "0,0.25,1.2", "--json",
+                 "--metric", "realdev_nme_inter_ocular_pct"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["metric"] == "realdev_nme_inter_ocular_pct"
+    assert [b["winner"] for b in result["bands"]] == ["hourglass", "mobilenetv3"]
+    table.frame.to_csv(csv, index=False)
+    assert main(["bench", "families", "--table", str(csv), "--metric", "realdev_nme_image_pct"]) == 2
+    assert "realdev_nme_image_pct" in capsys.readouterr().err

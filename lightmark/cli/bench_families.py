@@ -12,6 +12,12 @@ from lightmark.reports.family_plot import plot_family_frontier
 from lightmark.tabular.families import DEFAULT_BANDS, ROUNDS, architectures, band_winners
 from lightmark.tabular.table import load_table
 
+YLABELS = {"nme_image_pct": "NME, % of image side (lower is better)",
+           "nme_inter_ocular_pct": "NME, % of inter-ocular distance (lower is better)",
+           "realdev_nme_inter_ocular_pct": "real-photo dev set NME, % inter-ocular (lower is better)",
+           "realdev_nme_image_pct": "real-photo dev set NME, % of image side (lower is better)"}
+METRICS = tuple(YLABELS)
+
 
 def register_bench(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -23,6 +29,10 @@ def register_bench(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--table", required=True, help="a packaged table name (`lightmark bench tables`) or a CSV")
     parser.add_argument("--bands", default=",".join(f"{b:g}" for b in DEFAULT_BANDS),
                         help="band edges in MiB, increasing (default: %(default)s)")
+    parser.add_argument("--metric", choices=METRICS, default=METRICS[0],
+                        help="which NME: on the protocol's held-out synthetic faces (image side or inter-ocular) "
+                             "or the same models on the real-photo dev set (realdev_*, where the table has it) "
+                             "(default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="bootstrap rounds (default: %(default)s)")
     parser.add_argument("--plot", type=Path, help="write the frontier coloured by family to this PNG")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -32,10 +42,11 @@ def register_bench(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     table = load_table(args.table)
     bands = tuple(parse_floats(args.bands, "--bands"))
-    result = band_winners(table, bands, rounds=args.rounds)
+    result = band_winners(table, bands, rounds=args.rounds, metric=args.metric)
     if args.plot:
-        result["plot"] = str(plot_family_frontier(architectures(table), args.plot, bands=bands,
-                                                  title=f"{table.name}: NME against size, by family"))
+        result["plot"] = str(plot_family_frontier(architectures(table, args.metric), args.plot, bands=bands,
+                                                  title=f"{table.name}: NME against size, by family",
+                                                  ylabel=YLABELS[args.metric]))
     if args.json:
         print_json(result)
     else:
