@@ -112,6 +112,15 @@ def test_a_search_replays_on_a_cross_family_table() -> None:
     run = replay_one(land, "tpe", "none", seed=0, n_trials=12)
     assert run.regret[-1] == 0.0 and run.best_spec == "mnv3s-w0.5-o16-h16"
 
+    # one more head width for one backbone: the grid is no longer complete; --space replays the part that is
+    extra = {**architecture_fields(parse_spec("snv2-w0.5-o8-h64")), "seed": 0, "status": "complete",
+             "size_mb": 0.2, "nme_image_pct": 3.0, "nme_image_pct_e1": 5.0, "nme_image_pct_e2": 3.0}
+    wider = Table(name="toy-mixed", frame=with_fidelity(pd.DataFrame([*lines, extra]), meta), meta=meta)
+    with pytest.raises(ConfigError, match="not complete .*--space FILE"):
+        landscape(wider)
+    part = landscape(wider, space=land.space)
+    assert part.best == 4.0 and "snv2-w0.5-o8-h64" not in part.entries
+
 
 def test_merge_joins_two_families_trained_under_one_protocol(tmp_path) -> None:
     """A cross-family table from two tabulate runs of one fidelity (hourglasses, backbones)."""

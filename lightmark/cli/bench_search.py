@@ -63,7 +63,8 @@ def register_bench(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--plot", type=Path, help="with --table: the anytime plot (default: in --out)")
     parser.add_argument("--workers", type=int, help="with --table: replay processes (default: one per core)")
     parser.add_argument("--protocol", default="smoke")
-    parser.add_argument("--space", type=Path, help="search-space TOML (default: the full space)")
+    parser.add_argument("--space", type=Path, help="search-space TOML (default: the full space; with --table: "
+                                                   "replay only its architectures, all of which the table holds)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-search"))
     parser.add_argument("--json", action="store_true")

@@ -11,6 +11,7 @@ from rich.table import Table
 from lightmark.cli._common import comma_list, parse_seeds, print_json, stderr_console, stdout_console
 from lightmark.errors import ConfigError
 from lightmark.reports.replay_plot import plot_replay
+from lightmark.search.family_space import load_space
 from lightmark.search.prescreen import Prescreen
 from lightmark.tabular import table as tabular
 from lightmark.tabular.proxies import table_proxy_scores
@@ -24,7 +25,8 @@ def run_replay(args: argparse.Namespace) -> int:
     budget = default_budget(table) if args.budget_mb is None else args.budget_mb
     if budget <= 0:
         raise ConfigError(f"--budget-mb must be > 0, got {budget}")
-    land = landscape(table, budget_mb=budget, metric=args.metric)
+    land = landscape(table, budget_mb=budget, metric=args.metric,
+                     space=load_space(args.space) if args.space else None)
     samplers = comma_list(args.samplers or "tpe,random,nsga2")
     seeds = parse_seeds(args.seeds or "100")
     n_trials = args.n_trials or 40

@@ -87,7 +87,10 @@ class Landscape:
         return float(finals[max(1, math.ceil(TOP_FRACTION * len(finals))) - 1])
 
 
-def landscape(table: Table, *, budget_mb: float | None = None, metric: str = "nme_image_pct") -> Landscape:
+def landscape(table: Table, *, budget_mb: float | None = None, metric: str = "nme_image_pct",
+              space: AnySpace | None = None) -> Landscape:
+    """The table's base fidelity as a replay's world; `space`: only its architectures (a complete part of
+    a table whose whole grid is not complete, e.g. a cross-family table with an extra head width)."""
     if metric not in CURVE_METRICS:
         raise ConfigError(f"--metric must be one of {', '.join(CURVE_METRICS)}, got {metric!r}")
     table = table.base()  # a multi-fidelity table replays at its base fidelity, the complete grid
@@ -103,11 +106,14 @@ def landscape(table: Table, *, budget_mb: float | None = None, metric: str = "nm
         curve = tuple(float(data.get(curve_column(metric, e), math.nan)) for e in range(1, epochs + 1))
         entries[str(data["spec"])] = Entry(spec=str(data["spec"]), size_mb=float(data["size_mb"]), curve=curve,
                                            final=float(data[metric]))
-    space = space_covering(parse_spec(s) for s in entries)
+    if space is not None:
+        entries = {spec: entry for spec, entry in entries.items() if spec in {str(s) for s in space.specs()}}
+    space = space or space_covering(parse_spec(s) for s in entries)
     missing = [str(s) for s in space.specs() if str(s) not in entries]
     if missing:
         raise ConfigError(f"table {table.name}: the grid of its values is not complete (no row for "
-                          f"{', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''})")
+                          f"{', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}); --space FILE replays "
+                          "a part of it that is")
     proto_dict = table.meta.get("protocol")
     protocol = Protocol.from_dict(proto_dict) if proto_dict else get_protocol("smoke")
     protocol = replace(protocol, epochs=epochs)
