@@ -12,11 +12,12 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from lightmark.benchmarks.size import size_breakdown
 from lightmark.cli.main import main
-from lightmark.models.spec import ModelSpec
+from lightmark.models.specs import family_of, parse_spec
 from lightmark.search.space import DIMS
 from lightmark.tabular.replay import landscape, replay_one
 from lightmark.tabular.table import CURVE_METRICS, TABLES_DIR, curve_column, list_tables, load_table
@@ -61,12 +62,20 @@ def test_every_packaged_table_agrees_with_its_sidecar(name):
         np.testing.assert_allclose(done[metric], done[curve_column(metric, table.epochs)], rtol=1e-6)
     assert done[[curve_column(m, e) for m in CURVE_METRICS for e in range(1, table.epochs + 1)]].notna().all().all()
     assert (done["epochs_done"] == table.epochs).all()
-    # the grid: every combination of the sidecar's space, once per seed-0 row
+    # the grid: every combination of the sidecar's space, once per seed-0 row; across families, the
+    # hourglasses' grid whole and every backbone within its family's values (their grid may have gaps)
     space = meta["space"]
-    grid = {tuple(c) for c in itertools.product(*(space[d] for d in DIMS))}
     seed0 = frame[frame["seed"] == 0]
-    assert {tuple(row) for row in seed0[list(DIMS)].itertuples(index=False)} == grid
-    assert len(seed0) == len(grid) == meta["architectures"]
+    assert len(seed0) == seed0["spec"].nunique() == meta["architectures"]
+    hourglass_space = space.get("hourglass") if "family" in space else space
+    hourglasses = seed0[seed0["family"] == "hourglass"] if "family" in seed0 else seed0
+    if hourglass_space is not None:
+        grid = {tuple(c) for c in itertools.product(*(hourglass_space[d] for d in DIMS))}
+        assert {tuple(row) for row in hourglasses[list(DIMS)].itertuples(index=False)} == grid
+    for row in seed0.drop(hourglasses.index).itertuples(index=False):
+        spec = parse_spec(row.spec)
+        assert family_of(spec) == row.family and row.family in space["family"], row.spec
+        assert all(getattr(spec, dim) in values for dim, values in space[row.family].items()), row.spec
     # seeds 0..S-1 for every architecture, then one more seed for meta["second_seed"] of them
     seeds = meta["seeds"]
     for seed in range(seeds):
@@ -75,7 +84,10 @@ def test_every_packaged_table_agrees_with_its_sidecar(name):
     assert len(frame) == seeds * meta["architectures"] + meta["second_seed"]
     # each row's spec string is its fields
     for row in frame.itertuples(index=False):
-        spec = ModelSpec.parse(row.spec)
+        spec = parse_spec(row.spec)
+        if family_of(spec) != "hourglass":  # a backbone: its family named, no hourglass dimensions
+            assert row.family == family_of(spec) and all(pd.isna(getattr(row, dim)) for dim in DIMS), row.spec
+            continue
         assert (spec.n_stacks, spec.depth, spec.channels, spec.attention, spec.coordconv) == (
             row.n_stacks, row.depth, row.channels, row.attention, bool(row.coordconv))
     # the dearer fidelities: their protocol and data version in the sidecar, their train seconds summed
@@ -97,7 +109,7 @@ def test_sizes_and_params_are_those_of_todays_networks(name):
     seed0 = load_table(name).frame.query("seed == 0").sort_values("size_mb")
     picks = seed0.iloc[sorted({0, len(seed0) - 1, *range(0, len(seed0), max(1, len(seed0) // 10))})]
     for row in picks.itertuples(index=False):
-        sizes = size_breakdown(ModelSpec.parse(row.spec))
+        sizes = size_breakdown(parse_spec(row.spec))
         assert sizes.params == row.params, row.spec
         assert sizes.total_bytes / 2**20 == pytest.approx(row.size_mb, rel=1e-5), row.spec
 

@@ -115,7 +115,10 @@ def _realdev_details(frame: pd.DataFrame, tables: list[Table], base: str,
 
 
 def _combined_space(tables: list[Table]) -> dict[str, Any] | None:
-    """The space of the base fidelity: one run's, or the runs' spaces as one space across families."""
+    """The space of the base fidelity: one run's, or the runs' spaces as one space across families, each
+    family's dimensions taking every value any run gave them. That covering space's grid need not be
+    complete (a run may add one head width for some backbones only); replays check, and `--space`
+    replays a complete part."""
     spaces = [t.meta.get("space") for t in tables]
     if len(spaces) == 1 or not all(isinstance(sp, dict) for sp in spaces):
         return spaces[0]
@@ -125,8 +128,18 @@ def _combined_space(tables: list[Table]) -> dict[str, Any] | None:
         for family, dims in parts.items():
             if family not in combined["family"]:
                 combined["family"].append(family)
-                combined[family] = dims
+                combined[family] = {dim: list(values) for dim, values in dims.items()}
+                continue
+            for dim, values in dims.items():
+                combined[family][dim] = _union(combined[family].get(dim, []), values)
     return combined
+
+
+def _union(old: list[Any], new: list[Any]) -> list[Any]:
+    """Both lists' values once: numbers sorted, other values (attention names, booleans) in first-seen order."""
+    values = list(dict.fromkeys([*old, *new]))
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    return sorted(values) if numeric else values
 
 
 def _meta(name: str, frame: pd.DataFrame, base: str, base_tables: list[Table], details: dict[str, dict[str, Any]],
