@@ -4,6 +4,7 @@ Runtime beside PyTorch eager, timed in the same rounds (`deployed_profile`, with
 from __future__ import annotations
 
 import functools
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -139,11 +140,15 @@ def export_extra_installed() -> bool:
     return True
 
 
+DEPLOYED_PROFILE_ENV = "LIGHTMARK_DEPLOYED_PROFILE"
+
+
 def record_fields(spec: AnySpec | str, input_size: int, *, threads: int | None = None) -> dict[str, float]:
     """What a candidate's Record says of its deployment: the ONNX file sizes and ONNX Runtime's batch-1
     CPU latency (fp32 and int8 files) beside PyTorch eager fp32 timed in the same rounds, so their ratio
-    holds on a busy machine. Empty without the export extra. Two to six seconds for a small network."""
-    if not export_extra_installed():
+    holds on a busy machine. Empty without the export extra, or with LIGHTMARK_DEPLOYED_PROFILE=0 (for
+    runs where those seconds per candidate matter more than the fields: most of a `smoke` candidate's)."""
+    if os.environ.get(DEPLOYED_PROFILE_ENV, "1") == "0" or not export_extra_installed():
         return {}
     found = deployed_profile(spec, input_size, threads=threads, formats=("onnx",), repeats=10, budget_s=1.0)
     sizes, latency = found["size_mb"], found["latency_ms"]
