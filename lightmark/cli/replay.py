@@ -27,6 +27,11 @@ def run_replay(args: argparse.Namespace) -> int:
         raise ConfigError(f"--budget-mb must be > 0, got {budget}")
     land = landscape(table, budget_mb=budget, metric=args.metric,
                      space=load_space(args.space) if args.space else None)
+    if land.left_out:
+        stderr_console().print(f"{table.name}: its grid is not complete; replaying the {len(land.entries)} "
+                               f"architectures that form a complete one, {len(land.left_out)} left out "
+                               f"({', '.join(land.left_out[:3])}{' ...' if len(land.left_out) > 3 else ''}); "
+                               "--space FILE picks another part", highlight=False)
     samplers = comma_list(args.samplers or "tpe,random,nsga2")
     seeds = parse_seeds(args.seeds or "100")
     n_trials = args.n_trials or 40

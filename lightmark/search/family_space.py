@@ -22,6 +22,7 @@ A file without `family` is a hourglass space (`SearchSpace`), as always.
 
 from __future__ import annotations
 
+import collections
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -332,6 +333,26 @@ def space_covering(specs: Iterable[AnySpec]) -> AnySpace:
     if len(subs) == 1 and isinstance(subs[0], SearchSpace):
         return subs[0]
     return MixedSpace(families=tuple(subs))
+
+
+def complete_part(specs: Iterable[AnySpec]) -> tuple[AnySpace, list[AnySpec]]:
+    """The covering space of `specs`, narrowed until every point of its grid is among them: while some
+    point is missing, the (family, dimension, value) that most missing points share is dropped. Returns
+    the space and the specs left out (none when the grid was complete)."""
+    given = list(specs)
+    names = {str(s) for s in given}
+    kept = list(given)
+    while True:
+        space = space_covering(kept)
+        missing = [s for s in space.specs() if str(s) not in names]
+        if not missing:
+            kept_names = {str(s) for s in kept}
+            return space, [s for s in given if str(s) not in kept_names]
+        shared = collections.Counter((family_of(s), dim, getattr(s, dim)) for s in missing
+                                     for dim in (DIMS if family_of(s) == "hourglass" else BACKBONE_DIMS))
+        lost = {key: sum(family_of(s) == key[0] and getattr(s, key[1]) == key[2] for s in kept) for key in shared}
+        family, dim, value = max(shared, key=lambda key: (shared[key], -lost[key]))  # ties: lose the fewest
+        kept = [s for s in kept if not (family_of(s) == family and getattr(s, dim) == value)]
 
 
 def _sort_key(dim: str) -> Callable[[Any], Any]:

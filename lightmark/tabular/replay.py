@@ -33,7 +33,7 @@ from lightmark.models.spec import ModelSpec
 from lightmark.models.specs import parse_spec
 from lightmark.paper import final_design, spec_text, table_rows
 from lightmark.search.config import SearchConfig
-from lightmark.search.family_space import AnySpace, space_covering
+from lightmark.search.family_space import AnySpace, complete_part
 from lightmark.search.pareto_pruner import ParetoPruner, hypervolume_2d
 from lightmark.search.prescreen import best_by_score, draw_candidates
 from lightmark.search.samplers import PRUNERS, default_startup_trials, make_pruner, make_sampler
@@ -65,6 +65,7 @@ class Landscape:
     budget_mb: float | None
     metric: str
     protocol: Protocol
+    left_out: tuple[str, ...] = ()  # architectures of the table outside the complete grid replayed
 
     def feasible(self, entry: Entry) -> bool:
         return self.budget_mb is None or entry.size_mb <= self.budget_mb
@@ -89,8 +90,9 @@ class Landscape:
 
 def landscape(table: Table, *, budget_mb: float | None = None, metric: str = "nme_image_pct",
               space: AnySpace | None = None) -> Landscape:
-    """The table's base fidelity as a replay's world; `space`: only its architectures (a complete part of
-    a table whose whole grid is not complete, e.g. a cross-family table with an extra head width)."""
+    """The table's base fidelity as a replay's world. A table whose whole grid is not complete (a
+    cross-family table with an extra head width for some backbones) replays its largest complete part,
+    naming what it leaves out; `space`: only that space's architectures instead."""
     if metric not in CURVE_METRICS:
         raise ConfigError(f"--metric must be one of {', '.join(CURVE_METRICS)}, got {metric!r}")
     table = table.base()  # a multi-fidelity table replays at its base fidelity, the complete grid
@@ -106,19 +108,22 @@ def landscape(table: Table, *, budget_mb: float | None = None, metric: str = "nm
         curve = tuple(float(data.get(curve_column(metric, e), math.nan)) for e in range(1, epochs + 1))
         entries[str(data["spec"])] = Entry(spec=str(data["spec"]), size_mb=float(data["size_mb"]), curve=curve,
                                            final=float(data[metric]))
+    left_out: tuple[str, ...] = ()
     if space is not None:
         entries = {spec: entry for spec, entry in entries.items() if spec in {str(s) for s in space.specs()}}
-    space = space or space_covering(parse_spec(s) for s in entries)
+    else:  # the largest part whose grid is complete (all of a table trained as one grid)
+        space, dropped = complete_part(parse_spec(s) for s in entries)
+        left_out = tuple(str(s) for s in dropped)
+        entries = {spec: entry for spec, entry in entries.items() if spec not in left_out}
     missing = [str(s) for s in space.specs() if str(s) not in entries]
     if missing:
-        raise ConfigError(f"table {table.name}: the grid of its values is not complete (no row for "
-                          f"{', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}); --space FILE replays "
-                          "a part of it that is")
+        raise ConfigError(f"table {table.name}: the grid of --space is not complete in it (no row for "
+                          f"{', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''})")
     proto_dict = table.meta.get("protocol")
     protocol = Protocol.from_dict(proto_dict) if proto_dict else get_protocol("smoke")
     protocol = replace(protocol, epochs=epochs)
     return Landscape(entries=entries, space=space, epochs=epochs, budget_mb=budget_mb, metric=metric,
-                     protocol=protocol)
+                     protocol=protocol, left_out=left_out)
 
 
 @dataclass(frozen=True)
