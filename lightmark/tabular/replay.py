@@ -110,7 +110,8 @@ def landscape(table: Table, *, budget_mb: float | None = None, metric: str = "nm
                                            final=float(data[metric]))
     left_out: tuple[str, ...] = ()
     if space is not None:
-        entries = {spec: entry for spec, entry in entries.items() if spec in {str(s) for s in space.specs()}}
+        wanted = {str(s) for s in space.specs()}
+        entries = {spec: entry for spec, entry in entries.items() if spec in wanted}
     else:  # the largest part whose grid is complete (all of a table trained as one grid)
         space, dropped = complete_part(parse_spec(s) for s in entries)
         left_out = tuple(str(s) for s in dropped)
