@@ -6,6 +6,7 @@ import json
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 
 from lightmark.benchmarks.macs import count_macs
@@ -55,7 +56,12 @@ def test_evaluate_reports_every_normalisation_and_writes_files(trained, tmp_path
     for name in ("metrics.json", "per_image_nme.csv", "per_landmark_nme.csv", "ced.png"):
         assert (out / name).stat().st_size > 0, name
     assert cv2.imread(str(out / "ced.png")) is not None
-    assert len((out / "per_image_nme.csv").read_text().splitlines()) == 1 + 16
+    per_image = pd.read_csv(out / "per_image_nme.csv")
+    assert len(per_image) == 16 and per_image["name"].nunique() == 16
+    worst = per_image.sort_values("nme_inter_ocular_pct", ascending=False, kind="stable").head(5)
+    assert [w["name"] for w in data["worst_faces"]] == worst["name"].tolist()  # the worst faces, named
+    assert data["worst_faces"][0]["nme_inter_ocular_pct"] == pytest.approx(data["worst_nme_inter_ocular_pct"], abs=1e-4)
+    assert data["median_nme_inter_ocular_pct"] == pytest.approx(per_image["nme_inter_ocular_pct"].median(), abs=1e-4)
 
 
 def _write_faces(folder, n=3, size=64):

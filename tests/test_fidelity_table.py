@@ -157,7 +157,9 @@ def test_tabulate_evaluates_every_checkpoint_on_the_dev_set_and_resumes(tmp_path
 
     def fake(record, run_dir, data):
         calls.append(record.key)
-        return {"nme_image_pct": 1.0 + len(calls), "nme_inter_ocular_pct": 3.0 + len(calls)}
+        return {"nme_image_pct": 1.0 + len(calls), "nme_inter_ocular_pct": 3.0 + len(calls),
+                "median_nme_inter_ocular_pct": 2.5 + len(calls), "worst_nme_inter_ocular_pct": 9.0 + len(calls),
+                "worst_face": f"face{len(calls)}.png"}
 
     out = tmp_path / "run"
     kwargs = dict(seeds=1, second_seed=0, out=out, name="tiny", progress=False, fidelity="quick",
@@ -179,14 +181,24 @@ def test_tabulate_evaluates_every_checkpoint_on_the_dev_set_and_resumes(tmp_path
     frame = run()
     assert len(calls) == 2  # nothing left to evaluate
     assert set(frame[FIDELITY]) == {"quick"} and frame[realdev_column("nme_inter_ocular_pct")].notna().all()
+    assert sorted(frame[realdev_column("worst_face")]) == ["face1.png", "face2.png"]
+    assert sorted(frame[realdev_column("worst_nme_inter_ocular_pct")]) == [10.0, 11.0]
     meta = json.loads((out / "tiny.json").read_text())
     assert meta["fidelities"] == {"quick": 2, "realdev": 2} and meta["base_fidelity"] == "quick"
     total = meta["per_fidelity"]["quick"]["train_seconds_total"]
     assert total == pytest.approx(frame["train_seconds"].sum(), rel=1e-4)  # the CSV keeps 6 digits
     assert meta["per_fidelity"]["realdev"]["data"] == str(dev)
+    cache_path = out / devset.CACHE_NAME  # an entry from before the faces were kept: evaluated again
+    cache = json.loads(cache_path.read_text())
+    entry = next(iter(cache.values()))["by_key"][keys[0]]
+    for key in ("median_nme_inter_ocular_pct", "worst_nme_inter_ocular_pct", "worst_face"):
+        del entry[key]
+    cache_path.write_text(json.dumps(cache))
+    frame = run()
+    assert calls == keys + [keys[0]] and frame[realdev_column("worst_face")].notna().all()
     (dev / "annot.pkl").write_bytes(b"other faces")  # another dev set: evaluated afresh
     run()
-    assert len(calls) == 4
+    assert len(calls) == 5
     cache = json.loads((out / devset.CACHE_NAME).read_text())
     assert len(cache) == 2 and all(len(entry["by_key"]) == 2 for entry in cache.values())
 
@@ -200,7 +212,9 @@ def test_bench_tabulate_cli_trains_a_subset_at_a_named_fidelity(tmp_path, monkey
     monkeypatch.setenv("LIGHTMARK_SEARCH_RUNNER", "lightmark.search.testing:synthetic_runner")
     monkeypatch.setattr(devset, "checkpoint_of", lambda record, run_dir: Path("last.pt"))
     monkeypatch.setattr(devset, "evaluate_checkpoint_nme",
-                        lambda record, run_dir, data: {"nme_image_pct": 4.0, "nme_inter_ocular_pct": 12.0})
+                        lambda record, run_dir, data: {"nme_image_pct": 4.0, "nme_inter_ocular_pct": 12.0,
+                                                       "median_nme_inter_ocular_pct": 11.0,
+                                                       "worst_nme_inter_ocular_pct": 20.0, "worst_face": "a.png"})
     out = tmp_path / "run"
     args = ["bench", "tabulate", "--space", str(space), "--protocol", "smoke", "--fidelity", "smoke2real",
             "--subset", "4", "--subset-table", str(toy), "--budget-mb", "5", "--second-seed", "0",

@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -93,6 +94,11 @@ def test_a_candidate_checkpoint_is_evaluated_on_the_test_data(tmp_path):
     want, _ = evaluate_checkpoint(ckpt, data=data, device="cpu")
     assert found.n_images == 3 and found.without_checkpoint == 0
     assert found.by_key[rec.key]["nme_image_pct"] == pytest.approx(want.summary["nme_image_pct"])
+    faces = want.per_image["inter_ocular"]  # beside the mean: the median and the worst face, by name
+    assert found.by_key[rec.key]["worst_nme_inter_ocular_pct"] == pytest.approx(faces.max())
+    assert found.by_key[rec.key]["median_nme_inter_ocular_pct"] == pytest.approx(float(np.median(faces)))
+    names = sorted(p.name for p in data.glob("*.png"))
+    assert found.by_key[rec.key]["worst_face"] == names[int(want.indices[faces.argmax()])]
     assert main(["report", str(tmp_path / "run"), "--evaluate-best", "0", "--test-data", str(data), "--json"]) == 0
     per_candidate = pd.read_csv(tmp_path / "run" / report.TEST_DATA_CSV)
     assert per_candidate[tables.TEST_NME_IO].tolist() == pytest.approx([want.summary["nme_inter_ocular_pct"]])

@@ -88,6 +88,15 @@ def test_realdev_resolves_to_the_dearest_fidelity_measured_there(toy):
     assert image["metric_to"] == "realdev_nme_image_pct"
 
 
+def test_the_picks_worst_face_is_reported_beside_the_mean(toy):
+    r = transfer(toy, "tabular", "tabular@realdev")  # tabular's pick i = 0 (dev 30), best there i = 11 (19)
+    assert r["pick"] == SPECS[0] and r["best_to"] == SPECS[11]
+    # i = 0 has two seeds: worst 40 and 41, named face-0 and face-1 (the mode of a tie: the first by name)
+    assert r["pick_worst_face_to"] == {"nme_inter_ocular_pct": 40.5, "face": "face-0.png", "seeds": 2}
+    assert r["best_worst_face_to"] == {"nme_inter_ocular_pct": 29.0, "face": "face-2.png", "seeds": 1}
+    assert transfer(toy, "tabular", "quick")["pick_worst_face_to"] is None  # not on the dev set
+
+
 def test_a_models_own_dev_set_nme_and_a_reversed_ranking(toy):
     r = transfer(toy, "tabular", "tabular@realdev")
     assert r["spearman"] == pytest.approx(-1) and r["kendall"] == pytest.approx(-1)
@@ -127,6 +136,9 @@ def test_the_cli_prints_the_checks_keys_and_the_intervals(toy, tmp_path, capsys)
     assert main(["bench", "transfer", "--table", str(path), "--from", "tabular", "--to", "quick"]) == 0
     text = capsys.readouterr().out
     assert "Spearman 0.96 [" in text and "top-5 overlap" in text and "regret 0.00 pp [0.00, 0.00]" in text
-    assert "verdict: tabular transfers to quick" in text
+    assert "verdict: tabular transfers to quick" in text and "worst face" not in text
+    assert main(["bench", "transfer", "--table", str(path), "--from", "tabular", "--to", "realdev"]) == 0
+    text = capsys.readouterr().out
+    assert f"worst face at synth2real@realdev: pick {SPECS[0]} 25.00 % inter-ocular (face-0.png" in text
     assert main(["bench", "transfer", "--table", str(path), "--from", "photos", "--to", "quick"]) == 2
     assert "--from photos" in capsys.readouterr().err

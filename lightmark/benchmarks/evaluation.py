@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,11 +37,12 @@ class Evaluated:
 @dataclass(frozen=True)
 class DatasetNme:
     """NME of a run's candidates on one dataset, by candidate key: {key: {"nme_image_pct": ...,
-    "nme_inter_ocular_pct": ...}} (percent; image side = the candidate's input size)."""
+    "nme_inter_ocular_pct": ..., "median_nme_inter_ocular_pct": ..., "worst_nme_inter_ocular_pct": ...,
+    "worst_face": NAME}} (percent; image side = the candidate's input size)."""
 
     data: str
     n_images: int
-    by_key: dict[str, dict[str, float]]
+    by_key: dict[str, dict[str, Any]]
     without_checkpoint: int  # complete candidates whose checkpoint is not in the run directory
 
     def describe(self) -> str:
@@ -49,6 +51,10 @@ class DatasetNme:
 
 
 DATASET_NME_KEYS = ("nme_image_pct", "nme_inter_ocular_pct")
+# beside the mean, the median and the worst face (inter-ocular) and that face's name: on a few dozen photos
+# one bad face can hide in a good mean
+FACE_SPREAD_KEYS = ("median_nme_inter_ocular_pct", "worst_nme_inter_ocular_pct")
+WORST_FACE = "worst_face"
 
 
 def checkpoint_of(record: Record, run_dir: Path) -> Path | None:
@@ -70,7 +76,8 @@ def dataset_nme(records: Sequence[Record], run_dir: Path, data: Path | str, devi
             missing += 1
             continue
         result, _ = evaluate_checkpoint(ckpt, data=data, device=device)
-        by_key[record.key] = {k: float(result.summary[k]) for k in DATASET_NME_KEYS}
+        by_key[record.key] = {**{k: float(result.summary[k]) for k in DATASET_NME_KEYS},
+                              **result.face_spread("inter_ocular")}
         n_images = len(result.gt)
     return DatasetNme(str(data), n_images, by_key, missing)
 

@@ -61,6 +61,18 @@ def _print(r: dict[str, Any]) -> None:
         f"  regret {r['regret_pp']:.2f} pp {_interval(r['regret_ci'])}: {r['from_resolved']}'s pick {r['pick']} "
         f"makes {r['pick_value_to']:.2f} at {r['to_resolved']}, the best there {r['best_to']} "
         f"{r['best_value_to']:.2f} (interval: {r['regret_ci_method']})",
+        *_worst_lines(r),
         f"  verdict: {r['verdict']}",
     ]
     stdout_console().print("\n".join(lines), highlight=False, soft_wrap=True)
+
+
+def _worst_lines(r: dict[str, Any]) -> list[str]:
+    """Beside the means, each pick's worst dev-set face (where the `to` side is on the dev set)."""
+    lines = []
+    for label, spec, worst in (("pick", r["pick"], r.get("pick_worst_face_to")),
+                               ("best", r["best_to"], r.get("best_worst_face_to"))):
+        if worst is not None:
+            lines.append(f"  worst face at {r['to_resolved']}: {label} {spec} {worst['nme_inter_ocular_pct']:.2f} % "
+                         f"inter-ocular ({worst['face']}; mean over {worst['seeds']} seed(s))")
+    return lines

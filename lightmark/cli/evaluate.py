@@ -48,5 +48,8 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(key, *cells)
     console = stdout_console()
     console.print(table)
+    worst = ", ".join(f"{w['name']} {w['nme_inter_ocular_pct']:.2f}" for w in payload["worst_faces"])
+    console.print(f"inter-ocular NME %: median {payload['median_nme_inter_ocular_pct']:.2f}, "
+                  f"worst faces {worst}", highlight=False, soft_wrap=True)
     console.print(f"written to {out}: {', '.join(FILES.values())}")
     return 0

@@ -15,6 +15,7 @@ from lightmark.training.evaluate import EvalResult
 
 CED_MAX_PCT = 10.0  # inter-ocular, the 300W convention
 CED_STEPS = 101
+WORST_SHOWN = 5  # the worst faces by inter-ocular NME, named in metrics.json and printed
 FILES = {"metrics": "metrics.json", "per_image": "per_image_nme.csv", "per_landmark": "per_landmark_nme.csv",
          "ced_plot": "ced.png"}
 
@@ -25,9 +26,10 @@ def ced(per_image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _per_image_csv(result: EvalResult) -> str:
-    rows = ["index," + ",".join(f"nme_{n}_pct" for n in result.per_image)]
+    rows = ["index,name," + ",".join(f"nme_{n}_pct" for n in result.per_image)]
     for i, idx in enumerate(result.indices):
-        rows.append(f"{int(idx)}," + ",".join(f"{result.per_image[n][i]:.5f}" for n in result.per_image))
+        name = result.name_of(i).replace('"', '""')
+        rows.append(f'{int(idx)},"{name}",' + ",".join(f"{result.per_image[n][i]:.5f}" for n in result.per_image))
     return "\n".join(rows) + "\n"
 
 
@@ -44,6 +46,8 @@ def write_evaluation(result: EvalResult, info: dict[str, Any], out: Path) -> dic
         **info,
         "n_images": int(len(result.gt)),
         "metrics": result.summary,
+        **{k: v for k, v in result.face_spread("inter_ocular").items() if k != "worst_face"},
+        "worst_faces": result.worst_faces(WORST_SHOWN),
         "mean_shape_baseline": result.baseline,
         "per_landmark_nme_image_pct": per_landmark,
         "per_part_nme_image_pct": {k: round(v, 5) for k, v in result.per_part_image_pct.items()},

@@ -5,7 +5,9 @@ The NME of each candidate's checkpoint on the test set is what `--test-data` giv
 ablation (`benchmarks.evaluation.dataset_nme`, on the CPU). Results are kept in
 `<run dir>/test_data_nme.json`, under a fingerprint of the test set, and the file is rewritten after
 every candidate: an interrupted or repeated run evaluates only the candidates not yet in it, and a
-changed test set (another fingerprint) is evaluated afresh without losing the old numbers.
+changed test set (another fingerprint) is evaluated afresh without losing the old numbers. Each entry
+holds the mean NME and the median and worst face (`benchmarks.evaluation.FACE_SPREAD_KEYS`, with the
+worst face's name); an entry from before the faces were kept is evaluated again.
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from lightmark.atomic import write_json_atomic
-from lightmark.benchmarks.evaluation import DATASET_NME_KEYS, checkpoint_of, dataset_nme
+from lightmark.benchmarks.evaluation import DATASET_NME_KEYS, FACE_SPREAD_KEYS, WORST_FACE, checkpoint_of, dataset_nme
 from lightmark.benchmarks.record import Record, Status
 from lightmark.errors import DataError
 
 CACHE_NAME = "test_data_nme.json"
 SMALL_FILES = ("annot.pkl", "meta.json")  # read whole into the fingerprint: they hold the labels
 
-Evaluate = Callable[[Record, Path, Path], dict[str, float]]  # (record, run dir, data) -> NME by metric
+Evaluate = Callable[[Record, Path, Path], dict[str, Any]]  # (record, run dir, data) -> NME by metric
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class DevSetNme:
 
     data: str
     fingerprint: str
-    by_key: dict[str, dict[str, float]]
+    by_key: dict[str, dict[str, Any]]  # DATASET_NME_KEYS and FACE_SPREAD_KEYS (percent), WORST_FACE (a name)
     evaluated_now: int  # candidates evaluated in this call (the rest came from the cache)
     without_checkpoint: int  # complete candidates whose checkpoint is not in the run directory
 
@@ -59,10 +61,15 @@ def fingerprint(data: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def evaluate_checkpoint_nme(record: Record, run_dir: Path, data: Path) -> dict[str, float]:
+def evaluate_checkpoint_nme(record: Record, run_dir: Path, data: Path) -> dict[str, Any]:
     """The candidate's checkpoint on the test set, through the code `report --test-data` uses."""
     result = dataset_nme([record], run_dir, data, device="cpu")
     return result.by_key[record.key]
+
+
+def _complete(entry: dict[str, Any] | None) -> bool:
+    """A cached entry with every number (an older one has the means only)."""
+    return entry is not None and all(k in entry for k in (*DATASET_NME_KEYS, *FACE_SPREAD_KEYS, WORST_FACE))
 
 
 def _read_cache(path: Path) -> dict[str, Any]:
@@ -83,17 +90,18 @@ def evaluate_test_set(records: Sequence[Record], run_dir: Path | str, data: Path
     cache_path = run_dir / CACHE_NAME
     cache = _read_cache(cache_path)
     entry = cache.setdefault(print_id, {"data": str(data), "by_key": {}})
-    by_key: dict[str, dict[str, float]] = entry["by_key"]
+    by_key: dict[str, dict[str, Any]] = entry["by_key"]
     evaluate = evaluate or evaluate_checkpoint_nme
     todo = [r for r in dict((r.key, r) for r in records if r.status == Status.COMPLETE).values()
-            if r.key not in by_key]
+            if not _complete(by_key.get(r.key))]
     missing = evaluated = 0
     for n, record in enumerate(todo, 1):
         if checkpoint_of(record, run_dir) is None:
             missing += 1
             continue
         nme = evaluate(record, run_dir, data)
-        by_key[record.key] = {k: float(nme[k]) for k in DATASET_NME_KEYS}
+        by_key[record.key] = {**{k: float(nme[k]) for k in (*DATASET_NME_KEYS, *FACE_SPREAD_KEYS)},
+                              WORST_FACE: str(nme[WORST_FACE])}
         evaluated += 1
         write_json_atomic(cache_path, cache)  # after every candidate: an interruption loses one at most
         if on_progress is not None:

@@ -30,6 +30,7 @@ import pandas as pd
 
 from lightmark import __version__
 from lightmark.atomic import write_json_atomic, write_text_atomic
+from lightmark.benchmarks.evaluation import FACE_SPREAD_KEYS, WORST_FACE
 from lightmark.benchmarks.proxies import rank_correlation
 from lightmark.benchmarks.record import Record, Status
 from lightmark.benchmarks.runner import candidate_dir
@@ -58,6 +59,9 @@ def realdev_column(metric: str) -> str:
 
 
 REALDEV_COLUMNS = tuple(realdev_column(m) for m in CURVE_METRICS)
+# each model's median and worst face on the dev set (inter-ocular NME %) and that face's name: the mean over
+# 18 photos can hide one a model gets badly wrong
+REALDEV_FACE_COLUMNS = (*(realdev_column(k) for k in FACE_SPREAD_KEYS), realdev_column(WORST_FACE))
 
 
 def curve_column(metric: str, epoch: int) -> str:
@@ -130,7 +134,7 @@ def read_curve(path: Path) -> list[dict[str, Any]]:
 
 
 def table_row(record: Record, curve: list[dict[str, Any]], epochs: int, fidelity: str = DEFAULT_FIDELITY,
-              realdev: dict[str, float] | None = None) -> dict[str, Any]:
+              realdev: dict[str, Any] | None = None) -> dict[str, Any]:
     row: dict[str, Any] = {
         "spec": record.spec, "family": record.family, FIDELITY: fidelity, "n_stacks": record.n_stacks,
         "depth": record.depth, "channels": record.channels,
@@ -139,7 +143,7 @@ def table_row(record: Record, curve: list[dict[str, Any]], epochs: int, fidelity
         "latency_ms": record.latency_ms, "train_seconds": record.train_seconds,
         "epochs_done": record.epochs_done,
         "nme_image_pct": record.nme_image_pct, "nme_inter_ocular_pct": record.nme_inter_ocular_pct,
-        **{realdev_column(m): (realdev or {}).get(m) for m in CURVE_METRICS},
+        **{realdev_column(m): (realdev or {}).get(m) for m in (*CURVE_METRICS, *FACE_SPREAD_KEYS, WORST_FACE)},
     }
     by_epoch = {int(entry["epoch"]): entry for entry in curve}
     for epoch in range(1, epochs + 1):
@@ -152,7 +156,7 @@ def table_row(record: Record, curve: list[dict[str, Any]], epochs: int, fidelity
 
 def collect_table(records: list[Record], plan_rows: list[tuple[str, ModelSpec, Protocol]], run_dir: Path,
                   epochs: int, fidelity: str = DEFAULT_FIDELITY,
-                  realdev: dict[str, dict[str, float]] | None = None) -> pd.DataFrame:
+                  realdev: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
     """One row per candidate; `realdev`: the dev-set NME by candidate key (where measured)."""
     rows = []
     for record, (_label, spec, protocol) in zip(records, plan_rows):
@@ -392,7 +396,7 @@ def with_fidelity(frame: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
     frame = frame.copy()
     frame[FIDELITY] = frame[FIDELITY].fillna(base).astype(str) if FIDELITY in frame else base
     frame["family"] = frame["family"].fillna("hourglass").astype(str) if "family" in frame else "hourglass"
-    for column in REALDEV_COLUMNS:
+    for column in (*REALDEV_COLUMNS, *REALDEV_FACE_COLUMNS):
         if column not in frame:
             frame[column] = np.nan
     return frame

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import ConstantInputWarning
 
+from lightmark.benchmarks.evaluation import WORST_FACE
 from lightmark.benchmarks.proxies import rank_correlation
 from lightmark.benchmarks.record import Status
 from lightmark.errors import ConfigError
@@ -76,6 +77,22 @@ def side_values(table: Table, fidelity: str, on_realdev: bool, metric: str, seed
         if len(values):
             out[str(spec)] = values
     return out
+
+
+def worst_face(table: Table, side: Side, spec: str) -> dict[str, Any] | None:
+    """The architecture's worst dev-set face at this side (inter-ocular NME %, mean over its seeds, and
+    the face's name, the most frequent over the seeds), or None where the side is not on the dev set or
+    the table predates per-face numbers. A pick with a good mean may still fail one face badly."""
+    value_column = realdev_column("worst_nme_inter_ocular_pct")
+    if not side.on_realdev or value_column not in table.frame:
+        return None
+    rows = _rows(table, side.fidelity)
+    rows = rows[(rows["spec"] == spec) & rows[value_column].notna()]
+    if rows.empty:
+        return None
+    faces = rows[realdev_column(WORST_FACE)].dropna().astype(str)
+    return {"nme_inter_ocular_pct": float(rows[value_column].astype(float).mean()),
+            "face": str(faces.mode().iloc[0]) if len(faces) else None, "seeds": int(len(rows))}
 
 
 def dearness(table: Table, fidelity: str) -> float:
@@ -215,6 +232,7 @@ def _statistics(table: Table, src: Side, dst: Side, common: list[str], budget_mb
         "pick_rank_to": 1 + sum(v < fb[pick] for v in fb.values()), "best_to": best, "best_value_to": fb[best],
         "regret_pp": fb[pick] - fb[best], "regret_ci": interval,
         "regret_ci_method": method,
+        "pick_worst_face_to": worst_face(table, dst, pick), "best_worst_face_to": worst_face(table, dst, best),
         "bootstrap": {"replicates": N_BOOT, "seed": BOOT_SEED},
     }
     return {**result, "verdict": verdict(result)}

@@ -62,6 +62,26 @@ class EvalResult:
     baseline: dict[str, float] | None = None  # mean-shape baseline (same keys as summary)
     extra: dict[str, Any] = field(default_factory=dict)
     per_part_image_pct: dict[str, float] = field(default_factory=dict)  # face part -> NME % of image side
+    names: list[str] = field(default_factory=list)  # the dataset's name of each image, by dataset index
+
+    def name_of(self, row: int) -> str:
+        """The image of result row `row` by name (its dataset index where the source has no names)."""
+        index = int(self.indices[row])
+        return self.names[index] if index < len(self.names) else f"#{index}"
+
+    def worst_faces(self, k: int = 3, normalisation: str = "inter_ocular") -> list[dict[str, Any]]:
+        """The `k` images with the largest NME, worst first: a mean over a few dozen faces hides the
+        face a model gets wrong, and on photos that face is what users notice."""
+        values = self.per_image[normalisation]
+        order = np.argsort(-values, kind="stable")[:k]
+        return [{"name": self.name_of(int(i)), f"nme_{normalisation}_pct": float(values[i])} for i in order]
+
+    def face_spread(self, normalisation: str = "inter_ocular") -> dict[str, Any]:
+        """Median and worst image beside the mean (keys as in `FACE_SPREAD_KEYS`, plus `worst_face`)."""
+        values = self.per_image[normalisation]
+        worst = self.worst_faces(1, normalisation)[0]
+        return {f"median_nme_{normalisation}_pct": float(np.median(values)),
+                f"worst_nme_{normalisation}_pct": float(values.max()), "worst_face": worst["name"]}
 
 
 @torch.no_grad()
@@ -186,6 +206,7 @@ def evaluate_checkpoint(path: Any, data: Any = None, device: str = "auto", batch
     result = evaluate_model(model, loader, codec, dev,
                             mean_shape=None if mean_shape is None else mean_shape.numpy(),
                             image_size=protocol.input_size, layout=layout)
+    result.names = [str(n) for n in getattr(loader.dataset.source, "names", [])]
     attributes = getattr(loader.dataset.source, "attributes", None)
     if attributes:
         masks = {name: flags[result.indices] for name, flags in attributes.items()}
