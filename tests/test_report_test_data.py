@@ -102,6 +102,8 @@ def test_a_candidate_checkpoint_is_evaluated_on_the_test_data(tmp_path):
     assert main(["report", str(tmp_path / "run"), "--evaluate-best", "0", "--test-data", str(data), "--json"]) == 0
     per_candidate = pd.read_csv(tmp_path / "run" / report.TEST_DATA_CSV)
     assert per_candidate[tables.TEST_NME_IO].tolist() == pytest.approx([want.summary["nme_inter_ocular_pct"]])
+    assert per_candidate[tables.TEST_WORST_IO].tolist() == pytest.approx([faces.max()])
+    assert per_candidate[tables.TEST_WORST_FACE].tolist() == [names[int(want.indices[faces.argmax()])]]
 
 
 def test_a_missing_test_data_path_exits_2(tmp_path, capsys):

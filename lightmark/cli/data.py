@@ -7,6 +7,8 @@
   to the challenge layout or to .pts files, cropped and resized to --size.
 - `data realdev`: the real-photo dev set: faces in photographs shipped by installed packages, with dlib's
   68 points as pseudo-labels (needs the [real] extra).
+- `data harden`: harder faces from a labelled set (e.g. the dev set): each face tilted, behind dark glasses,
+  grey and dim, and small, with its points moved exactly.
 - `data realism`: how many synthetic faces dlib's HOG detector finds, and how close its points are to the
   generator's labels (needs the [real] extra).
 """
@@ -22,6 +24,7 @@ from lightmark.atomic import write_json_atomic
 from lightmark.cli._common import print_json, stderr_console, stdout_console
 from lightmark.data.dlib68 import DEFAULT_UPSAMPLE, DlibFaces
 from lightmark.data.formats import open_source
+from lightmark.data.harden import HARDENINGS, harden_set
 from lightmark.data.realdev import LABELS_NOTE, PHOTOS, build_dev_set
 from lightmark.data.realism import FRONTAL_MAX_DEG, check_rows, measure_realism
 from lightmark.data.synth_preview import write_preview
@@ -34,7 +37,8 @@ from lightmark.errors import ConfigError
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("data", help="synthetic faces and dataset previews")
     sub = parser.add_subparsers(dest="data_command", metavar="DATA")
-    for add in (_register_synth, _register_preview, _register_convert, _register_realdev, _register_realism):
+    for add in (_register_synth, _register_preview, _register_convert, _register_realdev, _register_harden,
+                _register_realism):
         add(sub)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
@@ -94,6 +98,23 @@ def _register_realdev(sub: argparse._SubParsersAction) -> None:
     realdev.add_argument("--size", type=int, default=256, help="crop side in pixels (default: %(default)s)")
     realdev.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     realdev.set_defaults(func=cmd_realdev)
+
+
+def _register_harden(sub: argparse._SubParsersAction) -> None:
+    harden = sub.add_parser("harden", help="harder faces: each face of a labelled set tilted, behind dark glasses, "
+                                           "grey and dim, and small, its points moved exactly",
+                            description="Rewrite every face of a challenge-layout set (e.g. `lightmark "
+                                        "data realdev`'s) under fixed hardenings, each with its points moved "
+                                        "by the same exact transform: roll40 (tilted 40 degrees), "
+                                        "dark-glasses, grey-dim (grey-scale in poor light), low-res (a 40 px "
+                                        "face enlarged). Deterministic; the labels stay as good as the "
+                                        "source's (docs/data.md).")
+    harden.add_argument("--data", type=Path, required=True, help="a challenge-layout folder (images + annot.pkl)")
+    harden.add_argument("--out", type=Path, required=True, help="output directory")
+    harden.add_argument("--hardening", action="append", choices=tuple(HARDENINGS),
+                        help="only this hardening (repeatable; default: all)")
+    harden.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    harden.set_defaults(func=cmd_harden)
 
 
 def _register_realism(sub: argparse._SubParsersAction) -> None:
@@ -179,6 +200,17 @@ def cmd_realdev(args: argparse.Namespace) -> int:
     if summary["missing"]:
         console.print(f"not installed: {', '.join(m['package'] + ':' + m['file'] for m in summary['missing'])}")
     console.print(f"labels: {LABELS_NOTE}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- data harden
+def cmd_harden(args: argparse.Namespace) -> int:
+    summary = harden_set(args.data, args.out, args.hardening)
+    if args.json:
+        print_json(summary)
+    else:
+        stderr_console().print(f"wrote {summary['n']} harder faces ({summary['faces']} faces x "
+                               f"{', '.join(summary['hardenings'])}) to {args.out}")
     return 0
 
 

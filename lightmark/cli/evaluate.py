@@ -51,5 +51,10 @@ def run(args: argparse.Namespace) -> int:
     worst = ", ".join(f"{w['name']} {w['nme_inter_ocular_pct']:.2f}" for w in payload["worst_faces"])
     console.print(f"inter-ocular NME %: median {payload['median_nme_inter_ocular_pct']:.2f}, "
                   f"worst faces {worst}", highlight=False, soft_wrap=True)
+    by_attribute = payload.get("nme_inter_ocular_by_attribute") or {}
+    if by_attribute:
+        console.print("inter-ocular NME % by subset: " + ", ".join(
+            f"{name} {v['nme_pct']:.2f} ({v['n_images']})" for name, v in by_attribute.items()),
+            highlight=False, soft_wrap=True)
     console.print(f"written to {out}: {', '.join(FILES.values())}")
     return 0

@@ -13,6 +13,7 @@ image from W to S pixels maps x -> (x + 0.5) * S / W - 0.5, the same for y.
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 from collections.abc import Sequence
@@ -103,6 +104,7 @@ class ChallengeSource:
         self.names: list[str] = names
         self.raw_points: np.ndarray = points  # (N, K, 2) float32, in the files' own pixels (not resized)
         self.layout: Layout = points_layout(self.annot_path, points.shape[1])
+        self.attributes = _hardening_flags(self.root / "meta.json", names)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -120,6 +122,22 @@ class ChallengeSource:
     def validate(self) -> dict:
         """Decode every image once; raise DataError at the first bad one. Returns counts."""
         return _validate(self, lambda i: self.root / self.names[i], self.raw_points)
+
+
+def _hardening_flags(meta_path: Path, names: list[str]) -> dict[str, np.ndarray] | None:
+    """Per hardening, which faces have it, from the meta.json `lightmark data harden` writes (so evaluate
+    reports the NME of each, as it does WFLW's attributes); None for any other folder."""
+    if not meta_path.is_file():
+        return None
+    try:
+        samples = json.loads(meta_path.read_text()).get("samples") or []
+        by_name = {s["name"]: s["hardening"] for s in samples if isinstance(s, dict) and "hardening" in s}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return None  # not ours: a meta.json of another writer is no reason to refuse the data
+    if not by_name:
+        return None
+    kinds = list(dict.fromkeys(by_name.values()))
+    return {k: np.array([by_name.get(n) == k for n in names], dtype=bool) for k in kinds}
 
 
 def _load_annot(path: Path) -> tuple[list[str], np.ndarray]:

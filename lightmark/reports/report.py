@@ -467,9 +467,11 @@ def _test_data_section(data: RunData, out: Path, test: DatasetNme, files: list[P
     frame = pd.DataFrame([{
         "Spec": r.spec, "Seed": r.seed, "Protocol": r.protocol, tables.NME: r.nme_image_pct,
         tables.NME_IO: r.nme_inter_ocular_pct, tables.TEST_NME: test.by_key[r.key]["nme_image_pct"],
-        tables.TEST_NME_IO: test.by_key[r.key]["nme_inter_ocular_pct"], "Key": r.key,
+        tables.TEST_NME_IO: test.by_key[r.key]["nme_inter_ocular_pct"],
+        tables.TEST_WORST_IO: test.by_key[r.key].get("worst_nme_inter_ocular_pct"),
+        tables.TEST_WORST_FACE: test.by_key[r.key].get("worst_face"), "Key": r.key,
     } for r in rows], columns=["Spec", "Seed", "Protocol", tables.NME, tables.NME_IO, tables.TEST_NME,
-                               tables.TEST_NME_IO, "Key"])
+                               tables.TEST_NME_IO, tables.TEST_WORST_IO, tables.TEST_WORST_FACE, "Key"])
     write_text_atomic(out / TEST_DATA_CSV, frame.to_csv(index=False))
     files.append(out / TEST_DATA_CSV)
     lines = ["## NME on the test data", "",
