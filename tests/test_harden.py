@@ -13,7 +13,7 @@ import torch
 
 from lightmark.cli.main import main
 from lightmark.data.formats import ChallengeSource
-from lightmark.data.harden import HARDENINGS, dark_glasses, grey_dim, low_res, roll
+from lightmark.data.harden import HARDENINGS, dark_glasses, grey_dim, hand_over_eye, low_res, roll
 from lightmark.layouts import get_layout
 from lightmark.models.hourglass import build_model
 from lightmark.models.spec import ModelSpec
@@ -58,6 +58,19 @@ def test_dark_glasses_cover_the_eyes_and_nothing_far_from_them():
     assert np.array_equal(out[-20:], image[-20:])  # the chin and below untouched
 
 
+def test_a_hand_hides_one_eye_in_the_skins_colour_and_leaves_the_other():
+    image, points = _face()
+    points[:17] = np.stack([np.linspace(24, 104, 17), 60 + 40 * np.sin(np.linspace(0, np.pi, 17))], axis=1)
+    face = image.copy()
+    out, same = hand_over_eye(face, points, LAYOUT)
+    assert np.array_equal(same, points) and np.array_equal(face, image)  # the input is not written to
+    right, left = ([int(round(v)) for v in points[list(eye)].mean(axis=0)] for eye in LAYOUT.eye_centres)
+    patch = out[right[1] - 3:right[1] + 4, right[0] - 3:right[0] + 4].astype(float)
+    assert patch.std(axis=(0, 1)).max() < 3  # flat: the eye's texture is gone
+    assert np.array_equal(out[left[1] - 2:left[1] + 3, left[0] - 2:left[0] + 3],
+                          image[left[1] - 2:left[1] + 3, left[0] - 2:left[0] + 3])
+
+
 def test_grey_dim_and_low_res_keep_the_points_and_change_what_they_say():
     image, points = _face()
     grey, same = grey_dim(image, points, LAYOUT)
@@ -87,7 +100,7 @@ def test_the_cli_writes_every_face_under_every_hardening_deterministically(tmp_p
     assert summary["faces"] == 3 and summary["n"] == 3 * len(HARDENINGS)
     hard = ChallengeSource(out)
     original = ChallengeSource(src)
-    assert len(hard) == 12 and hard.validate()["n"] == 12
+    assert len(hard) == 3 * len(HARDENINGS) and hard.validate()["n"] == len(hard)
     by_name = dict(zip(hard.names, hard.raw_points))
     first = original.names[0].rsplit(".", 1)[0]
     assert np.array_equal(by_name[f"{first}-dark-glasses.png"], original.raw_points[0])

@@ -13,7 +13,10 @@ the source's, and a model's error on a hardened face is its own. What each imita
 - `roll40`: the head tilted 40 degrees in the image plane (points rotated with the pixels; the corners
   filled with the border's colours, not a mirror that would show a second face);
 - `dark-glasses`: dark sunglasses over both eyes (filled ellipses around each eye's points, a bridge
-  between them; the eye points stay where the eyes are, as COFW labels occluded points);
+  between them; the eye points stay where the eyes are, as COFW labels occluded points). The lenses sit
+  where the eyes are, as real ones do, so they hide the eyes but mark where they are: the mildest here;
+- `hand-over-eye`: a skin-coloured band, soft-edged and tilted, over the subject's right eye and brow (a
+  hand on the brow): it shows nothing of the eye beneath;
 - `grey-dim`: a grey-scale photo in poor light (contrast halved, darkened, light falling off to one side);
 - `low-res`: a small face (the crop shrunk to 40 px and enlarged again: about 10 px between the eyes).
 
@@ -38,6 +41,7 @@ from lightmark.layouts import Layout
 ROLL_DEGREES = 40.0
 GLASSES_SCALE = 1.9  # each lens: the eye's extent times this
 LOW_RES_SIDE = 40
+HAND_WIDTH, HAND_HEIGHT, HAND_LIFT, HAND_DEGREES = 1.3, 0.75, 0.2, -20.0  # in inter-ocular distances, degrees
 DIM_CONTRAST, DIM_GAIN, DIM_FALLOFF = 0.5, 0.6, 0.55  # contrast kept, brightness kept, light lost at one side
 
 Hardening = Callable[[np.ndarray, np.ndarray, Layout], tuple[np.ndarray, np.ndarray]]
@@ -68,6 +72,27 @@ def dark_glasses(image: np.ndarray, points: np.ndarray, layout: Layout) -> tuple
     return out, points.copy()
 
 
+def hand_over_eye(image: np.ndarray, points: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """A skin-coloured band (a hand, as in the stock photo left out of the dev set) over the subject's right
+    eye and brow, tilted, its middle a little above the eye: unlike dark lenses it shows nothing of the eye."""
+    eyes = [points[list(eye)].mean(axis=0) for eye in layout.eye_centres]
+    iod = float(np.linalg.norm(eyes[1] - eyes[0]))
+    face = points[: min(len(points), 17)]  # the jaw line where the layout has one: its inside is skin
+    hull = cv2.convexHull(np.round(face).astype(np.int32)) if len(face) >= 3 else None
+    mask = np.zeros(image.shape[:2], np.uint8)
+    if hull is not None:
+        cv2.fillConvexPoly(mask, hull, 255)
+    colour = np.median(image[mask > 0], axis=0) if mask.any() else np.median(image.reshape(-1, 3), axis=0)
+    centre = eyes[0] - np.array([0.1 * iod, HAND_LIFT * iod])
+    box = ((float(centre[0]), float(centre[1])), (HAND_WIDTH * iod, HAND_HEIGHT * iod), HAND_DEGREES)
+    band = np.zeros(image.shape[:2], np.float32)
+    cv2.fillConvexPoly(band, np.round(cv2.boxPoints(box)).astype(np.int32), 1.0)
+    band = cv2.GaussianBlur(band, (0, 0), max(1.0, 0.04 * iod))[:, :, None]  # a soft edge, as a hand's
+    shade = np.linspace(1.08, 0.92, image.shape[0], dtype=np.float32)[:, None, None]  # not one flat colour
+    out = image.astype(np.float32) * (1 - band) + colour[None, None, :] * shade * band
+    return np.clip(out, 0, 255).astype(np.uint8), points.copy()
+
+
 def grey_dim(image: np.ndarray, points: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
     grey = (grey - grey.mean()) * DIM_CONTRAST + grey.mean()
@@ -83,9 +108,11 @@ def low_res(image: np.ndarray, points: np.ndarray, layout: Layout) -> tuple[np.n
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR), points.copy()
 
 
-HARDENINGS: dict[str, Hardening] = {"roll40": roll, "dark-glasses": dark_glasses, "grey-dim": grey_dim,
-                                    "low-res": low_res}
+HARDENINGS: dict[str, Hardening] = {"roll40": roll, "dark-glasses": dark_glasses, "hand-over-eye": hand_over_eye,
+                                    "grey-dim": grey_dim, "low-res": low_res}
 PARAMS = {"roll_degrees": ROLL_DEGREES, "glasses_scale": GLASSES_SCALE, "low_res_side": LOW_RES_SIDE,
+          "hand_width_iod": HAND_WIDTH, "hand_height_iod": HAND_HEIGHT, "hand_lift_iod": HAND_LIFT,
+          "hand_degrees": HAND_DEGREES,
           "dim_contrast": DIM_CONTRAST, "dim_gain": DIM_GAIN, "dim_falloff": DIM_FALLOFF}
 
 
