@@ -33,8 +33,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from lightmark.atomic import write_bytes_atomic, write_json_atomic
+from lightmark.atomic import write_json_atomic
 from lightmark.data.formats import ANNOT_NAME, ChallengeSource, write_challenge_annotations
+from lightmark.data.images import write_png
 from lightmark.errors import ConfigError, DataError
 from lightmark.layouts import Layout
 
@@ -140,10 +141,7 @@ def harden_set(data: Path, out: Path, hardenings: Sequence[str] | None = None) -
         for hardening in chosen:
             image, moved = HARDENINGS[hardening](sample.image, sample.points, source.layout)
             name = f"{stem}-{hardening}.png"
-            ok, buffer = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 6])
-            if not ok:
-                raise DataError(f"{out / name}: could not encode the image")
-            write_bytes_atomic(out / name, buffer.tobytes())
+            write_png(out / name, image)
             names.append(name)
             points.append(moved)
             records.append({"name": name, "source": sample.name, "hardening": hardening})

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from lightmark.atomic import write_bytes_atomic
 from lightmark.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -26,6 +27,16 @@ def read_image(path: Path) -> np.ndarray:
     if image is None or image.size == 0:
         raise DataError(f"{path}: cannot decode image (unreadable or not an image)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def write_png(path: Path, image: np.ndarray, compression: int | None = 6) -> None:
+    """Encode an (H, W, 3) uint8 RGB image as PNG (`compression` 0-9, None: OpenCV's default) and write it
+    atomically (a crash leaves no half file)."""
+    params = [] if compression is None else [cv2.IMWRITE_PNG_COMPRESSION, compression]
+    ok, buffer = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise DataError(f"{path}: could not encode the image")
+    write_bytes_atomic(path, buffer.tobytes())
 
 
 def image_size(path: Path) -> tuple[int, int]:

@@ -26,13 +26,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
-import cv2
 import numpy as np
 
-from lightmark.atomic import write_bytes_atomic, write_json_atomic
+from lightmark.atomic import write_json_atomic
 from lightmark.data.dlib68 import INSTALL_HINT, DlibFaces
 from lightmark.data.formats import ANNOT_NAME, write_challenge_annotations
-from lightmark.data.images import crop_face, read_image
+from lightmark.data.images import crop_face, read_image, write_png
 from lightmark.errors import ConfigError, DataError
 
 CROP_MARGIN = 0.25  # the margin PtsSource, WFLW and COFW crop with
@@ -158,10 +157,7 @@ def build_dev_set(out: Path, faces: DlibFaces, size: int = 256, *, photos: Seque
             raw = faces.points(image, det.box)
             crop, crop_points, matrix = crop_face(image, raw, size, margin)
             name = f"{photo.key}-{k}.png"
-            ok, buffer = cv2.imencode(".png", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 6])
-            if not ok:
-                raise DataError(f"{out / name}: could not encode the image")
-            write_bytes_atomic(out / name, buffer.tobytes())
+            write_png(out / name, crop)
             names.append(name)
             points.append(crop_points)
             records.append({

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-import cv2
 import numpy as np
 
-from lightmark.atomic import write_bytes_atomic, write_text_atomic
+from lightmark.atomic import write_text_atomic
 from lightmark.data.formats import ANNOT_NAME, write_challenge_annotations
+from lightmark.data.images import write_png
 from lightmark.data.sources import FaceSource
 from lightmark.errors import DataError
 
@@ -52,10 +52,7 @@ def convert(source: FaceSource, out: Path, to: str, advance: Callable[[], None] 
         if name in taken:  # two faces of one photo (WFLW lists one line per face)
             name = str(PurePosixPath(name).with_name(f"{PurePosixPath(name).stem}-{i:06d}.png"))
         taken.add(name)
-        ok, buffer = cv2.imencode(".png", cv2.cvtColor(sample.image, cv2.COLOR_RGB2BGR))
-        if not ok:
-            raise DataError(f"{out / name}: could not encode the image")
-        write_bytes_atomic(out / name, buffer.tobytes())
+        write_png(out / name, sample.image, compression=None)
         if to == "pts":
             write_text_atomic((out / name).with_suffix(".pts"), pts_text(sample.points))
         names.append(name)
