@@ -78,11 +78,8 @@ def hand_over_eye(image: np.ndarray, points: np.ndarray, layout: Layout) -> tupl
     eye and brow, tilted, its middle a little above the eye: unlike dark lenses it shows nothing of the eye."""
     eyes = [points[list(eye)].mean(axis=0) for eye in layout.eye_centres]
     iod = float(np.linalg.norm(eyes[1] - eyes[0]))
-    face = points[: min(len(points), 17)]  # the jaw line where the layout has one: its inside is skin
-    hull = cv2.convexHull(np.round(face).astype(np.int32)) if len(face) >= 3 else None
-    mask = np.zeros(image.shape[:2], np.uint8)
-    if hull is not None:
-        cv2.fillConvexPoly(mask, hull, 255)
+    mask = np.zeros(image.shape[:2], np.uint8)  # inside the points' hull: mostly skin, in any layout
+    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(points).astype(np.int32)), 255)
     colour = np.median(image[mask > 0], axis=0) if mask.any() else np.median(image.reshape(-1, 3), axis=0)
     centre = eyes[0] - np.array([0.1 * iod, HAND_LIFT * iod])
     box = ((float(centre[0]), float(centre[1])), (HAND_WIDTH * iod, HAND_HEIGHT * iod), HAND_DEGREES)
