@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from fidelity_tables import SPECS, write_multi_fidelity
 
@@ -35,7 +36,10 @@ def test_tabular_to_quick_by_hand(toy):
     assert r["regret_pp"] == pytest.approx(1.0) and r["regret_ci"] == pytest.approx([1.0, 1.0])
     # tabular's sd: 0.2 / sqrt 2 over the 6 with a second seed; quick has none (its noise counts as 0)
     assert "tabular 0.14 pp from 6 architectures; quick unknown" in r["regret_ci_method"]
-    assert r["verdict"].startswith("tabular misleads: its pick s1-d2-c16 ranks 2nd of 12 at quick")
+    # an interval that moved only tabular's pick says nothing of quick's own noise: no "beyond the noise"
+    assert r["regret_ci_counts"] == ["tabular"] and "beyond the seed noise" not in r["verdict"]
+    assert r["verdict"].startswith("tabular may mislead: its pick s1-d2-c16 ranks 2nd of 12 at quick, 1.00 pp "
+                                   "behind s1-d2-c16-cc, beyond tabular's seed noise, but quick's is unknown")
     assert r["metric_from"] == r["metric_to"] == "nme_image_pct"
     assert transfer(toy, "tabular", "quick") == r  # fixed bootstrap seeds: the numbers reproduce
 
@@ -62,6 +66,16 @@ def test_the_regret_interval_comes_from_the_seed_noise(toy):
     # i0 stays the pick (5.9 < 6.1), but with the seed sd these pairs show, often i1 (quick's best) wins
     assert r["regret_pp"] == pytest.approx(1.0) and r["regret_ci"] == pytest.approx([0.0, 1.0])
     assert "within the seed noise" in r["verdict"]
+
+
+def test_with_both_sides_noise_known_a_gap_beyond_it_misleads(toy):
+    frame = toy.frame
+    quick = frame[(frame[FIDELITY] == "quick") & frame["spec"].isin(SPECS[:6])].copy()
+    quick["seed"], quick["nme_image_pct"] = 1, quick["nme_image_pct"] + 0.02  # quick's sd: 0.014 pp
+    r = transfer(Table(toy.name, pd.concat([frame, quick], ignore_index=True), toy.meta), "tabular", "quick")
+    assert r["regret_ci_counts"] == ["tabular", "quick"] and r["regret_ci"][0] > 0.9
+    assert r["verdict"].startswith("tabular misleads: its pick s1-d2-c16 ranks 2nd of 12 at quick")
+    assert "beyond the seed noise" in r["verdict"]
 
 
 def test_architectures_trained_once_are_as_noisy_as_the_rest(toy):

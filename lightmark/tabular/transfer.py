@@ -13,7 +13,9 @@ the top-5 overlap, and the regret of trusting F1 (F2's NME of F1's best architec
 percentage points). The regret's interval comes from the seed noise, as `tabular/families.py` draws
 it: each side's sd of one seed's value is pooled over its architectures trained twice or more, and in
 each of 1000 replicates (seed 0) every architecture's value is redrawn around its mean with that sd /
-sqrt(its seeds); none where neither side has an architecture with two seeds. (Resampling each
+sqrt(its seeds); none where neither side has an architecture with two seeds. A side without one counts
+as noiseless there, so the verdict calls a gap "beyond the seed noise" only when the `to` side's noise
+is known (`regret_ci_counts`). (Resampling each
 architecture's own seeds instead left every architecture trained once fixed: with most of them trained
 once, an interval of [0.53, 0.79] pp claimed a gap "beyond the noise" on the dev set, whose seed sd is
 about 5 pp.)
@@ -221,6 +223,7 @@ def _statistics(table: Table, src: Side, dst: Side, common: list[str], budget_mb
     k = min(TOP_K, len(feasible))
     top_a, top_b = sorted(fa, key=lambda s: (fa[s], s))[:k], sorted(fb, key=lambda s: (fb[s], s))[:k]
     interval, method = regret_interval(src, dst, feasible)
+    counted = [side.resolved for side in (src, dst) if seed_sd(side)[0] is not None] if interval else []
     result = {
         "table": table.name, "from": src.asked, "to": dst.asked, "from_resolved": src.resolved,
         "to_resolved": dst.resolved, "metric_from": src.column, "metric_to": dst.column,
@@ -231,7 +234,7 @@ def _statistics(table: Table, src: Side, dst: Side, common: list[str], budget_mb
         "pick": pick, "pick_value_from": fa[pick], "pick_value_to": fb[pick],
         "pick_rank_to": 1 + sum(v < fb[pick] for v in fb.values()), "best_to": best, "best_value_to": fb[best],
         "regret_pp": fb[pick] - fb[best], "regret_ci": interval,
-        "regret_ci_method": method,
+        "regret_ci_method": method, "regret_ci_counts": counted,
         "pick_worst_face_to": worst_face(table, dst, pick), "best_worst_face_to": worst_face(table, dst, best),
         "bootstrap": {"replicates": N_BOOT, "seed": BOOT_SEED},
     }
@@ -257,6 +260,10 @@ def verdict(r: dict[str, Any]) -> str:
     gap = f"{r['regret_pp']:.2f} pp behind {r['best_to']}"
     if r["regret_ci"] is None:
         return f"{src} may mislead: {place}, {gap} (no second seeds: the noise is unknown); {ranking}"
+    if r["regret_ci"][0] > 0 and dst not in r.get("regret_ci_counts", [dst]):
+        # the interval moved only the pick: the regret's own side may be noisier than the gap
+        return (f"{src} may mislead: {place}, {gap}, beyond {src}'s seed noise, but {dst}'s is unknown (no "
+                f"second seeds there); {ranking}")
     if r["regret_ci"][0] > 0:
         return f"{src} misleads: {place}, {gap}, beyond the seed noise; {ranking}"
     return f"{src} picks within the seed noise: {place}, {gap} (interval includes 0); {ranking}"
